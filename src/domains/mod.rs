@@ -1,0 +1,17 @@
+//! Domains: the parts of the host SystemManager sees and manages.
+//!
+//! Each domain is a library of plain collection (and later action) functions with typed results,
+//! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
+//! each other; the gate does the rest.
+
+pub mod system;
+
+use crate::config::Config;
+use crate::tool::Registry;
+
+/// Every tool this configuration enables, in `tools/list` order.
+pub fn registry(config: &Config) -> Registry {
+    let mut registry = Registry::new();
+    system::register(&mut registry, config);
+    registry
+}

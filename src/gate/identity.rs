@@ -1,0 +1,81 @@
+//! Who is calling, as the transports establish it.
+//!
+//! Transports resolve a [`Caller`] and hand it to the gate; the gate never looks at headers or
+//! sockets itself. This is the seam where authentication plugs in: today stdio and unix-socket
+//! callers are the local OS user and TCP callers are `anonymous`; bearer tokens, mTLS and
+//! Tailscale identities will be further [`Identity`] variants resolved by the HTTP transport.
+
+use std::fmt;
+
+/// The transport a call arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Stdio,
+    Http,
+    UnixSocket,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Stdio => "stdio",
+            TransportKind::Http => "http",
+            TransportKind::UnixSocket => "unix",
+        }
+    }
+}
+
+/// The authenticated principal behind a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A local OS user: whoever started a stdio server, or the peer of a unix-socket connection
+    /// (from `SO_PEERCRED`, which the kernel vouches for).
+    LocalUser { uid: u32, name: String },
+    /// An HTTP caller nothing has authenticated yet.
+    Anonymous,
+}
+
+impl Identity {
+    /// The local user with this uid, named from the user database when it has an entry.
+    pub fn local_user(uid: u32) -> Self {
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("uid{uid}"), |user| user.name);
+        Identity::LocalUser { uid, name }
+    }
+
+    /// The user running this process.
+    pub fn current_user() -> Self {
+        Self::local_user(rustix::process::getuid().as_raw())
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::LocalUser { name, .. } => write!(f, "user:{name}"),
+            Identity::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+/// Everything the gate knows about who made a call and how.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    pub transport: TransportKind,
+    /// The peer: a socket address, or `pid N` for a unix-socket peer; none for stdio.
+    pub remote: Option<String>,
+}
+
+impl Caller {
+    /// The caller of a stdio server: the user who started it.
+    pub fn stdio() -> Self {
+        Self {
+            identity: Identity::current_user(),
+            transport: TransportKind::Stdio,
+            remote: None,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The gate: the one door every tool call passes, whatever the transport.
+//!
+//! It knows who is calling (a [`Caller`] resolved by the transport), finds the tool's
+//! declaration, applies the per-call timeout and the output cap, turns failures into answers the
+//! caller can act on, and writes one structured log event per call. It does not know how any tool
+//! works inside, nor how the caller was authenticated.
+
+mod cap;
+mod identity;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResult, ContentBlock as Content, JsonObject};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::LimitsConfig;
+use crate::tool::{Answer, Registry, ToolContext, ToolError};
+
+pub use cap::json_len;
+pub use identity::{Caller, Identity, TransportKind};
+
+/// The hint given when a tool declares none.
+const DEFAULT_PAGING_HINT: &str =
+    "narrow the request, or raise limits.max_output_bytes in the server config";
+
+/// Bounds applied to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub call_timeout: Duration,
+    pub max_output_bytes: usize,
+}
+
+impl From<&LimitsConfig> for Limits {
+    fn from(config: &LimitsConfig) -> Self {
+        Self {
+            call_timeout: Duration::from_secs(config.call_timeout_seconds.get()),
+            max_output_bytes: usize::try_from(config.max_output_bytes.get()).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// How a call ended, as logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Truncated,
+    ToolError(crate::tool::ToolErrorKind),
+    TimedOut,
+    Cancelled,
+    Panicked,
+    UnknownTool,
+    ShuttingDown,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Truncated => "truncated",
+            Outcome::ToolError(kind) => kind.as_str(),
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Panicked => "panicked",
+            Outcome::UnknownTool => "unknown_tool",
+            Outcome::ShuttingDown => "shutting_down",
+        })
+    }
+}
+
+/// The gate. One per server process, shared by every transport and session.
+pub struct Gate {
+    registry: Registry,
+    limits: Limits,
+    in_flight: TaskTracker,
+    draining: AtomicBool,
+}
+
+impl Gate {
+    pub fn new(registry: Registry, limits: Limits) -> Self {
+        Self {
+            registry,
+            limits,
+            in_flight: TaskTracker::new(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Runs one tool call. A protocol error (`Err`) only for an unknown tool; everything that
+    /// goes wrong inside a known tool is an `isError` result whose text says what to do next.
+    pub async fn call(
+        &self,
+        caller: Arc<Caller>,
+        name: &str,
+        arguments: Option<JsonObject>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let Some(tool) = self.registry.get(name) else {
+            log_call(&caller, name, Outcome::UnknownTool, started, 0);
+            return Err(ErrorData::invalid_params(
+                format!("Unknown tool: {name}"),
+                None,
+            ));
+        };
+        if self.draining.load(Ordering::Acquire) {
+            let text = "the server is shutting down and takes no new calls; retry once it is back";
+            log_call(&caller, name, Outcome::ShuttingDown, started, text.len());
+            return Ok(CallToolResult::error(vec![Content::text(text)]));
+        }
+
+        let declaration = tool.declaration();
+        let context = ToolContext {
+            caller: Arc::clone(&caller),
+            cancel: cancel.child_token(),
+        };
+        let run = AssertUnwindSafe(tool.call(arguments.unwrap_or_default(), context.clone()))
+            .catch_unwind();
+        let timeout = self.limits.call_timeout;
+        let finished = self.in_flight.track_future(async {
+            tokio::select! {
+                result = tokio::time::timeout(timeout, run) => Some(result),
+                () = cancel.cancelled() => None,
+            }
+        });
+        let finished = finished.await;
+        // Whatever happened, the tool's own work should stop now.
+        context.cancel.cancel();
+
+        let (result, outcome) = match finished {
+            None => (
+                CallToolResult::error(vec![Content::text("the call was cancelled")]),
+                Outcome::Cancelled,
+            ),
+            Some(Err(_elapsed)) => (
+                CallToolResult::error(vec![Content::text(format!(
+                    "{name} did not finish within {} s and was abandoned; the host may be busy. \
+                     Try again, narrow the request, or raise limits.call_timeout_seconds.",
+                    timeout.as_secs()
+                ))]),
+                Outcome::TimedOut,
+            ),
+            Some(Ok(Err(_panic))) => {
+                tracing::error!(tool = name, "tool panicked");
+                (
+                    CallToolResult::error(vec![Content::text(format!(
+                        "{name} failed unexpectedly (an internal error, logged on the server); \
+                         nothing was changed by the gate. Please report it."
+                    ))]),
+                    Outcome::Panicked,
+                )
+            }
+            Some(Ok(Ok(Err(error)))) => tool_error(error),
+            Some(Ok(Ok(Ok(answer)))) => {
+                let hint = declaration.paging_hint.unwrap_or(DEFAULT_PAGING_HINT);
+                self.shape(answer, hint)
+            }
+        };
+        log_call(&caller, name, outcome, started, result_len(&result));
+        Ok(result)
+    }
+
+    /// Applies the output cap and builds the MCP result.
+    fn shape(&self, answer: Answer, hint: &str) -> (CallToolResult, Outcome) {
+        match cap::cap(answer, self.limits.max_output_bytes, hint) {
+            Ok((answer, truncated)) => {
+                let mut result = CallToolResult::structured(answer.structured);
+                // `structured` puts the JSON in the text block; we carry a compact rendering.
+                result.content = vec![Content::text(answer.text)];
+                let outcome = if truncated {
+                    Outcome::Truncated
+                } else {
+                    Outcome::Ok
+                };
+                (result, outcome)
+            }
+            Err(too_large) => (
+                CallToolResult::error(vec![Content::text(format!(
+                    "the answer ({} bytes) exceeds limits.max_output_bytes ({}) and cannot be \
+                     shortened; {hint}",
+                    too_large.bytes, self.limits.max_output_bytes
+                ))]),
+                Outcome::Truncated,
+            ),
+        }
+    }
+
+    /// Stops taking new calls and waits up to `grace` for the calls in flight to finish.
+    /// Returns whether they all did.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.draining.store(true, Ordering::Release);
+        self.in_flight.close();
+        let finished = tokio::time::timeout(grace, self.in_flight.wait())
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!(
+                in_flight = self.in_flight.len(),
+                grace_seconds = grace.as_secs(),
+                "calls still running after the shutdown grace period; exiting anyway"
+            );
+        }
+        finished
+    }
+
+    /// Calls running right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+fn tool_error(error: ToolError) -> (CallToolResult, Outcome) {
+    (
+        CallToolResult::error(vec![Content::text(error.message)]),
+        Outcome::ToolError(error.kind),
+    )
+}
+
+/// Bytes a result puts on the wire, roughly: its text blocks plus its structured JSON.
+fn result_len(result: &CallToolResult) -> usize {
+    let text: usize = result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.len()))
+        .sum();
+    text + result.structured_content.as_ref().map_or(0, json_len)
+}
+
+fn log_call(caller: &Caller, tool: &str, outcome: Outcome, started: Instant, bytes: usize) {
+    tracing::info!(
+        target: "systemmanager::call",
+        tool,
+        identity = %caller.identity,
+        transport = caller.transport.as_str(),
+        remote = caller.remote.as_deref().unwrap_or(""),
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        outcome = %outcome,
+        bytes,
+        "tool call"
+    );
+}

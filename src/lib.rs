@@ -1,0 +1,24 @@
+//! SystemManager: an MCP server that lets AI assistants monitor and safely manage a Linux host.
+//!
+//! Data flows one way, and the module tree follows it:
+//!
+//! | module        | knows                                                        |
+//! |---------------|--------------------------------------------------------------|
+//! | [`transport`] | bytes, stdio framing, HTTP, Origin/Host, who is calling      |
+//! | [`mcp`]       | the protocol: eras, server info, the tool listing            |
+//! | [`gate`]      | the one door: identity, timeout, output cap, the call log    |
+//! | [`domains`]   | the host: collectors and the tools declared over them        |
+//!
+//! [`tool`] is the vocabulary they share (a tool's declaration and signature), [`config`] what
+//! the operator chose, and [`serve`] wires them together for the `serve` command.
+
+pub mod bounded;
+pub mod config;
+pub mod domains;
+pub mod gate;
+pub mod logging;
+pub mod mcp;
+pub mod render;
+pub mod serve;
+pub mod tool;
+pub mod transport;

@@ -1,0 +1,194 @@
+//! What a tool is: its declaration (name, title, domain, tier, behaviour hints) and the typed
+//! function behind it.
+//!
+//! A tool declares its metadata exactly once, in a [`Declaration`], and its input and output
+//! types carry their JSON Schemas. `tools/list`, the gate, the audit trail and role checks all
+//! read that one declaration through the [`Registry`].
+
+mod registry;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+
+use crate::gate::Caller;
+
+pub use registry::{Answer, RegisteredTool, Registry};
+
+/// How much a tool can change. Roles grant tiers; read-only mode registers only `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Looks, changes nothing.
+    Read,
+    /// A reversible change: start, stop, restart, SIGTERM.
+    Operate,
+    /// Destructive or powerful: remove, prune, SIGKILL, exec, pull, create.
+    Admin,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Read => "read",
+            Tier::Operate => "operate",
+            Tier::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The part of the host a tool belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    System,
+    Process,
+    Network,
+    Hardware,
+    Files,
+    Docker,
+    Services,
+    Tailscale,
+}
+
+impl Domain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::System => "system",
+            Domain::Process => "process",
+            Domain::Network => "network",
+            Domain::Hardware => "hardware",
+            Domain::Files => "files",
+            Domain::Docker => "docker",
+            Domain::Services => "services",
+            Domain::Tailscale => "tailscale",
+        }
+    }
+}
+
+/// A tool's metadata, declared once as a `static`.
+///
+/// The MCP annotations are derived from it: `readOnlyHint` is true exactly for the `read` tier,
+/// and a `read` tool is never destructive, so hints cannot contradict the tier.
+#[derive(Debug)]
+pub struct Declaration {
+    /// The wire name: `snake_case`, `domain_verb`.
+    pub name: &'static str,
+    /// A short human title for clients' UIs.
+    pub title: &'static str,
+    /// What the tool answers and when to use it; written for the model that picks tools.
+    pub description: &'static str,
+    pub domain: Domain,
+    pub tier: Tier,
+    /// May irreversibly destroy something (only meaningful above `read`).
+    pub destructive: bool,
+    /// Calling twice with the same arguments has no further effect.
+    pub idempotent: bool,
+    /// Reaches beyond this host (registries, the network).
+    pub open_world: bool,
+    /// Tells a caller whose answer was cut how to get the rest (e.g. "use `limit` and `cursor`").
+    pub paging_hint: Option<&'static str>,
+}
+
+/// A tool's answer in the two forms MCP carries: the structured value (matching the declared
+/// output schema) and a compact text rendering for clients that only read text.
+pub trait Render {
+    /// A compact rendering: a line, or one line per row. Never a JSON dump.
+    fn render_text(&self) -> String;
+}
+
+/// A failure the caller should read: it becomes a tool result with `isError: true`, whose text
+/// says what went wrong and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    pub kind: ToolErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolErrorKind {
+    /// The arguments do not match the input schema or make no sense.
+    InvalidArguments,
+    /// The thing asked about does not exist.
+    NotFound,
+    /// Something the tool depends on is missing or unreachable.
+    Unavailable,
+    /// The operation was attempted and failed.
+    Failed,
+}
+
+impl ToolErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolErrorKind::InvalidArguments => "invalid_arguments",
+            ToolErrorKind::NotFound => "not_found",
+            ToolErrorKind::Unavailable => "unavailable",
+            ToolErrorKind::Failed => "failed",
+        }
+    }
+}
+
+impl ToolError {
+    pub fn new(kind: ToolErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid_arguments(message: impl Into<String>) -> Self {
+        Self::new(ToolErrorKind::InvalidArguments, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ToolErrorKind::NotFound, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ToolErrorKind::Unavailable, message)
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ToolErrorKind::Failed, message)
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What a running tool may know about its call.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub caller: Arc<Caller>,
+    /// Cancelled when the client cancels the request or the call times out; long work should
+    /// stop when it fires.
+    pub cancel: CancellationToken,
+}
+
+/// Arguments for a tool that takes none. Unknown arguments are still refused.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}
+
+/// A tool: a declaration plus a typed async function.
+pub trait Tool: Send + Sync + 'static {
+    type Arguments: DeserializeOwned + JsonSchema + Send + 'static;
+    type Output: Serialize + JsonSchema + Render + Send + 'static;
+
+    fn declaration(&self) -> &'static Declaration;
+
+    fn run(
+        &self,
+        arguments: Self::Arguments,
+        context: ToolContext,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}

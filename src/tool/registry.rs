@@ -1,0 +1,202 @@
+//! The registry: every tool the server offers, in a fixed order, with its MCP listing built
+//! from the declaration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use futures::future::BoxFuture;
+use rmcp::handler::server::common::{schema_for_input, schema_for_output};
+use rmcp::model::{JsonObject, MetaObject, ToolAnnotations};
+use serde_json::{Value, json};
+
+use super::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+
+/// A tool's answer, type-erased: the structured value and its text rendering.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub structured: Value,
+    pub text: String,
+}
+
+type ErasedCall =
+    dyn Fn(JsonObject, ToolContext) -> BoxFuture<'static, Result<Answer, ToolError>> + Send + Sync;
+
+/// One registered tool: its declaration, schemas and erased entry point.
+pub struct RegisteredTool {
+    declaration: &'static Declaration,
+    schemas: fn() -> (Arc<JsonObject>, Arc<JsonObject>),
+    call: Box<ErasedCall>,
+}
+
+impl RegisteredTool {
+    pub fn declaration(&self) -> &'static Declaration {
+        self.declaration
+    }
+
+    /// Parses the arguments against the tool's input type and runs it.
+    pub fn call(
+        &self,
+        arguments: JsonObject,
+        context: ToolContext,
+    ) -> BoxFuture<'static, Result<Answer, ToolError>> {
+        (self.call)(arguments, context)
+    }
+
+    /// The input and output schemas (the output schema includes the gate's `truncated` marker).
+    pub fn schemas(&self) -> (Arc<JsonObject>, Arc<JsonObject>) {
+        (self.schemas)()
+    }
+
+    fn to_mcp(&self) -> rmcp::model::Tool {
+        let declaration = self.declaration;
+        let (input, output) = self.schemas();
+        let read = declaration.tier == Tier::Read;
+        let annotations = ToolAnnotations::with_title(declaration.title)
+            .read_only(read)
+            .destructive(!read && declaration.destructive)
+            .idempotent(read || declaration.idempotent)
+            .open_world(declaration.open_world);
+        let mut meta = MetaObject::new();
+        meta.0
+            .insert("systemmanager/tier".into(), json!(declaration.tier));
+        meta.0
+            .insert("systemmanager/domain".into(), json!(declaration.domain));
+        rmcp::model::Tool::new_with_raw(
+            declaration.name,
+            Some(declaration.description.into()),
+            input,
+        )
+        .with_title(declaration.title)
+        .with_raw_output_schema(output)
+        .with_annotations(annotations)
+        .with_meta(meta)
+    }
+}
+
+/// Every tool, in registration order (domain by domain), which is the `tools/list` order.
+#[derive(Default)]
+pub struct Registry {
+    tools: Vec<RegisteredTool>,
+    by_name: HashMap<&'static str, usize>,
+    listing: OnceLock<Vec<rmcp::model::Tool>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tool.
+    ///
+    /// # Panics
+    /// When a tool of the same name is already registered: that is a programming error, caught
+    /// by the metadata tests.
+    pub fn register<T: Tool>(&mut self, tool: T) {
+        let declaration = tool.declaration();
+        assert!(
+            !self.by_name.contains_key(declaration.name),
+            "tool `{}` registered twice",
+            declaration.name
+        );
+        let tool = Arc::new(tool);
+        let call = move |arguments: JsonObject, context: ToolContext| {
+            let tool = Arc::clone(&tool);
+            let future: BoxFuture<'static, Result<Answer, ToolError>> = Box::pin(async move {
+                let arguments: T::Arguments = parse_arguments(arguments)?;
+                let output = tool.run(arguments, context).await?;
+                let text = output.render_text();
+                let structured = serde_json::to_value(&output).map_err(|error| {
+                    ToolError::failed(format!("cannot encode the answer: {error}"))
+                })?;
+                Ok(Answer { structured, text })
+            });
+            future
+        };
+        self.by_name.insert(declaration.name, self.tools.len());
+        self.tools.push(RegisteredTool {
+            declaration,
+            schemas: schemas_of::<T>,
+            call: Box::new(call),
+        });
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RegisteredTool> {
+        self.by_name.get(name).map(|index| &self.tools[*index])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &RegisteredTool> {
+        self.tools.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// The MCP tool listing, built once on first use (schema generation is not free, and a
+    /// stdio session that never lists tools should not pay for it at start-up).
+    pub fn mcp_tools(&self) -> &[rmcp::model::Tool] {
+        self.listing
+            .get_or_init(|| self.tools.iter().map(RegisteredTool::to_mcp).collect())
+    }
+
+    pub fn mcp_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        let index = *self.by_name.get(name)?;
+        self.mcp_tools().get(index).cloned()
+    }
+}
+
+/// Deserializes arguments into the tool's input type; errors name the offending field.
+fn parse_arguments<A: serde::de::DeserializeOwned>(arguments: JsonObject) -> Result<A, ToolError> {
+    serde_path_to_error::deserialize(Value::Object(arguments)).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        let message = if path == "." {
+            format!("invalid arguments: {inner}")
+        } else {
+            format!("invalid argument `{path}`: {inner}")
+        };
+        ToolError::invalid_arguments(message)
+    })
+}
+
+fn schemas_of<T: Tool>() -> (Arc<JsonObject>, Arc<JsonObject>) {
+    // A derived struct schema is always an object, so this cannot fail for our tools; the
+    // metadata tests check every registered tool anyway.
+    let mut input = schema_for_input::<T::Arguments>()
+        .unwrap_or_else(|error| panic!("input schema of `{}`: {error}", std::any::type_name::<T>()))
+        .as_ref()
+        .clone();
+    // Some clients require `properties` even when a tool takes no arguments.
+    input
+        .entry("properties")
+        .or_insert_with(|| Value::Object(JsonObject::new()));
+    let input = Arc::new(input);
+    let mut output = schema_for_output::<T::Output>().as_ref().clone();
+    add_truncation_marker(&mut output);
+    (input, Arc::new(output))
+}
+
+/// Declares the `truncated` field the gate adds when it cuts an oversized answer, so capped
+/// answers still match the output schema.
+fn add_truncation_marker(schema: &mut JsonObject) {
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        properties.insert(
+            "truncated".into(),
+            json!({
+                "type": "object",
+                "description": "Present only when the answer was cut to fit the output limit.",
+                "properties": {
+                    "field": { "type": "string", "description": "The list that was shortened." },
+                    "returned": { "type": "integer", "minimum": 0 },
+                    "total": { "type": "integer", "minimum": 0 },
+                    "hint": { "type": "string", "description": "How to get the rest." }
+                },
+                "required": ["field", "returned", "total", "hint"]
+            }),
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! DNS-rebinding and cross-origin protection: the `Host` allow-list and `Origin` validation.
+//!
+//! rmcp validates these too, but only inside its service, after our own layers have already read
+//! the body. Checking here first means a foreign page gets its 403 before anything else happens
+//! (authentication, body buffering), and the rules are the ones this file documents.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header, uri::Authority};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::reply;
+
+/// One entry of `http.allowed_hosts`: a host name or address, optionally with a port.
+/// Without a port it matches any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: String,
+    port: Option<u16>,
+}
+
+/// One entry of `http.allowed_origins`: `scheme://host[:port]`, where the port may be `*`.
+/// Without a port only the scheme's default port matches (RFC 6454).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPattern {
+    scheme: String,
+    host: String,
+    port: PortRule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortRule {
+    Any,
+    Exact(u16),
+}
+
+fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+impl FromStr for HostPattern {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        // A bare IPv6 address (`::1`) is not an authority until bracketed.
+        if let Ok(address) = text.trim().parse::<std::net::Ipv6Addr>() {
+            return Ok(Self {
+                host: address.to_string(),
+                port: None,
+            });
+        }
+        let authority = Authority::from_str(text.trim())
+            .map_err(|_| format!("`{text}` is not a host name, address or host:port"))?;
+        Ok(Self {
+            host: normalize_host(authority.host()),
+            port: authority.port_u16(),
+        })
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.host == host && self.port.is_none_or(|allowed| Some(allowed) == port)
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(port) => write!(f, "{host}:{port}"),
+            None => f.write_str(&host),
+        }
+    }
+}
+
+impl FromStr for OriginPattern {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let invalid = || format!("`{text}` is not an origin like `https://app.example.com:8443`");
+        let (base, any_port) = match text.strip_suffix(":*") {
+            Some(base) => (base, true),
+            None => (text, false),
+        };
+        let uri = Uri::from_str(base).map_err(|_| invalid())?;
+        let scheme = uri.scheme_str().ok_or_else(invalid)?.to_ascii_lowercase();
+        let authority = uri.authority().ok_or_else(invalid)?;
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(format!(
+                "`{text}` has a path; an origin is only scheme://host[:port]"
+            ));
+        }
+        let port = match (any_port, authority.port_u16()) {
+            (true, None) => PortRule::Any,
+            (true, Some(_)) => return Err(invalid()),
+            (false, Some(port)) => PortRule::Exact(port),
+            (false, None) => PortRule::Exact(default_port(&scheme).ok_or_else(|| {
+                format!("`{text}` needs an explicit port (or `:*`) for scheme `{scheme}`")
+            })?),
+        };
+        Ok(Self {
+            scheme,
+            host: normalize_host(authority.host()),
+            port,
+        })
+    }
+}
+
+impl OriginPattern {
+    fn matches(&self, origin: &Uri) -> bool {
+        let (Some(scheme), Some(authority)) = (origin.scheme_str(), origin.authority()) else {
+            return false;
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let port = authority.port_u16().or_else(|| default_port(&scheme));
+        scheme == self.scheme
+            && normalize_host(authority.host()) == self.host
+            && match self.port {
+                PortRule::Any => true,
+                PortRule::Exact(allowed) => port == Some(allowed),
+            }
+    }
+}
+
+impl fmt::Display for OriginPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            PortRule::Any => write!(f, "{}://{host}:*", self.scheme),
+            PortRule::Exact(port) => write!(f, "{}://{host}:{port}", self.scheme),
+        }
+    }
+}
+
+macro_rules! serde_via_str {
+    ($type:ty) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_via_str!(HostPattern);
+serde_via_str!(OriginPattern);
+
+/// What a request's `Host` and `Origin` must satisfy.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    pub allowed_hosts: Vec<HostPattern>,
+    pub allowed_origins: Vec<OriginPattern>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    MissingHost,
+    HostNotAllowed(String),
+    OriginNotAllowed(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::MissingHost => f.write_str("Forbidden: the request has no valid Host header"),
+            Refusal::HostNotAllowed(host) => write!(
+                f,
+                "Forbidden: Host `{host}` is not allowed (possible DNS rebinding); \
+                 add it to http.allowed_hosts if this server is meant to answer to that name"
+            ),
+            Refusal::OriginNotAllowed(origin) => write!(
+                f,
+                "Forbidden: Origin `{origin}` is not allowed; \
+                 add it to http.allowed_origins if that web application is trusted"
+            ),
+        }
+    }
+}
+
+impl OriginPolicy {
+    /// Checks the headers of one request. A request without `Origin` (every non-browser client)
+    /// passes the origin rule; one with an `Origin` must match the allow-list exactly.
+    pub fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+        let authority = match headers.get(header::HOST) {
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|text| Authority::from_str(text).ok())
+                .ok_or(Refusal::MissingHost)?,
+            None => uri.authority().cloned().ok_or(Refusal::MissingHost)?,
+        };
+        let host = normalize_host(authority.host());
+        let port = authority.port_u16();
+        if !self.allowed_hosts.is_empty()
+            && !self.allowed_hosts.iter().any(|p| p.matches(&host, port))
+        {
+            return Err(Refusal::HostNotAllowed(authority.to_string()));
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+            let allowed = Uri::from_str(&text)
+                .ok()
+                .is_some_and(|uri| self.allowed_origins.iter().any(|p| p.matches(&uri)));
+            if !allowed {
+                return Err(Refusal::OriginNotAllowed(text));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Axum middleware applying [`OriginPolicy`] before anything else sees the request.
+pub async fn enforce(
+    State(policy): State<Arc<OriginPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match policy.check(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::warn!(%refusal, "refused HTTP request");
+            reply::jsonrpc_error(StatusCode::FORBIDDEN, None, -32600, refusal.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn policy(hosts: &[&str], origins: &[&str]) -> OriginPolicy {
+        OriginPolicy {
+            allowed_hosts: hosts.iter().map(|h| h.parse().expect("host")).collect(),
+            allowed_origins: origins.iter().map(|o| o.parse().expect("origin")).collect(),
+        }
+    }
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(header::HOST, HeaderValue::from_str(host).expect("host"));
+        if let Some(origin) = origin {
+            map.insert(
+                header::ORIGIN,
+                HeaderValue::from_str(origin).expect("origin"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn loopback_hosts_pass_and_others_are_refused() {
+        let policy = policy(&["localhost", "127.0.0.1", "::1"], &[]);
+        let uri = Uri::from_static("/mcp");
+        assert!(policy.check(&uri, &headers("127.0.0.1:8080", None)).is_ok());
+        assert!(policy.check(&uri, &headers("[::1]:8080", None)).is_ok());
+        assert!(policy.check(&uri, &headers("LOCALHOST", None)).is_ok());
+        assert_eq!(
+            policy.check(&uri, &headers("evil.example:8080", None)),
+            Err(Refusal::HostNotAllowed("evil.example:8080".into()))
+        );
+    }
+
+    #[test]
+    fn any_origin_is_refused_unless_listed() {
+        let policy = policy(
+            &["localhost"],
+            &["http://localhost:6274", "https://ok.example"],
+        );
+        let uri = Uri::from_static("/mcp");
+        assert!(policy.check(&uri, &headers("localhost", None)).is_ok());
+        assert!(
+            policy
+                .check(&uri, &headers("localhost", Some("http://localhost:6274")))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&uri, &headers("localhost", Some("https://ok.example")))
+                .is_ok()
+        );
+        for foreign in [
+            "https://evil.example",
+            "http://localhost:9999",
+            "https://ok.example:8443",
+            "null",
+            "not a uri",
+        ] {
+            assert!(
+                matches!(
+                    policy.check(&uri, &headers("localhost", Some(foreign))),
+                    Err(Refusal::OriginNotAllowed(_))
+                ),
+                "{foreign} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcard_port_origin() {
+        let policy = policy(&[], &["http://localhost:*"]);
+        let uri = Uri::from_static("/mcp");
+        assert!(
+            policy
+                .check(&uri, &headers("x", Some("http://localhost:1234")))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&uri, &headers("x", Some("https://localhost:1234")))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn patterns_reject_nonsense_and_round_trip() {
+        assert!("https://a.example/path".parse::<OriginPattern>().is_err());
+        assert!("a.example".parse::<OriginPattern>().is_err());
+        assert!("ftp://a.example".parse::<OriginPattern>().is_err());
+        assert!("bad host".parse::<HostPattern>().is_err());
+        let origin: OriginPattern = "HTTPS://A.example".parse().expect("origin");
+        assert_eq!(origin.to_string(), "https://a.example:443");
+        let host: HostPattern = "[::1]:80".parse().expect("host");
+        assert_eq!(host.to_string(), "[::1]:80");
+        let host: HostPattern = "::1".parse().expect("bare IPv6");
+        assert_eq!(host.to_string(), "[::1]");
+    }
+}

@@ -1,0 +1,196 @@
+//! MCP over Streamable HTTP, on TCP or a unix socket, at `/mcp`.
+//!
+//! Cross-cutting concerns are layers around rmcp's service, outermost first:
+//! Host/Origin checks ([`guard`]) → the caller's identity ([`peer`]) → the body limit and
+//! JSON-RPC decoding ([`body`]) → rmcp's `StreamableHttpService`, which speaks both protocol eras
+//! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
+//! `GET /healthz` sits outside them all.
+
+mod body;
+pub mod guard;
+mod peer;
+mod reply;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::gate::Gate;
+use crate::mcp::McpServer;
+
+use body::BodyLimit;
+use guard::OriginPolicy;
+use peer::{ConnectionCaller, UnixPeer};
+
+/// How often an idle SSE stream gets a keep-alive comment, so proxies do not cut it.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The router for one listener. `sessions_closed` ends rmcp's sessions and streams at shutdown.
+fn router<P: ConnectionCaller>(
+    gate: Arc<Gate>,
+    config: &Config,
+    sessions_closed: CancellationToken,
+) -> Router {
+    let limit = usize::try_from(config.limits.max_request_bytes.get()).unwrap_or(usize::MAX);
+    let http = &config.http;
+    // rmcp checks Host and Origin again with the same lists: a second lock on the same door.
+    let rmcp_config = StreamableHttpServerConfig::default()
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+        .with_cancellation_token(sessions_closed)
+        .with_max_request_body_bytes(limit)
+        .with_allowed_hosts(http.allowed_hosts.iter().map(ToString::to_string))
+        .with_allowed_origins(http.allowed_origins.iter().map(ToString::to_string))
+        .enforce_origin_validation();
+    let service = StreamableHttpService::new(
+        move || Ok(McpServer::for_http(Arc::clone(&gate))),
+        Arc::new(LocalSessionManager::default()),
+        rmcp_config,
+    );
+    let policy = Arc::new(OriginPolicy {
+        allowed_hosts: http.allowed_hosts.clone(),
+        allowed_origins: http.allowed_origins.clone(),
+    });
+    let mcp = Router::new()
+        .route_service("/mcp", service)
+        .layer(from_fn_with_state(BodyLimit(limit), body::check))
+        .layer(axum::middleware::from_fn(peer::identify::<P>))
+        .layer(from_fn_with_state(policy, guard::enforce));
+    Router::new().route("/healthz", get(healthz)).merge(mcp)
+}
+
+/// Liveness for load balancers and service managers: no state, no details.
+async fn healthz() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+/// A bound TCP listener, ready to serve.
+pub struct TcpServer {
+    listener: TcpListener,
+}
+
+impl TcpServer {
+    pub async fn bind(address: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
+        Ok(Self { listener })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop_accepting` fires and every connection has closed.
+    pub fn serve(
+        self,
+        gate: Arc<Gate>,
+        config: &Config,
+        stop_accepting: CancellationToken,
+        sessions_closed: CancellationToken,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let app = router::<SocketAddr>(gate, config, sessions_closed);
+        // Replies are small and written in more than one piece; without TCP_NODELAY a
+        // keep-alive client waits ~40 ms for each (Nagle meets delayed ACK).
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_accepting.cancelled_owned())
+            .await
+        }
+    }
+}
+
+/// A bound unix-socket listener (mode 0660), removed again when dropped.
+pub struct UnixServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl UnixServer {
+    /// Binds `path`. A stale socket left by a previous run is replaced; a live one, or a file
+    /// that is not a socket, is an error rather than something to delete.
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        if let Ok(metadata) = std::fs::symlink_metadata(path) {
+            if !metadata.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use by another server", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        // Create the socket without group/other access from the start, then widen to 0660:
+        // no moment exists where another user could connect.
+        let previous = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+        let bound = UnixListener::bind(path);
+        rustix::process::umask(previous);
+        let listener = bound?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        Ok(Self {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves until `stop_accepting` fires and every connection has closed, then removes the
+    /// socket file.
+    pub fn serve(
+        self,
+        gate: Arc<Gate>,
+        config: &Config,
+        stop_accepting: CancellationToken,
+        sessions_closed: CancellationToken,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let app = router::<UnixPeer>(gate, config, sessions_closed);
+        let Self { listener, path } = self;
+        async move {
+            let _remove_on_exit = RemoveOnDrop(path);
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<UnixPeer>(),
+            )
+            .with_graceful_shutdown(stop_accepting.cancelled_owned())
+            .await
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
