@@ -96,23 +96,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         )
     })?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
+        // The path names the key even when the key itself is the problem (unknown).
+        let key = error.path().to_string();
         let inner = error.into_inner();
-        let message = inner.message().to_string();
-        let key = match unknown_key(&message) {
-            // For an unknown key the path stops at its table; name the key itself.
-            Some(unknown) if path == "." => unknown.to_string(),
-            Some(unknown) => format!("{path}.{unknown}"),
-            None => path,
-        };
-        invalid(key, inner.span(), message)
+        invalid(key, inner.span(), inner.message().to_string())
     })
-}
-
-/// The key named by serde's "unknown field `x`" message.
-fn unknown_key(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
 }
 
 /// The dotted key written on the line of a syntax error, when there is one.

@@ -64,11 +64,12 @@ pub fn cap(answer: Answer, max: usize, hint: &str) -> Result<(Answer, bool), Too
         object.insert("truncated".into(), marker(keep));
         json_len(&Value::Object(object.clone())) <= structured_budget
     };
-    if !fits(&mut object, &items, 0) {
+    // Not even one item fits: an empty list would only mislead.
+    if !fits(&mut object, &items, 1) {
         return Err(TooLarge { bytes: total });
     }
     // The largest prefix that fits, by binary search over its length.
-    let (mut low, mut high) = (0, total_items);
+    let (mut low, mut high) = (1, total_items);
     while low < high {
         let middle = (low + high).div_ceil(2);
         if fits(&mut object, &items, middle) {

@@ -176,8 +176,70 @@ fn schemas_of<T: Tool>() -> (Arc<JsonObject>, Arc<JsonObject>) {
         .or_insert_with(|| Value::Object(JsonObject::new()));
     let input = Arc::new(input);
     let mut output = schema_for_output::<T::Output>().as_ref().clone();
+    for_each_object_schema(&mut output, &mut drop_null_from_optional_properties);
     add_truncation_marker(&mut output);
     (input, Arc::new(output))
+}
+
+/// Calls `visit` on every object schema in `schema`: the root, `$defs`, nested properties and
+/// array items.
+fn for_each_object_schema(schema: &mut JsonObject, visit: &mut impl FnMut(&mut JsonObject)) {
+    visit(schema);
+    for key in ["$defs", "properties"] {
+        if let Some(Value::Object(children)) = schema.get_mut(key) {
+            for child in children.values_mut() {
+                if let Value::Object(child) = child {
+                    for_each_object_schema(child, visit);
+                }
+            }
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(Value::Object(child)) = schema.get_mut(key) {
+            for_each_object_schema(child, visit);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(children)) = schema.get_mut(key) {
+            for child in children.iter_mut() {
+                if let Value::Object(child) = child {
+                    for_each_object_schema(child, visit);
+                }
+            }
+        }
+    }
+}
+
+/// Output fields that are optional are left out when empty (`skip_serializing_if`), never sent
+/// as `null`, so their schema need not admit `null`. A single `type` is also what the most
+/// clients (and model providers' schema dialects) accept.
+fn drop_null_from_optional_properties(schema: &mut JsonObject) {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        if let Some(Value::Array(types)) = property.get_mut("type") {
+            types.retain(|kind| kind != "null");
+            if types.len() == 1 {
+                let single = types[0].clone();
+                property["type"] = single;
+            }
+        }
+    }
 }
 
 /// Declares the `truncated` field the gate adds when it cuts an oversized answer, so capped

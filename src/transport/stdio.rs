@@ -45,37 +45,45 @@ impl Decoder for BoundedLines {
     type Error = io::Error;
 
     fn decode(&mut self, buffer: &mut BytesMut) -> io::Result<Option<Frame>> {
-        let newline = buffer[self.searched..]
-            .iter()
-            .position(|byte| *byte == b'\n')
-            .map(|offset| offset + self.searched);
-        match newline {
-            Some(end) => {
-                self.searched = 0;
-                if self.discarding || end > self.max {
+        loop {
+            let newline = buffer[self.searched..]
+                .iter()
+                .position(|byte| *byte == b'\n')
+                .map(|offset| offset + self.searched);
+            return match newline {
+                Some(end) if self.discarding => {
+                    // The end of a line already reported as oversized: drop it and go on with
+                    // whatever follows it in the buffer.
                     buffer.advance(end + 1);
-                    let was_discarding = std::mem::replace(&mut self.discarding, false);
-                    // An oversized line already reported when discarding began is not reported
-                    // twice.
-                    return Ok((!was_discarding).then_some(Frame::Oversized));
+                    self.searched = 0;
+                    self.discarding = false;
+                    continue;
                 }
-                Ok(Some(Frame::Line(buffer.split_to(end + 1))))
-            }
-            None if self.discarding => {
-                buffer.clear();
-                self.searched = 0;
-                Ok(None)
-            }
-            None if buffer.len() > self.max => {
-                buffer.clear();
-                self.searched = 0;
-                self.discarding = true;
-                Ok(Some(Frame::Oversized))
-            }
-            None => {
-                self.searched = buffer.len();
-                Ok(None)
-            }
+                Some(end) if end > self.max => {
+                    buffer.advance(end + 1);
+                    self.searched = 0;
+                    Ok(Some(Frame::Oversized))
+                }
+                Some(end) => {
+                    self.searched = 0;
+                    Ok(Some(Frame::Line(buffer.split_to(end + 1))))
+                }
+                None if self.discarding => {
+                    buffer.clear();
+                    self.searched = 0;
+                    Ok(None)
+                }
+                None if buffer.len() > self.max => {
+                    buffer.clear();
+                    self.searched = 0;
+                    self.discarding = true;
+                    Ok(Some(Frame::Oversized))
+                }
+                None => {
+                    self.searched = buffer.len();
+                    Ok(None)
+                }
+            };
         }
     }
 
@@ -263,5 +271,25 @@ mod tests {
             frames(b"ok\n0123456789abcdef\nnext\n", 8),
             ["ok\n", "<oversized>", "next\n"]
         );
+    }
+
+    #[test]
+    fn a_line_buffered_behind_a_discarded_one_is_decoded() {
+        let mut decoder = BoundedLines {
+            max: 8,
+            discarding: false,
+            searched: 0,
+        };
+        let mut buffer = BytesMut::from(&b"0123456789abcdef"[..]);
+        assert!(matches!(
+            decoder.decode(&mut buffer),
+            Ok(Some(Frame::Oversized))
+        ));
+        // The rest of the long line and the next message arrive in one read.
+        buffer.extend_from_slice(b"tail\nnext\n");
+        match decoder.decode(&mut buffer) {
+            Ok(Some(Frame::Line(line))) => assert_eq!(&line[..], b"next\n"),
+            other => panic!("expected the next line, got {other:?}"),
+        }
     }
 }

@@ -45,8 +45,10 @@ pub struct OperatingSystem {
     /// `NAME`, e.g. "Debian GNU/Linux".
     pub name: String,
     /// `VERSION`, e.g. "12 (bookworm)", when the distribution has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// `ID`, e.g. "debian".
+    /// `ID`, e.g. "debian", when the distribution has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `PRETTY_NAME`, e.g. "Debian GNU/Linux 12 (bookworm)".
     pub pretty_name: String,

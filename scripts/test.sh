@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs every SystemManager test, installing and starting whatever the tests need first.
+#
+#   ./scripts/test.sh
+#
+# On a fresh Debian machine (root, package registries reachable) it installs what is missing:
+# Debian packages, a Python venv with the official MCP client (tests/contract/requirements.txt),
+# and the MCP Inspector CLI (tests/inspector). Then it lints, builds once (the dev profile),
+# runs the Rust tests and the contract tests, and ends with each runner's summary line.
+#
+# Under CI=true nothing is skipped: a missing component is a failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- what the tests need -------------------------------------------------------------------------
+
+step "Checking tools"
+missing_packages=()
+command -v python3 >/dev/null || missing_packages+=(python3 python3-venv)
+command -v npm >/dev/null || missing_packages+=(nodejs npm)
+command -v nproc >/dev/null || missing_packages+=(coreutils)
+command -v cc >/dev/null || missing_packages+=(gcc)
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
+if ((${#missing_packages[@]})); then
+    step "Installing Debian packages: ${missing_packages[*]}"
+    [ "$(id -u)" = 0 ] || fail "need root to install ${missing_packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || fail "cargo is missing: install Rust (https://rustup.rs) first"
+
+# The Python venv with the official MCP SDK client; rebuilt when the requirements change.
+VENV=$ROOT/.venv
+REQUIREMENTS=$ROOT/tests/contract/requirements.txt
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$VENV/.requirements"; then
+    step "Creating the Python venv (.venv) with $(tr '\n' ' ' < "$REQUIREMENTS")"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    cp "$REQUIREMENTS" "$VENV/.requirements"
+fi
+
+# The MCP Inspector CLI, pinned by tests/inspector/package-lock.json.
+INSPECTOR=$ROOT/tests/inspector
+if [ ! -x "$INSPECTOR/node_modules/.bin/mcp-inspector" ] ||
+    ! cmp -s "$INSPECTOR/package-lock.json" "$INSPECTOR/node_modules/.package-lock.json.copy"; then
+    step "Installing the MCP Inspector CLI (tests/inspector)"
+    (cd "$INSPECTOR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$INSPECTOR/package-lock.json" "$INSPECTOR/node_modules/.package-lock.json.copy"
+fi
+
+# --- lint, build, test ---------------------------------------------------------------------------
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --locked --all-targets --quiet -- -D warnings
+
+step "cargo build"
+cargo build --locked --all-targets
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    if cargo nextest run --locked --no-fail-fast 2>&1 | tee "$LOGS/rust.log"; then rust_status=0; else rust_status=1; fi
+    rust_summary=$(grep -E '^\s+Summary \[' "$LOGS/rust.log" | tail -n 1 | sed 's/^ *//')
+    # nextest does not run doctests; cargo test does.
+    if cargo test --locked --doc --quiet 2>&1 | tee "$LOGS/doc.log"; then doc_status=0; else doc_status=1; fi
+    rust_summary="$rust_summary; doctests: $(grep -E '^test result' "$LOGS/doc.log" | tail -n 1)"
+else
+    if cargo test --locked --no-fail-fast 2>&1 | tee "$LOGS/rust.log"; then rust_status=0; else rust_status=1; fi
+    doc_status=0
+    rust_summary=$(grep -E '^test result' "$LOGS/rust.log" |
+        awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed (cargo test)", p, f}')
+fi
+
+step "Contract tests (official MCP Python SDK client, MCP Inspector, raw JSON-RPC)"
+if SYSTEMMANAGER_BIN=$ROOT/target/debug/systemmanager \
+    "$VENV/bin/python" -m pytest -c tests/contract/pytest.ini tests/contract 2>&1 | tee "$LOGS/contract.log"; then
+    contract_status=0
+else
+    contract_status=1
+fi
+contract_summary=$(grep -E '^=+ .*(passed|failed|error).* =+$' "$LOGS/contract.log" | tail -n 1 | tr -d '=' | sed 's/^ *//;s/ *$//')
+
+# --- summary -------------------------------------------------------------------------------------
+
+step "Summary"
+echo "rust:     $rust_summary"
+echo "contract: $contract_summary"
+if ((rust_status != 0 || doc_status != 0 || contract_status != 0)); then
+    echo "FAILED"
+    exit 1
+fi
+echo "all tests passed"

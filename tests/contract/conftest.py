@@ -1,0 +1,150 @@
+"""Shared fixtures: the server binary, servers started per test, and the host's ground truth.
+
+The server is the binary the test command just built (override with SYSTEMMANAGER_BIN). Under
+CI=true a missing component fails the run; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("SYSTEMMANAGER_BIN", REPO / "target" / "debug" / "systemmanager"))
+LISTENING = re.compile(r"serving MCP over HTTP at http://(\S+)/mcp")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    assert BINARY.is_file(), f"{BINARY} is missing: build it first (cargo build)"
+    return BINARY
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment for a server under test: no inherited config, plain logs."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SYSTEMMANAGER_CONFIG", "RUST_LOG")}
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningServer:
+    """A `systemmanager serve` process and what it printed on stderr."""
+
+    process: subprocess.Popen
+    url: str | None = None
+    socket_path: Path | None = None
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.stderr_lines)
+
+
+def start_server(binary: Path, *args: str, config: Path | None = None) -> RunningServer:
+    """Starts the server and waits until it says where it listens."""
+    command = [str(binary), "serve", *args]
+    if config is not None:
+        command += ["--config", str(config)]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(),
+        text=True,
+    )
+    server = RunningServer(process)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            server.stderr_lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                server.url = f"http://{match.group(1)}/mcp"
+                ready.set()
+            if "on unix socket" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert ready.wait(10), "the server did not start listening within 10 s"
+    assert process.poll() is None, f"the server exited early:\n{server.log}"
+    return server
+
+
+@pytest.fixture
+def http_server(binary: Path):
+    server = start_server(binary, "--http", "127.0.0.1:0")
+    yield server
+    assert server.stop() == 0, f"unclean exit:\n{server.log}"
+
+
+@pytest.fixture
+def unix_server(binary: Path, tmp_path: Path):
+    path = tmp_path / "mcp.sock"
+    server = start_server(binary, "--unix", str(path))
+    server.socket_path = path
+    deadline = time.monotonic() + 5
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield server
+    assert server.stop() == 0, f"unclean exit:\n{server.log}"
+
+
+# --- ground truth: independent sources on this machine -------------------------------------------
+
+
+def meminfo_total_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no MemTotal in /proc/meminfo")
+
+
+def command_output(*command: str) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def host_truth() -> dict[str, object]:
+    return {
+        "mem_total": meminfo_total_bytes(),
+        "nproc": int(command_output("nproc")),
+        "hostname": command_output("uname", "-n"),
+        "kernel": command_output("uname", "-r"),
+        "arch": command_output("uname", "-m"),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))

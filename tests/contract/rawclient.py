@@ -1,0 +1,145 @@
+"""Minimal raw JSON-RPC clients for what an SDK will not send: malformed JSON, cut-off messages,
+wrong types, old protocol versions. They speak bytes, so the tests see exactly what the server
+answers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from conftest import dumps, server_env
+
+INIT_PARAMS = {
+    "capabilities": {},
+    "clientInfo": {"name": "raw-test-client", "version": "1"},
+}
+
+
+def modern_meta() -> dict:
+    return {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+class StdioSession:
+    """A server process spoken to line by line."""
+
+    def __init__(self, binary: Path, *args: str):
+        self.process = subprocess.Popen(
+            [str(binary), "serve", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=server_env(),
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.stderr: list[bytes] = []
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr.append(line)
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        self.send_raw(dumps(message).encode() + b"\n")
+
+    def receive(self, timeout: float = 5.0) -> dict:
+        line = self.lines.get(timeout=timeout)
+        return json.loads(line)
+
+    def request(self, message: dict, timeout: float = 5.0) -> dict:
+        self.send(message)
+        return self.receive(timeout)
+
+    def initialize(self, version: str = "2025-11-25") -> dict:
+        answer = self.request(
+            {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": version, **INIT_PARAMS}}
+        )
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer
+
+    def close(self) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return self.process.wait(timeout=10)
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict:
+        if self.headers.get("content-type", "").startswith("text/event-stream"):
+            messages = [
+                json.loads(line[5:])
+                for line in self.body.decode().splitlines()
+                if line.startswith("data:") and line[5:].strip()
+            ]
+            return messages[-1]
+        return json.loads(self.body)
+
+
+def post(url: str, body: bytes | str | dict, headers: dict[str, str] | None = None) -> HttpAnswer:
+    """One POST on a fresh connection, with the headers every MCP client sends."""
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    if isinstance(body, dict):
+        body = dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    all_headers.update(headers or {})
+    connection.request("POST", parsed.path, body=body, headers=all_headers)
+    response = connection.getresponse()
+    answer = HttpAnswer(
+        response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    )
+    connection.close()
+    return answer
+
+
+def get(url: str, path: str, headers: dict[str, str] | None = None) -> HttpAnswer:
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    connection.request("GET", path, headers=headers or {})
+    response = connection.getresponse()
+    answer = HttpAnswer(
+        response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    )
+    connection.close()
+    return answer
+
+
+def modern_call(url: str, name: str, arguments: object, request_id: int = 1) -> HttpAnswer:
+    """A stateless 2026-07-28 tools/call."""
+    return post(
+        url,
+        {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments, "_meta": modern_meta()},
+        },
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name},
+    )

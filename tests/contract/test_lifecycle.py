@@ -1,0 +1,135 @@
+"""Start-up and shutdown: signals end the server cleanly (exit 0) on every transport, the unix
+socket has mode 0660 and is removed on exit, and a socket path is never clobbered."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import server_env, start_server
+from rawclient import StdioSession, get
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_http_server_exits_0_on_signal(binary, sig):
+    server = start_server(binary, "--http", "127.0.0.1:0")
+    assert get(server.url, "/healthz").status == 200
+    started = time.monotonic()
+    assert server.stop(sig) == 0, server.log
+    assert time.monotonic() - started < 5
+    assert "shutting down" in server.log and "stopped" in server.log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stdio_server_exits_0_on_signal(binary, sig):
+    session = StdioSession(binary)
+    session.initialize()
+    session.process.send_signal(sig)
+    assert session.process.wait(timeout=5) == 0
+
+
+def test_stdio_server_exits_0_when_the_client_closes_stdin(binary):
+    session = StdioSession(binary)
+    session.initialize()
+    assert session.close() == 0
+
+
+def test_stdio_keeps_stdout_for_protocol_messages_only(binary):
+    session = StdioSession(binary)
+    session.initialize()
+    session.request({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
+    assert session.close() == 0
+    # Whatever else the server said went to stderr; the reader saw only JSON-RPC lines.
+    assert session.lines.empty()
+    assert any(b"serving MCP over stdio" in line for line in session.stderr)
+
+
+def test_unix_socket_mode_and_cleanup(unix_server):
+    path = unix_server.socket_path
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert mode == 0o660, oct(mode)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert unix_server.stop() == 0
+    assert not path.exists(), "the socket file must be removed on exit"
+
+
+def test_unix_socket_replaces_a_stale_socket(binary, tmp_path):
+    path = tmp_path / "stale.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # bound but nobody listening: what a crashed server leaves behind
+    server = start_server(binary, "--unix", str(path))
+    try:
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+    finally:
+        assert server.stop() == 0
+
+
+def test_unix_socket_refuses_a_live_socket_or_a_regular_file(binary, tmp_path):
+    live = start_server(binary, "--unix", str(tmp_path / "live.sock"))
+    try:
+        second = subprocess.run(
+            [str(binary), "serve", "--unix", str(tmp_path / "live.sock")],
+            capture_output=True, text=True, timeout=10, env=server_env(),
+        )
+        assert second.returncode == 1
+        assert "in use by another server" in second.stderr
+    finally:
+        assert live.stop() == 0
+
+    regular = tmp_path / "precious.txt"
+    regular.write_text("keep me")
+    refused = subprocess.run(
+        [str(binary), "serve", "--unix", str(regular)], capture_output=True, text=True, timeout=10, env=server_env()
+    )
+    assert refused.returncode == 1
+    assert "is not a socket" in refused.stderr
+    assert regular.read_text() == "keep me"
+
+
+def test_http_port_in_use_is_a_clear_error(binary, http_server):
+    address = http_server.url.removeprefix("http://").removesuffix("/mcp")
+    result = subprocess.run(
+        [str(binary), "serve", "--http", address], capture_output=True, text=True, timeout=10, env=server_env()
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on {address}" in result.stderr
+
+
+def test_unix_socket_caller_is_the_local_user(unix_server):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(unix_server.socket_path))
+        body = json.dumps({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "system_overview", "arguments": {}, "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}}},
+        }).encode()
+        sock.sendall(
+            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
+            b"Mcp-Method: tools/call\r\nMcp-Name: system_overview\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert unix_server.stop() == 0
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert f'identity=user:{user} transport="unix"' in unix_server.log, unix_server.log

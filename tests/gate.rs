@@ -1,0 +1,409 @@
+//! The gate's guarantees, exercised with purpose-built tools: timeouts, the output cap, panics,
+//! argument validation, unknown tools, cancellation and draining.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, ErrorCode, JsonObject};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use systemmanager::bounded::Bounded;
+use systemmanager::gate::{Caller, Gate, Limits};
+use systemmanager::tool::{
+    Declaration, Domain, NoArguments, Registry, Render, Tier, Tool, ToolContext, ToolError,
+};
+use tokio_util::sync::CancellationToken;
+
+fn declaration(name: &'static str) -> &'static Declaration {
+    Box::leak(Box::new(Declaration {
+        name,
+        title: "Test tool",
+        description: "A tool that exists only in the gate tests.",
+        domain: Domain::System,
+        tier: Tier::Read,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+        paging_hint: Some("use `limit` to page"),
+    }))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct Rows {
+    count: usize,
+    rows: Vec<String>,
+}
+
+impl Render for Rows {
+    fn render_text(&self) -> String {
+        self.rows.join("\n")
+    }
+}
+
+/// Sleeps for as long as asked, counting how often it got to finish.
+struct SlowTool {
+    finished: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SleepArguments {
+    milliseconds: Bounded<0, 60_000>,
+}
+
+impl Tool for SlowTool {
+    type Arguments = SleepArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        declaration("test_slow")
+    }
+    async fn run(&self, arguments: SleepArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        tokio::time::sleep(Duration::from_millis(arguments.milliseconds.get())).await;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        Ok(Rows {
+            count: 0,
+            rows: vec![],
+        })
+    }
+}
+
+/// Answers with as many rows as asked.
+struct HugeTool;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HugeArguments {
+    rows: Bounded<0, 1_000_000>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+impl Tool for HugeTool {
+    type Arguments = HugeArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        declaration("test_huge")
+    }
+    async fn run(&self, arguments: HugeArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        let label = arguments.label.unwrap_or_else(|| "row".into());
+        let count = usize::try_from(arguments.rows.get()).expect("fits");
+        Ok(Rows {
+            count,
+            rows: (0..count).map(|i| format!("{label} {i:06}")).collect(),
+        })
+    }
+}
+
+struct PanickyTool;
+
+impl Tool for PanickyTool {
+    type Arguments = NoArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        declaration("test_panic")
+    }
+    async fn run(&self, _: NoArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        panic!("a bug in a tool");
+    }
+}
+
+struct FailingTool;
+
+impl Tool for FailingTool {
+    type Arguments = NoArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        declaration("test_fail")
+    }
+    async fn run(&self, _: NoArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        Err(ToolError::not_found(
+            "no such widget `w1`; list widgets first",
+        ))
+    }
+}
+
+fn gate(timeout: Duration, max_output_bytes: usize) -> (Arc<Gate>, Arc<AtomicUsize>) {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::new();
+    registry.register(SlowTool {
+        finished: Arc::clone(&finished),
+    });
+    registry.register(HugeTool);
+    registry.register(PanickyTool);
+    registry.register(FailingTool);
+    let gate = Gate::new(
+        registry,
+        Limits {
+            call_timeout: timeout,
+            max_output_bytes,
+        },
+    );
+    (Arc::new(gate), finished)
+}
+
+fn arguments(value: Value) -> Option<JsonObject> {
+    match value {
+        Value::Object(object) => Some(object),
+        _ => panic!("arguments must be an object"),
+    }
+}
+
+async fn call(gate: &Gate, name: &str, args: Value) -> CallToolResult {
+    gate.call(
+        Arc::new(Caller::stdio()),
+        name,
+        arguments(args),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("a known tool answers with a result")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_slow_tool_times_out_with_a_clear_error() {
+    let (gate, finished) = gate(Duration::from_millis(100), 65_536);
+    let started = std::time::Instant::now();
+    let result = call(&gate, "test_slow", json!({ "milliseconds": 5_000 })).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the gate waited too long"
+    );
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("did not finish within")
+            && message.contains("limits.call_timeout_seconds"),
+        "{message}"
+    );
+    assert!(result.structured_content.is_none());
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "the abandoned call must not complete"
+    );
+}
+
+#[tokio::test]
+async fn a_fast_tool_is_not_affected_by_the_timeout() {
+    let (gate, finished) = gate(Duration::from_secs(5), 65_536);
+    let result = call(&gate, "test_slow", json!({ "milliseconds": 1 })).await;
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_capped_and_marked() {
+    let cap = 8 * 1024;
+    let (gate, _) = gate(Duration::from_secs(5), cap);
+    let result = call(&gate, "test_huge", json!({ "rows": 20_000 })).await;
+    assert_eq!(result.is_error, Some(false));
+    let structured = result.structured_content.as_ref().expect("structured");
+    let text = text(&result);
+    let size = serde_json::to_vec(structured).expect("json").len() + text.len();
+    assert!(
+        size <= cap,
+        "answer of {size} bytes exceeds the {cap}-byte cap"
+    );
+
+    let marker = &structured["truncated"];
+    assert_eq!(marker["field"], "rows");
+    assert_eq!(marker["total"], 20_000);
+    assert_eq!(marker["hint"], "use `limit` to page");
+    let returned = marker["returned"].as_u64().expect("returned");
+    assert!(returned > 0 && returned < 20_000);
+    assert_eq!(
+        structured["rows"].as_array().map(Vec::len),
+        Some(returned as usize)
+    );
+    // The rows kept are the first ones, in order.
+    assert_eq!(structured["rows"][0], "row 000000");
+    assert!(
+        text.ends_with(&format!(
+            "… truncated: {returned} of 20000 rows shown; use `limit` to page"
+        )),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+}
+
+#[tokio::test]
+async fn an_answer_under_the_cap_is_untouched() {
+    let (gate, _) = gate(Duration::from_secs(5), 65_536);
+    let result = call(&gate, "test_huge", json!({ "rows": 3 })).await;
+    let structured = result.structured_content.clone().expect("structured");
+    assert!(structured.get("truncated").is_none());
+    assert_eq!(
+        structured["rows"],
+        json!(["row 000000", "row 000001", "row 000002"])
+    );
+    assert_eq!(text(&result).lines().count(), 3);
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_shortened_is_refused_with_advice() {
+    let (gate, _) = gate(Duration::from_secs(5), 1024);
+    // One row alone is larger than the cap.
+    let label = "x".repeat(5_000);
+    let result = call(&gate, "test_huge", json!({ "rows": 1, "label": label })).await;
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("exceeds limits.max_output_bytes (1024)")
+            && message.contains("use `limit` to page"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_tool_becomes_an_error_result_and_the_gate_keeps_serving() {
+    let (gate, _) = gate(Duration::from_secs(5), 65_536);
+    let result = call(&gate, "test_panic", json!({})).await;
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains("failed unexpectedly"),
+        "{}",
+        text(&result)
+    );
+    let next = call(&gate, "test_huge", json!({ "rows": 1 })).await;
+    assert_eq!(next.is_error, Some(false));
+}
+
+#[tokio::test]
+async fn a_tool_error_reaches_the_caller_verbatim() {
+    let (gate, _) = gate(Duration::from_secs(5), 65_536);
+    let result = call(&gate, "test_fail", json!({})).await;
+    assert_eq!(result.is_error, Some(true));
+    assert_eq!(text(&result), "no such widget `w1`; list widgets first");
+}
+
+#[tokio::test]
+async fn arguments_of_the_wrong_type_name_the_field() {
+    let (gate, finished) = gate(Duration::from_secs(5), 65_536);
+    let result = call(&gate, "test_slow", json!({ "milliseconds": "soon" })).await;
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.starts_with("invalid argument `milliseconds`"),
+        "{message}"
+    );
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the tool must not run");
+
+    let result = call(&gate, "test_slow", json!({ "milliseconds": 999_999 })).await;
+    assert!(
+        text(&result).contains("must be between 0 and 60000"),
+        "{}",
+        text(&result)
+    );
+
+    let result = call(&gate, "test_slow", json!({})).await;
+    assert!(
+        text(&result).contains("missing field `milliseconds`"),
+        "{}",
+        text(&result)
+    );
+
+    let result = call(
+        &gate,
+        "test_slow",
+        json!({ "milliseconds": 1, "extra": true }),
+    )
+    .await;
+    assert!(
+        text(&result).contains("unknown field `extra`"),
+        "{}",
+        text(&result)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tool_is_a_protocol_error() {
+    let (gate, _) = gate(Duration::from_secs(5), 65_536);
+    let error = gate
+        .call(
+            Arc::new(Caller::stdio()),
+            "no_such_tool",
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("unknown tool");
+    assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(error.message, "Unknown tool: no_such_tool");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_waiting() {
+    let (gate, finished) = gate(Duration::from_secs(30), 65_536);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trigger.cancel();
+    });
+    let result = gate
+        .call(
+            Arc::new(Caller::stdio()),
+            "test_slow",
+            arguments(json!({ "milliseconds": 10_000 })),
+            cancel,
+        )
+        .await
+        .expect("result");
+    assert_eq!(result.is_error, Some(true));
+    assert_eq!(text(&result), "the call was cancelled");
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn draining_waits_for_calls_in_flight_and_refuses_new_ones() {
+    let (gate, finished) = gate(Duration::from_secs(30), 65_536);
+    let running = tokio::spawn({
+        let gate = Arc::clone(&gate);
+        async move { call(&gate, "test_slow", json!({ "milliseconds": 300 })).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(gate.in_flight(), 1);
+    assert!(
+        gate.drain(Duration::from_secs(5)).await,
+        "the call should finish in time"
+    );
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    let result = running.await.expect("join");
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "the in-flight call completes normally"
+    );
+
+    let refused = call(&gate, "test_slow", json!({ "milliseconds": 1 })).await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text(&refused).contains("shutting down"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[tokio::test]
+async fn draining_gives_up_after_the_grace_period() {
+    let (gate, _) = gate(Duration::from_secs(30), 65_536);
+    let _running = tokio::spawn({
+        let gate = Arc::clone(&gate);
+        async move { call(&gate, "test_slow", json!({ "milliseconds": 10_000 })).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    assert!(!gate.drain(Duration::from_millis(100)).await);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
