@@ -203,3 +203,15 @@ fn a_missing_file_named_by_the_flag_is_an_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_documented_example_is_valid_and_shows_the_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.example.toml");
+    let text = std::fs::read_to_string(path).expect("docs/config.example.toml");
+    let parsed = config::parse(&text, path).expect("the example must be valid");
+    assert_eq!(
+        parsed.to_toml(),
+        config::Config::default().to_toml(),
+        "docs/config.example.toml must list exactly the built-in defaults"
+    );
+}

@@ -10,12 +10,14 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import server_env, start_server
-from rawclient import StdioSession, get
+from conftest import meminfo_total_bytes, server_env, start_server
+from rawclient import StdioSession, get, modern_call
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -133,3 +135,72 @@ def test_unix_socket_caller_is_the_local_user(unix_server):
     assert unix_server.stop() == 0
     user = pwd.getpwuid(os.getuid()).pw_name
     assert f'identity=user:{user} transport="unix"' in unix_server.log, unix_server.log
+
+
+def held_proc(tmp_path):
+    """A stand-in for /proc whose `meminfo` is a FIFO: a system_overview call blocks reading it
+    until the test writes, which holds the call in flight for as long as the test wants."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
+        (proc / name).symlink_to(f"/proc/{name}")
+    os.mkfifo(proc / "meminfo")
+    return proc
+
+
+def write_config(tmp_path, proc, grace: int):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[host]\nproc = "{proc}"\n\n[http]\nshutdown_grace_seconds = {grace}\n')
+    return config
+
+
+def call_in_background(url: str) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def call() -> None:
+        try:
+            outcome["answer"] = modern_call(url, "system_overview", {})
+        except Exception as error:  # the connection may be closed under it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_sigterm_lets_a_call_in_flight_finish_then_exits_0(binary, tmp_path):
+    proc = held_proc(tmp_path)
+    server = start_server(binary, "--http", "127.0.0.1:0", config=write_config(tmp_path, proc, grace=20))
+    thread, outcome = call_in_background(server.url)
+    time.sleep(0.5)
+    assert thread.is_alive(), "the call should be held on the FIFO"
+
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert server.process.poll() is None, "the server must wait for the call in flight"
+    assert "in_flight=1" in server.log, server.log
+
+    # Release the call: it completes and its answer reaches the client.
+    with open(proc / "meminfo", "w") as fifo:
+        fifo.write(Path("/proc/meminfo").read_text())
+    thread.join(10)
+    answer = outcome["answer"]
+    assert answer.status == 200
+    result = answer.json()["result"]
+    assert result["isError"] is False
+    assert result["structuredContent"]["memory"]["total_bytes"] == meminfo_total_bytes()
+    assert server.process.wait(timeout=10) == 0, server.log
+
+
+def test_sigterm_exits_0_after_the_grace_period_even_if_a_call_hangs(binary, tmp_path):
+    proc = held_proc(tmp_path)
+    server = start_server(binary, "--http", "127.0.0.1:0", config=write_config(tmp_path, proc, grace=1))
+    thread, _ = call_in_background(server.url)
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=10) == 0, server.log
+    assert time.monotonic() - started < 5
+    assert "still running after the shutdown grace period" in server.log, server.log
+    thread.join(5)
+    assert not thread.is_alive(), "the client must not be left waiting once the server is gone"

@@ -1,0 +1,213 @@
+//! stdio figures for `scripts/bench.sh`: start-up (process start to the `initialize` answer),
+//! resident memory when idle, and `system_overview` / `tools/list` latency over a few hundred
+//! sequential calls.
+//!
+//! Run through the bench script, or directly:
+//! `cargo bench --bench stdio -- [--command "PROGRAM ARGS"] [--tool NAME] [--arguments JSON]
+//! [--starts N]`. The defaults measure `target/release/systemmanager serve` and its
+//! `system_overview`; the options let the same driver measure a peer server side by side.
+//! Prints figures; asserts nothing (the tests check correctness, this measures).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WARM_UP: usize = 50;
+const CALLS: usize = 500;
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    line: String,
+}
+
+impl Server {
+    fn spawn(command: &[String]) -> Self {
+        let mut child = Command::new(&command[0])
+            .args(&command[1..])
+            .env("RUST_LOG", "warn")
+            .env_remove("SYSTEMMANAGER_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", command[0]));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            line: String::new(),
+        }
+    }
+
+    fn request(&mut self, message: &str) -> &str {
+        self.stdin.write_all(message.as_bytes()).expect("write");
+        self.stdin.write_all(b"\n").expect("write");
+        self.stdin.flush().expect("flush");
+        self.line.clear();
+        self.stdout.read_line(&mut self.line).expect("read");
+        assert!(
+            self.line.contains("\"result\""),
+            "unexpected answer: {}",
+            self.line
+        );
+        &self.line
+    }
+
+    fn notify(&mut self, message: &str) {
+        self.stdin.write_all(message.as_bytes()).expect("write");
+        self.stdin.write_all(b"\n").expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Resident and peak resident memory in KiB, from /proc.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.0} µs", duration.as_secs_f64() * 1e6)
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+}
+
+fn latency(server: &mut Server, name: &str, message: &str) {
+    for _ in 0..WARM_UP {
+        server.request(message);
+    }
+    let mut samples = Vec::with_capacity(CALLS);
+    let mut bytes = 0;
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        bytes = server.request(message).len();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let mean = samples.iter().sum::<Duration>() / CALLS as u32;
+    println!(
+        "stdio {name:<22} p50 {:>7}  p99 {:>7}  mean {:>7}  max {:>7}  ({CALLS} calls, {bytes} bytes/answer)",
+        micros(percentile(&samples, 0.50)),
+        micros(percentile(&samples, 0.99)),
+        micros(mean),
+        micros(samples[samples.len() - 1]),
+    );
+}
+
+struct Options {
+    command: Vec<String>,
+    tool: String,
+    arguments: String,
+    starts: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        command: vec!["target/release/systemmanager".into(), "serve".into()],
+        tool: "system_overview".into(),
+        arguments: "{}".into(),
+        starts: 50,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--command" => {
+                options.command = value().split_whitespace().map(String::from).collect();
+            }
+            "--tool" => options.tool = value(),
+            "--arguments" => options.arguments = value(),
+            "--starts" => options.starts = value().parse().expect("--starts N"),
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            other => panic!("unknown option {other}"),
+        }
+    }
+    options
+}
+
+fn main() {
+    let Options {
+        command,
+        tool,
+        arguments,
+        starts: start_count,
+    } = options();
+    println!("command: {}", command.join(" "));
+
+    // Start-up: from spawning the process to reading its `initialize` answer.
+    let mut starts = Vec::with_capacity(start_count);
+    for _ in 0..start_count {
+        let started = Instant::now();
+        let mut server = Server::spawn(&command);
+        server.request(INITIALIZE);
+        starts.push(started.elapsed());
+        server.stop();
+    }
+    starts.sort();
+    println!(
+        "stdio start-up to initialize answer: p50 {}  min {}  max {}  ({start_count} starts)",
+        millis(percentile(&starts, 0.50)),
+        millis(starts[0]),
+        millis(starts[starts.len() - 1]),
+    );
+
+    let mut server = Server::spawn(&command);
+    server.request(INITIALIZE);
+    server.notify(INITIALIZED);
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss, _) = server.memory_kib();
+    println!(
+        "stdio idle RSS after initialize: {:.1} MiB",
+        rss as f64 / 1024.0
+    );
+
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+    );
+    latency(&mut server, &tool, &call);
+    latency(
+        &mut server,
+        "tools/list",
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    );
+    let (rss, peak) = server.memory_kib();
+    println!(
+        "stdio RSS after {} calls: {:.1} MiB (peak {:.1} MiB)",
+        2 * (WARM_UP + CALLS),
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    server.stop();
+}

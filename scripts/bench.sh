@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Measures SystemManager and prints the figures docs/benchmarks.md records.
+#
+#   ./scripts/bench.sh            # about two minutes
+#   PEER=1 ./scripts/bench.sh     # also the closest peer, through the same stdio driver
+#
+# stdio: start-up to the `initialize` answer, idle RSS, system_overview and tools/list latency
+# (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
+# CPU 0 and wrk to CPU 1 so they do not share a core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+cargo build --release --locked --quiet
+BIN=$PWD/target/release/systemmanager
+
+echo "== Machine"
+echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
+echo "binary: $(du -h "$BIN" | cut -f1) ($BIN, release profile)"
+
+echo
+echo "== stdio"
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve"
+
+echo
+echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
+LOG=$(mktemp)
+taskset -c 0 "$BIN" serve --http 127.0.0.1:0 2>"$LOG" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -f "$LOG"' EXIT
+for _ in $(seq 50); do grep -q "serving MCP over HTTP" "$LOG" && break; sleep 0.1; done
+URL=$(grep -o 'http://[^ ]*/mcp' "$LOG" | head -n 1)
+echo "idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status)"
+
+run() { # label connections [env...]
+    local label=$1 connections=$2; shift 2
+    local threads=$((connections < 2 ? 1 : 2))
+    local out
+    out=$(env "$@" taskset -c 1 wrk -t "$threads" -c "$connections" -d "$DURATION" --latency \
+        -s scripts/bench/tools_call.lua "$URL")
+    local rps p50 p99 max errors
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    max=$(awk '$1 == "Latency" {print $4}' <<<"$out")
+    errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    printf '%-34s %5s conns  %9s req/s  p50 %8s  p99 %8s  max %8s  non-2xx %s\n' \
+        "$label" "$connections" "$rps" "$p50" "$p99" "$max" "${errors:-0}"
+}
+
+for connections in 1 10 100; do
+    run "tools/call system_overview" "$connections"
+done
+
+SESSION=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' "$URL" \
+    -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' |
+    awk 'tolower($1) == "mcp-session-id:" {print $2}' | tr -d '\r')
+curl -s -o /dev/null -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H "Mcp-Session-Id: $SESSION" -H 'MCP-Protocol-Version: 2025-11-25' "$URL" \
+    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+run "tools/call, 2025-11-25 session (SSE)" 10 SESSION_ID="$SESSION"
+
+echo "RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status)" \
+    "(peak $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status))"
+
+# The closest peer, measured by the same stdio driver, when asked: PEER=1 ./scripts/bench.sh
+if [ "${PEER:-0}" = 1 ]; then
+    echo
+    echo "== Peer: Red Hat linux-mcp-server 1.7.0 (Python/FastMCP), same stdio driver"
+    PEER_VENV=$PWD/target/peer-venv
+    [ -x "$PEER_VENV/bin/linux-mcp-server" ] || {
+        python3 -m venv "$PEER_VENV" && "$PEER_VENV/bin/pip" install -q linux-mcp-server==1.7.0
+    }
+    cargo bench --locked --quiet --bench stdio -- --command "$PEER_VENV/bin/linux-mcp-server" \
+        --tool get_system_information --arguments '{"host":"localhost"}' --starts 5
+fi
