@@ -51,6 +51,8 @@ impl From<&LimitsConfig> for Limits {
 pub enum Outcome {
     Ok,
     Truncated,
+    /// The answer exceeded the cap and had no list to shorten.
+    TooLarge,
     ToolError(crate::tool::ToolErrorKind),
     TimedOut,
     Cancelled,
@@ -64,6 +66,7 @@ impl fmt::Display for Outcome {
         f.write_str(match self {
             Outcome::Ok => "ok",
             Outcome::Truncated => "truncated",
+            Outcome::TooLarge => "too_large",
             Outcome::ToolError(kind) => kind.as_str(),
             Outcome::TimedOut => "timed_out",
             Outcome::Cancelled => "cancelled",
@@ -194,7 +197,7 @@ impl Gate {
                      shortened; {hint}",
                     too_large.bytes, self.limits.max_output_bytes
                 ))]),
-                Outcome::Truncated,
+                Outcome::TooLarge,
             ),
         }
     }

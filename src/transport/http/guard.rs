@@ -78,13 +78,18 @@ impl HostPattern {
     }
 }
 
+/// A host as it is written in an authority: IPv6 addresses in brackets.
+fn bracketed(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
+    }
+}
+
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = bracketed(&self.host);
         match self.port {
             Some(port) => write!(f, "{host}:{port}"),
             None => f.write_str(&host),
@@ -143,11 +148,7 @@ impl OriginPattern {
 
 impl fmt::Display for OriginPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = bracketed(&self.host);
         match self.port {
             PortRule::Any => write!(f, "{}://{host}:*", self.scheme),
             PortRule::Exact(port) => write!(f, "{}://{host}:{port}", self.scheme),
