@@ -21,6 +21,11 @@ use crate::transport::stdio;
 
 /// How long transports get to close their connections once sessions are closed.
 const CLOSE_BOUND: Duration = Duration::from_secs(2);
+/// After the last call finishes, how long HTTP listeners get to write its answer and close by
+/// themselves before sessions (and their long-lived event streams) are closed under them.
+const SETTLE_BOUND: Duration = Duration::from_secs(1);
+/// After the last call finishes, how long a stdio session gets to write its answer.
+const STDIO_FLUSH: Duration = Duration::from_millis(100);
 
 /// Which transports to run. With neither address, stdio.
 #[derive(Debug, Clone, Default)]
@@ -36,20 +41,25 @@ impl Transports {
 }
 
 pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
+    // Installed before anything is announced: a signal that arrives right after the "serving"
+    // line must find the handler, not the default action (exit without draining).
+    let signals = ShutdownSignals::install()?;
     let registry = domains::registry(&config);
     let tool_count = registry.len();
     let gate = Arc::new(Gate::new(registry, Limits::from(&config.limits)));
     let stop_accepting = CancellationToken::new();
     let sessions_closed = CancellationToken::new();
-    let mut running = JoinSet::new();
+    let stdio_closed = CancellationToken::new();
+    let mut listeners = JoinSet::new();
 
+    let mut stdio_session = None;
     if transports.stdio() {
         let max_line = usize::try_from(config.limits.max_request_bytes.get()).unwrap_or(usize::MAX);
-        running.spawn(stdio::serve(
+        stdio_session = Some(tokio::spawn(stdio::serve(
             Arc::clone(&gate),
             max_line,
-            sessions_closed.clone(),
-        ));
+            stdio_closed.clone(),
+        )));
         tracing::info!(tools = tool_count, "serving MCP over stdio");
     }
     if let Some(address) = transports.http {
@@ -70,7 +80,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
             stop_accepting.clone(),
             sessions_closed.clone(),
         );
-        running.spawn(async move { log_failure("http", serving.await) });
+        listeners.spawn(async move { log_failure("http", serving.await) });
         tracing::info!(
             tools = tool_count,
             "serving MCP over HTTP at http://{bound}/mcp"
@@ -85,7 +95,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
             stop_accepting.clone(),
             sessions_closed.clone(),
         );
-        running.spawn(async move { log_failure("unix", serving.await) });
+        listeners.spawn(async move { log_failure("unix", serving.await) });
         tracing::info!(
             tools = tool_count,
             "serving MCP over HTTP on unix socket {} at /mcp",
@@ -93,26 +103,49 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         );
     }
 
-    tokio::select! {
-        signal = shutdown_signal() => {
+    // Run until a signal, or until every transport has ended by itself (the stdio client closed
+    // stdin; listeners only end on failure).
+    let ended_by_itself = tokio::select! {
+        signal = signals.received() => {
             tracing::info!(
                 signal,
                 in_flight = gate.in_flight(),
                 "shutting down: finishing calls in flight"
             );
+            false
         }
-        () = wait_all(&mut running) => {}
-    }
+        () = async {
+            match stdio_session.as_mut() {
+                Some(session) => { let _ = session.await; }
+                None => wait_all(&mut listeners).await,
+            }
+        } => true,
+    };
+
     stop_accepting.cancel();
     let grace = Duration::from_secs(config.http.shutdown_grace_seconds.get());
     gate.drain(grace).await;
-    sessions_closed.cancel();
-    if tokio::time::timeout(CLOSE_BOUND, wait_all(&mut running))
+
+    // The answers of the calls that just finished are still on their way out through rmcp.
+    if let Some(session) = stdio_session.filter(|_| !ended_by_itself) {
+        tokio::time::sleep(STDIO_FLUSH).await;
+        stdio_closed.cancel();
+        let _ = tokio::time::timeout(CLOSE_BOUND, session).await;
+    }
+    // Graceful HTTP shutdown closes each connection once its answer is written, so listeners
+    // stop by themselves unless a session's event stream holds a connection open.
+    if tokio::time::timeout(SETTLE_BOUND, wait_all(&mut listeners))
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after shutdown; closing them");
-        running.abort_all();
+        sessions_closed.cancel();
+        if tokio::time::timeout(CLOSE_BOUND, wait_all(&mut listeners))
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after shutdown; closing them");
+            listeners.abort_all();
+        }
     }
     tracing::info!("stopped");
     Ok(())
@@ -124,23 +157,30 @@ fn log_failure(transport: &str, result: std::io::Result<()>) {
     }
 }
 
-async fn wait_all(running: &mut JoinSet<()>) {
-    while running.join_next().await.is_some() {}
+async fn wait_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }
 
-/// Resolves on SIGTERM or SIGINT with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT will stop the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    /// Resolves with the name of the first signal received.
+    async fn received(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
         }
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
     }
 }

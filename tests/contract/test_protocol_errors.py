@@ -189,3 +189,27 @@ def test_healthz(http_server):
     answer = get(http_server.url, "/healthz")
     assert answer.status == 200
     assert answer.body == b'{"status":"ok"}'
+
+
+def test_http_chunked_body_over_the_limit_is_413(http_server):
+    """Without Content-Length the limit is enforced while reading, with the same answer."""
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(http_server.url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+
+    def chunks():
+        yield b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"'
+        for _ in range(32):
+            yield b"x" * 65536
+        yield b'"}}'
+
+    connection.request(
+        "POST", parsed.path, body=chunks(), encode_chunked=True,
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    connection.close()
+    assert_http_still_serving(http_server.url)

@@ -2,13 +2,16 @@
 //! input gets 413 or a 400 carrying the JSON-RPC error (parse error, invalid request, invalid
 //! params) before rmcp sees it.
 
-use axum::body::{Body, Bytes};
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use http_body_util::LengthLimitError;
+use futures::StreamExt;
 use rmcp::model::ErrorCode;
+use tokio_util::bytes::BytesMut;
 
 use super::reply;
 use crate::transport::jsonrpc::{Decoded, decode};
@@ -16,6 +19,13 @@ use crate::transport::jsonrpc::{Decoded, decode};
 /// The body limit in bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// How much of a refused body is read and thrown away before answering 413, and for how long.
+/// Closing a connection with unread data makes the kernel reset it, and a reset can destroy the
+/// 413 before the client reads it; reading the rest first (as nginx does) lets the answer arrive.
+/// Bodies larger than this get their 413 at once.
+const DISCARD_BYTES: u64 = 16 * 1024 * 1024;
+const DISCARD_TIME: Duration = Duration::from_secs(5);
 
 pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
@@ -26,26 +36,34 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit.0 as u64) {
+    if let Some(length) = declared.filter(|length| *length > limit.0 as u64) {
+        if length <= DISCARD_BYTES {
+            discard(request.into_body().into_data_stream()).await;
+        }
         return too_large(limit);
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, limit.0).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            let over_limit = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<LengthLimitError>());
-            if over_limit {
-                return too_large(limit);
+    let mut stream = body.into_data_stream();
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) => {
+                return reply::jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    ErrorCode::INVALID_REQUEST.0,
+                    format!("could not read the request body: {error}"),
+                );
             }
-            return reply::jsonrpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorCode::INVALID_REQUEST.0,
-                format!("could not read the request body: {error}"),
-            );
+        };
+        if bytes.len() + chunk.len() > limit.0 {
+            discard(stream).await;
+            return too_large(limit);
         }
-    };
+        bytes.extend_from_slice(&chunk);
+    }
+    let bytes = bytes.freeze();
     match decode(&bytes) {
         Decoded::Message(_) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -58,8 +76,23 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
     }
 }
 
+/// Reads and drops what is left of a refused body, within [`DISCARD_BYTES`] and
+/// [`DISCARD_TIME`].
+async fn discard(mut stream: BodyDataStream) {
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > DISCARD_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 fn too_large(limit: BodyLimit) -> Response {
-    reply::jsonrpc_error(
+    let mut response = reply::jsonrpc_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,
         ErrorCode::INVALID_REQUEST.0,
@@ -67,5 +100,9 @@ fn too_large(limit: BodyLimit) -> Response {
             "the request body exceeds limits.max_request_bytes ({} bytes)",
             limit.0
         ),
-    )
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
