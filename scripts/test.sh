@@ -5,8 +5,9 @@
 #
 # On a fresh Debian machine (root, package registries reachable) it installs what is missing:
 # Debian packages, a Python venv with the official MCP client (tests/contract/requirements.txt),
-# and the MCP Inspector CLI (tests/inspector). Then it lints, builds once (the dev profile),
-# runs the Rust tests and the contract tests, and ends with each runner's summary line.
+# and the Node clients pinned in tests/npm (the MCP Inspector CLI and the official conformance
+# suite, with the Node 22 it needs). Then it lints, builds once (the dev profile), runs the Rust
+# tests and the contract tests, and ends with each runner's summary line.
 #
 # Under CI=true nothing is skipped: a missing component is a failure.
 set -euo pipefail
@@ -47,13 +48,13 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$VENV/.requirements"
     cp "$REQUIREMENTS" "$VENV/.requirements"
 fi
 
-# The MCP Inspector CLI, pinned by tests/inspector/package-lock.json.
-INSPECTOR=$ROOT/tests/inspector
-if [ ! -x "$INSPECTOR/node_modules/.bin/mcp-inspector" ] ||
-    ! cmp -s "$INSPECTOR/package-lock.json" "$INSPECTOR/node_modules/.package-lock.json.copy"; then
-    step "Installing the MCP Inspector CLI (tests/inspector)"
-    (cd "$INSPECTOR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-    cp "$INSPECTOR/package-lock.json" "$INSPECTOR/node_modules/.package-lock.json.copy"
+# The Node clients, pinned by tests/npm/package-lock.json; reinstalled when the lock changes.
+NPM_CLIENTS=$ROOT/tests/npm
+if [ ! -x "$NPM_CLIENTS/node_modules/.bin/mcp-inspector" ] ||
+    ! cmp -s "$NPM_CLIENTS/package-lock.json" "$NPM_CLIENTS/node_modules/.installed-lock.json"; then
+    step "Installing the MCP Inspector CLI and the MCP conformance suite (tests/npm)"
+    (cd "$NPM_CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$NPM_CLIENTS/package-lock.json" "$NPM_CLIENTS/node_modules/.installed-lock.json"
 fi
 
 # --- lint, build, test ---------------------------------------------------------------------------
@@ -81,7 +82,7 @@ else
         awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed (cargo test)", p, f}')
 fi
 
-step "Contract tests (official MCP Python SDK client, MCP Inspector, raw JSON-RPC)"
+step "Contract tests (official MCP Python SDK client, MCP Inspector, MCP conformance suite, raw JSON-RPC)"
 if SYSTEMMANAGER_BIN=$ROOT/target/debug/systemmanager \
     "$VENV/bin/python" -m pytest -c tests/contract/pytest.ini tests/contract 2>&1 | tee "$LOGS/contract.log"; then
     contract_status=0

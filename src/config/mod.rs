@@ -74,7 +74,10 @@ pub struct HttpConfig {
     /// port matches any port. Add the name clients use when serving beyond loopback.
     pub allowed_hosts: Vec<HostPattern>,
     /// Browser origins allowed to call the server. Requests without `Origin` (every non-browser
-    /// client) are not affected; a request from any origin not listed gets 403.
+    /// client) are not affected; a request from any origin not listed gets 403. The default
+    /// admits pages served from this machine's loopback names (any port): they come from local
+    /// processes, which can reach a loopback server directly anyway; a DNS-rebinding page
+    /// carries its own, foreign origin.
     pub allowed_origins: Vec<OriginPattern>,
     /// On SIGTERM/SIGINT, how long in-flight calls may take to finish before the server exits.
     pub shutdown_grace_seconds: Bounded<0, 300>,
@@ -87,7 +90,17 @@ impl Default for HttpConfig {
                 .into_iter()
                 .map(|host| host.parse().expect("built-in host pattern"))
                 .collect(),
-            allowed_origins: Vec::new(),
+            allowed_origins: [
+                "http://localhost:*",
+                "http://127.0.0.1:*",
+                "http://[::1]:*",
+                "https://localhost:*",
+                "https://127.0.0.1:*",
+                "https://[::1]:*",
+            ]
+            .into_iter()
+            .map(|origin| origin.parse().expect("built-in origin pattern"))
+            .collect(),
             shutdown_grace_seconds: Bounded::constant(10),
         }
     }

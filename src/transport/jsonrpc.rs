@@ -8,8 +8,8 @@
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ErrorCode, NumberOrString,
-    ServerJsonRpcMessage,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ErrorCode, GetMeta, NumberOrString,
+    ProtocolVersion, ServerJsonRpcMessage,
 };
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub enum Decoded {
     Reject(Box<RejectedMessage>),
 }
 
-/// The error answer to bad input, with the HTTP status it maps to.
+/// The error answer to bad input.
 #[derive(Debug)]
 pub struct RejectedMessage {
     pub id: Option<NumberOrString>,
@@ -52,9 +52,11 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     match serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
         Ok(ClientJsonRpcMessage::Request(request)) => match &request.request {
-            // rmcp falls back to a custom request when a standard method's params do not fit
-            // its schema; that is a malformed standard request, not a custom one.
-            ClientRequest::CustomRequest(custom) if is_standard_request(&custom.method) => {
+            // rmcp falls back to a custom request when a method's params do not fit its schema;
+            // for a method this server answers, that is a malformed request, not a custom one.
+            ClientRequest::CustomRequest(custom)
+                if answers(&custom.method, declares_modern_era(&request.request)) =>
+            {
                 let detail = params_problem(&custom.method, custom.params.as_ref())
                     .unwrap_or_else(|| format!("they do not match the `{}` schema", custom.method));
                 reject(
@@ -70,29 +72,33 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     }
 }
 
-/// The requests a client may send under the MCP specification (2024-11-05 to 2026-07-28).
-fn is_standard_request(method: &str) -> bool {
-    matches!(
-        method,
-        "initialize"
-            | "ping"
-            | "server/discover"
-            | "tools/list"
-            | "tools/call"
-            | "prompts/list"
-            | "prompts/get"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-            | "resources/subscribe"
-            | "resources/unsubscribe"
-            | "subscriptions/listen"
-            | "completion/complete"
-            | "logging/setLevel"
-            | "tasks/get"
-            | "tasks/update"
-            | "tasks/cancel"
-    )
+/// Whether a parsed request declares the 2026-07-28 era (or later) in its `_meta`.
+fn declares_modern_era(request: &ClientRequest) -> bool {
+    request
+        .get_meta()
+        .protocol_version()
+        .is_some_and(|version| version.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Whether an unparsed request's params declare the 2026-07-28 era (or later) in `_meta`.
+fn params_declare_modern_era(params: Option<&Value>) -> bool {
+    params
+        .and_then(|params| params.get("_meta"))
+        .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"))
+        .and_then(Value::as_str)
+        .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Whether this server answers `method` in the protocol era the request declares. Methods it
+/// does not implement (prompts, resources, logging, ...) and those the 2026-07-28 revision
+/// removed (`initialize`, `ping`) go on to rmcp, which answers `-32601 Method not found` (HTTP
+/// 404 in the stateless era) whatever their params.
+fn answers(method: &str, modern: bool) -> bool {
+    match method {
+        "tools/call" | "tools/list" | "server/discover" => true,
+        "initialize" | "ping" => !modern,
+        _ => false,
+    }
 }
 
 fn classify(bytes: &[u8], error: &serde_json::Error) -> Decoded {
@@ -159,13 +165,19 @@ fn classify(bytes: &[u8], error: &serde_json::Error) -> Decoded {
             "Invalid Request: `method` is missing or not a string".into(),
         );
     };
-    let detail = params_problem(method, object.get("params"))
-        .unwrap_or_else(|| format!("they do not match the `{method}` schema"));
-    let rejected = RejectedMessage::new(
-        id.clone(),
-        ErrorCode::INVALID_PARAMS,
-        format!("Invalid params for `{method}`: {detail}"),
-    );
+    let params = object.get("params");
+    let rejected = if answers(method, params_declare_modern_era(params)) {
+        let detail = params_problem(method, params)
+            .unwrap_or_else(|| format!("they do not match the `{method}` schema"));
+        RejectedMessage::new(
+            id.clone(),
+            ErrorCode::INVALID_PARAMS,
+            format!("Invalid params for `{method}`: {detail}"),
+        )
+    } else {
+        // What rmcp would answer had it been able to parse the message.
+        RejectedMessage::new(id.clone(), ErrorCode::METHOD_NOT_FOUND, method.to_string())
+    };
     if id.is_none() {
         tracing::debug!(method, %error, "malformed notification");
         return Decoded::BadNotification(Box::new(rejected));
@@ -271,6 +283,29 @@ mod tests {
     fn unknown_methods_reach_rmcp_which_answers_method_not_found() {
         let input = r#"{"jsonrpc":"2.0","id":1,"method":"vendor/thing","params":{}}"#;
         assert!(matches!(decode(input.as_bytes()), Decoded::Message(_)));
+    }
+
+    #[test]
+    fn methods_this_server_does_not_answer_reach_rmcp_whatever_their_params() {
+        for input in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":5}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":7}}"#,
+            // Removed in 2026-07-28: a modern request for it is a method not found.
+            r#"{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        ] {
+            match decode(input.as_bytes()) {
+                Decoded::Message(_) => {}
+                Decoded::Reject(rejected) => {
+                    assert_eq!(rejected.error.code, ErrorCode::METHOD_NOT_FOUND, "{input}");
+                }
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+        // A legacy initialize with bad params is still the malformed request it is.
+        let rejected = rejection(
+            r#"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":7}}"#,
+        );
+        assert_eq!(rejected.error.code, ErrorCode::INVALID_PARAMS);
     }
 
     #[test]

@@ -11,12 +11,12 @@ import pytest
 
 from conftest import REPO, server_env
 
-INSPECTOR = REPO / "tests" / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
+INSPECTOR = REPO / "tests" / "npm" / "node_modules" / ".bin" / "mcp-inspector"
 
 
 @pytest.fixture(scope="module")
 def inspector() -> Path:
-    assert INSPECTOR.exists(), f"{INSPECTOR} is missing: run `npm ci` in tests/inspector (the test script does)"
+    assert INSPECTOR.exists(), f"{INSPECTOR} is missing: run `npm ci` in tests/npm (the test script does)"
     return INSPECTOR
 
 

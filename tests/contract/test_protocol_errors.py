@@ -166,9 +166,20 @@ def test_http_foreign_origin_with_a_valid_request_is_403(http_server):
     answer = post(
         http_server.url,
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}, "_meta": modern_meta()}},
-        {"Origin": "http://localhost:9999", "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "system_overview"},
+        {"Origin": "http://192.168.1.20:8080", "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "system_overview"},
     )
     assert answer.status == 403
+
+
+def test_http_loopback_origin_is_allowed_by_default(http_server):
+    """A page served from this machine (e.g. the MCP Inspector web UI) may call the server."""
+    for origin in ("http://localhost:6274", "http://127.0.0.1:3000", "http://[::1]:8080"):
+        answer = post(
+            http_server.url,
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}, "_meta": modern_meta()}},
+            {"Origin": origin, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "system_overview"},
+        )
+        assert answer.status == 200, origin
 
 
 def test_http_disallowed_host_is_403(http_server):

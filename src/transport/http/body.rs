@@ -71,7 +71,13 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         }
         Decoded::Reject(rejected) | Decoded::BadNotification(rejected) => {
             tracing::debug!(code = rejected.error.code.0, message = %rejected.error.message, "refused request body");
-            reply::jsonrpc_message(StatusCode::BAD_REQUEST, &rejected.into_message())
+            // As rmcp maps it in the stateless era: an unknown method is 404, bad input 400.
+            let status = if rejected.error.code == ErrorCode::METHOD_NOT_FOUND {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            reply::jsonrpc_message(status, &rejected.into_message())
         }
     }
 }
