@@ -2,7 +2,7 @@
 //! or a signal asks the server to stop.
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting connections, let the calls in flight finish within
-//! `http.shutdown_grace_seconds`, then close sessions and streams and exit 0.
+//! `limits.shutdown_grace_seconds`, then close sessions and streams and exit 0.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -123,7 +123,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     };
 
     stop_accepting.cancel();
-    let grace = Duration::from_secs(config.http.shutdown_grace_seconds.get());
+    let grace = Duration::from_secs(config.limits.shutdown_grace_seconds.get());
     gate.drain(grace).await;
 
     // The answers of the calls that just finished are still on their way out through rmcp.

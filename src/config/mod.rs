@@ -79,8 +79,6 @@ pub struct HttpConfig {
     /// processes, which can reach a loopback server directly anyway; a DNS-rebinding page
     /// carries its own, foreign origin.
     pub allowed_origins: Vec<OriginPattern>,
-    /// On SIGTERM/SIGINT, how long in-flight calls may take to finish before the server exits.
-    pub shutdown_grace_seconds: Bounded<0, 300>,
 }
 
 impl Default for HttpConfig {
@@ -101,7 +99,6 @@ impl Default for HttpConfig {
             .into_iter()
             .map(|origin| origin.parse().expect("built-in origin pattern"))
             .collect(),
-            shutdown_grace_seconds: Bounded::constant(10),
         }
     }
 }
@@ -118,6 +115,8 @@ pub struct LimitsConfig {
     /// Largest incoming message: an HTTP body over this gets 413, a longer stdio line an
     /// `Invalid Request` error.
     pub max_request_bytes: Bounded<1024, { 64 * 1024 * 1024 }>,
+    /// On SIGTERM/SIGINT, how long calls in flight may take to finish before the server exits.
+    pub shutdown_grace_seconds: Bounded<0, 300>,
 }
 
 impl Default for LimitsConfig {
@@ -126,6 +125,7 @@ impl Default for LimitsConfig {
             call_timeout_seconds: Bounded::constant(30),
             max_output_bytes: Bounded::constant(64 * 1024),
             max_request_bytes: Bounded::constant(1024 * 1024),
+            shutdown_grace_seconds: Bounded::constant(10),
         }
     }
 }

@@ -150,7 +150,7 @@ def held_proc(tmp_path):
 
 def write_config(tmp_path, proc, grace: int):
     config = tmp_path / "config.toml"
-    config.write_text(f'[host]\nproc = "{proc}"\n\n[http]\nshutdown_grace_seconds = {grace}\n')
+    config.write_text(f'[host]\nproc = "{proc}"\n\n[limits]\nshutdown_grace_seconds = {grace}\n')
     return config
 
 
