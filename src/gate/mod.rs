@@ -161,8 +161,8 @@ impl Gate {
                 tracing::error!(tool = name, "tool panicked");
                 (
                     CallToolResult::error(vec![Content::text(format!(
-                        "{name} failed unexpectedly (an internal error, logged on the server); \
-                         nothing was changed by the gate. Please report it."
+                        "{name} failed unexpectedly (an internal error, logged on the server). \
+                         Please report it."
                     ))]),
                     Outcome::Panicked,
                 )
@@ -181,9 +181,9 @@ impl Gate {
     fn shape(&self, answer: Answer, hint: &str) -> (CallToolResult, Outcome) {
         match cap::cap(answer, self.limits.max_output_bytes, hint) {
             Ok((answer, truncated)) => {
-                let mut result = CallToolResult::structured(answer.structured);
-                // `structured` puts the JSON in the text block; we carry a compact rendering.
-                result.content = vec![Content::text(answer.text)];
+                // The text block carries the compact rendering, not the JSON again.
+                let mut result = CallToolResult::success(vec![Content::text(answer.text)]);
+                result.structured_content = Some(answer.structured);
                 let outcome = if truncated {
                     Outcome::Truncated
                 } else {
