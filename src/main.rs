@@ -40,6 +40,9 @@ enum Command {
         /// Serve Streamable HTTP on a unix socket at PATH (created with mode 0660).
         #[arg(long, value_name = "PATH")]
         unix: Option<PathBuf>,
+        /// Register only tools that change nothing (the `read` tier), whatever the config says.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Inspect the configuration.
     Config {
@@ -71,7 +74,15 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
-        Command::Serve { http, unix } => serve_command(config, Transports { http, unix }),
+        Command::Serve {
+            http,
+            unix,
+            read_only,
+        } => {
+            let mut config = config;
+            config.security.read_only |= read_only;
+            serve_command(config, Transports { http, unix })
+        }
     }
 }
 

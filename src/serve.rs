@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domains;
-use crate::gate::{Gate, Limits};
+use crate::gate::{Gate, Limits, Policy};
 use crate::transport::http::{TcpServer, UnixServer};
 use crate::transport::stdio;
 
@@ -46,7 +46,8 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     let signals = ShutdownSignals::install()?;
     let registry = domains::registry(&config);
     let tool_count = registry.len();
-    let gate = Arc::new(Gate::new(registry, Limits::from(&config.limits)));
+    let policy = Arc::new(Policy::from_config(&config));
+    let gate = Arc::new(Gate::new(registry, policy, Limits::from(&config.limits)));
     let stop_accepting = CancellationToken::new();
     let sessions_closed = CancellationToken::new();
     let stdio_closed = CancellationToken::new();

@@ -217,3 +217,43 @@ fn the_documented_example_is_valid_and_shows_the_defaults() {
         "docs/config.example.toml must list exactly the built-in defaults"
     );
 }
+
+#[test]
+fn an_unknown_local_role_is_named_at_its_line() {
+    let (key, line, message) =
+        invalid("[log]\nlevel = \"info\"\n\n[security]\nlocal_role = \"superuser\"\n");
+    assert_eq!(key, "security.local_role");
+    assert_eq!(line, 5);
+    assert!(
+        message.contains("no role is named `superuser`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_custom_role_refers_to_its_own_definition() {
+    let text = "[security]\nlocal_role = \"auditor\"\n\n[roles.auditor]\ntiers = [\"read\"]\nallow = [\"system_*\"]\n";
+    let parsed = config::parse(text, "t.toml").expect("a defined custom role is fine");
+    assert_eq!(parsed.security.local_role, "auditor");
+}
+
+#[test]
+fn built_in_roles_cannot_be_redefined() {
+    let (key, line, message) = invalid("[roles.viewer]\ntiers = [\"read\", \"admin\"]\n");
+    assert_eq!(key, "roles.viewer");
+    assert_eq!(line, 1);
+    assert!(message.contains("built-in role"), "{message}");
+}
+
+#[test]
+fn a_role_needs_a_tier_and_valid_globs() {
+    let (key, line, _) = invalid("[roles.nobody]\n\ntiers = []\n");
+    assert_eq!(key, "roles.nobody.tiers");
+    assert_eq!(line, 3);
+    let (key, _, message) = invalid("[roles.odd]\ntiers = [\"read\"]\ndeny = [\"docker_[\"]\n");
+    assert_eq!(key, "roles.odd.deny[0]");
+    assert!(message.contains("not a valid tool-name glob"), "{message}");
+    let (key, _, message) = invalid("[roles.odd]\ntiers = [\"root\"]\n");
+    assert_eq!(key, "roles.odd.tiers[0]");
+    assert!(message.contains("unknown variant `root`"), "{message}");
+}

@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use systemmanager::bounded::Bounded;
-use systemmanager::gate::{Caller, Gate, Limits};
+use systemmanager::config::Config;
+use systemmanager::gate::{Caller, Gate, Limits, Policy};
 use systemmanager::tool::{
     Declaration, Domain, NoArguments, Registry, Render, Tier, Tool, ToolContext, ToolError,
 };
@@ -126,7 +127,7 @@ impl Tool for FailingTool {
 
 fn gate(timeout: Duration, max_output_bytes: usize) -> (Arc<Gate>, Arc<AtomicUsize>) {
     let finished = Arc::new(AtomicUsize::new(0));
-    let mut registry = Registry::new();
+    let mut registry = Registry::default();
     registry.register(SlowTool {
         finished: Arc::clone(&finished),
     });
@@ -135,12 +136,17 @@ fn gate(timeout: Duration, max_output_bytes: usize) -> (Arc<Gate>, Arc<AtomicUsi
     registry.register(FailingTool);
     let gate = Gate::new(
         registry,
+        Arc::new(Policy::from_config(&Config::default())),
         Limits {
             call_timeout: timeout,
             max_output_bytes,
         },
     );
     (Arc::new(gate), finished)
+}
+
+fn local_caller(gate: &Gate) -> Arc<Caller> {
+    Arc::new(Caller::stdio(gate.policy().local_role()))
 }
 
 fn arguments(value: Value) -> Option<JsonObject> {
@@ -152,7 +158,7 @@ fn arguments(value: Value) -> Option<JsonObject> {
 
 async fn call(gate: &Gate, name: &str, args: Value) -> CallToolResult {
     gate.call(
-        Arc::new(Caller::stdio()),
+        local_caller(gate),
         name,
         arguments(args),
         CancellationToken::new(),
@@ -331,7 +337,7 @@ async fn an_unknown_tool_is_a_protocol_error() {
     let (gate, _) = gate(Duration::from_secs(5), 65_536);
     let error = gate
         .call(
-            Arc::new(Caller::stdio()),
+            local_caller(&gate),
             "no_such_tool",
             None,
             CancellationToken::new(),
@@ -353,7 +359,7 @@ async fn a_cancelled_call_stops_waiting() {
     });
     let result = gate
         .call(
-            Arc::new(Caller::stdio()),
+            local_caller(&gate),
             "test_slow",
             arguments(json!({ "milliseconds": 10_000 })),
             cancel,
@@ -406,4 +412,163 @@ async fn draining_gives_up_after_the_grace_period() {
     let started = std::time::Instant::now();
     assert!(!gate.drain(Duration::from_millis(100)).await);
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// A tool of the `operate` tier whose `danger` argument needs `admin`.
+struct OperateTool;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct OperateArguments {
+    #[serde(default)]
+    danger: bool,
+}
+
+fn operate_declaration() -> &'static Declaration {
+    Box::leak(Box::new(Declaration {
+        name: "test_operate",
+        title: "Test operate tool",
+        description: "A tool that exists only in the gate tests.",
+        domain: Domain::Process,
+        tier: Tier::Operate,
+        destructive: true,
+        idempotent: false,
+        open_world: false,
+        paging_hint: None,
+    }))
+}
+
+impl Tool for OperateTool {
+    type Arguments = OperateArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        static DECLARATION: std::sync::OnceLock<&'static Declaration> = std::sync::OnceLock::new();
+        DECLARATION.get_or_init(operate_declaration)
+    }
+    fn required_tier(&self, arguments: &OperateArguments) -> Option<(Tier, String)> {
+        arguments
+            .danger
+            .then(|| (Tier::Admin, "danger = true".to_string()))
+    }
+    async fn run(&self, _: OperateArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        Ok(Rows {
+            count: 1,
+            rows: vec!["done".into()],
+        })
+    }
+}
+
+fn policy_gate(config: &str) -> Gate {
+    let config = systemmanager::config::parse(config, "test").expect("config");
+    let mut registry = Registry::new(config.security.max_tier());
+    registry.register(HugeTool);
+    registry.register(OperateTool);
+    Gate::new(
+        registry,
+        Arc::new(Policy::from_config(&config)),
+        Limits::from(&config.limits),
+    )
+}
+
+async fn call_as(gate: &Gate, role: &str, name: &str, args: Value) -> CallToolResult {
+    let role = gate.policy().role(role).expect("role");
+    gate.call(
+        Arc::new(Caller::stdio(role)),
+        name,
+        arguments(args),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("known tool")
+}
+
+fn listed(gate: &Gate, role: &str) -> Vec<String> {
+    let role = gate.policy().role(role).expect("role");
+    gate.listing_for(&role)
+        .iter()
+        .map(|tool| tool.name.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_viewer_is_refused_an_operate_tool_and_does_not_see_it() {
+    let gate = policy_gate("");
+    assert_eq!(listed(&gate, "viewer"), ["test_huge"]);
+    assert_eq!(listed(&gate, "operator"), ["test_huge", "test_operate"]);
+    let result = call_as(&gate, "viewer", "test_operate", json!({})).await;
+    assert_eq!(result.is_error, Some(true));
+    assert_eq!(
+        text(&result),
+        "permission denied: test_operate needs the `operate` tier; role `viewer` grants: read. \
+         Nothing was done."
+    );
+    let result = call_as(&gate, "operator", "test_operate", json!({})).await;
+    assert_eq!(result.is_error, Some(false));
+}
+
+#[tokio::test]
+async fn an_unauthorized_caller_learns_nothing_from_argument_validation() {
+    let gate = policy_gate("");
+    let result = call_as(&gate, "viewer", "test_operate", json!({ "bogus": 1 })).await;
+    assert!(
+        text(&result).starts_with("permission denied"),
+        "{}",
+        text(&result)
+    );
+}
+
+#[tokio::test]
+async fn arguments_that_need_the_admin_tier_are_refused_until_it_is_enabled() {
+    let gate = policy_gate("");
+    let result = call_as(&gate, "admin", "test_operate", json!({ "danger": true })).await;
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains(
+            "needs the `admin` tier (danger = true), which this server's config disables"
+        ),
+        "{}",
+        text(&result)
+    );
+
+    let gate = policy_gate("[security]\nadmin_tier = true\n");
+    let result = call_as(&gate, "operator", "test_operate", json!({ "danger": true })).await;
+    assert!(
+        text(&result).contains(
+            "needs the `admin` tier (danger = true); role `operator` grants: read, operate"
+        ),
+        "{}",
+        text(&result)
+    );
+    let result = call_as(&gate, "admin", "test_operate", json!({ "danger": true })).await;
+    assert_eq!(result.is_error, Some(false));
+}
+
+#[tokio::test]
+async fn read_only_mode_registers_no_tool_above_read() {
+    let gate = policy_gate("[security]\nread_only = true\n");
+    assert_eq!(listed(&gate, "admin"), ["test_huge"]);
+    let error = gate
+        .call(
+            Arc::new(Caller::stdio(gate.policy().local_role())),
+            "test_operate",
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("not registered at all");
+    assert_eq!(error.message, "Unknown tool: test_operate");
+}
+
+#[tokio::test]
+async fn custom_roles_narrow_by_globs() {
+    let gate = policy_gate(
+        "[roles.reporter]\ntiers = [\"read\", \"operate\"]\nallow = [\"test_*\"]\ndeny = [\"*_operate\"]\n",
+    );
+    assert_eq!(listed(&gate, "reporter"), ["test_huge"]);
+    let result = call_as(&gate, "reporter", "test_operate", json!({})).await;
+    assert!(
+        text(&result).contains("role `reporter` denies test_operate (deny pattern `*_operate`)"),
+        "{}",
+        text(&result)
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use systemmanager::config::Config;
 use systemmanager::domains;
-use systemmanager::gate::{Caller, Gate, Limits};
+use systemmanager::gate::{Caller, Gate, Limits, Policy};
 use systemmanager::tool::Tier;
 use tokio_util::sync::CancellationToken;
 
@@ -109,12 +109,13 @@ fn schemas_are_valid_json_schema_with_object_roots() {
                 "{name}: {which} schema needs properties"
             );
         }
-        let rendered = output.to_string();
-        assert!(
-            !rendered.contains(r#""null""#),
-            "{name}: output fields are left out when empty, never null; add \
-             #[serde(skip_serializing_if = \"Option::is_none\")] to optional fields"
-        );
+        for (which, schema) in [("input", &input), ("output", &output)] {
+            assert!(
+                !schema.to_string().contains(r#""null""#),
+                "{name}: {which} fields are left out when empty, never null (outputs: add \
+                 #[serde(skip_serializing_if = \"Option::is_none\")] to optional fields)"
+            );
+        }
         assert!(
             output["properties"]["truncated"].is_object(),
             "{name}: the output schema must declare the gate's truncation marker"
@@ -147,24 +148,32 @@ fn registering_a_name_twice_is_refused() {
 /// Calls each argument-free read tool on this host and validates the answer against its schema.
 #[tokio::test]
 async fn real_answers_satisfy_the_output_schema() {
+    let config = Config::default();
     let gate = Arc::new(Gate::new(
         registry(),
-        Limits::from(&Config::default().limits),
+        Arc::new(Policy::from_config(&config)),
+        Limits::from(&config.limits),
     ));
     let tools = gate.registry().mcp_tools().to_vec();
     let mut checked = 0;
     for tool in tools {
+        // Argument-free read tools: calling them changes nothing on this machine.
         let takes_no_arguments = tool
             .input_schema
             .get("required")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
-        if !takes_no_arguments {
+        let read_only = tool
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            .unwrap_or(false);
+        if !takes_no_arguments || !read_only {
             continue;
         }
         let result = gate
             .call(
-                Arc::new(Caller::stdio()),
+                Arc::new(Caller::stdio(gate.policy().local_role())),
                 &tool.name,
                 None,
                 CancellationToken::new(),

@@ -95,12 +95,35 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             error.message().to_string(),
         )
     })?;
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         // The path names the key even when the key itself is the problem (unknown).
         let key = error.path().to_string();
         let inner = error.into_inner();
         invalid(key, inner.span(), inner.message().to_string())
-    })
+    })?;
+    config.validate().map_err(|(key, message)| {
+        let span = span_of_key(text, &key);
+        invalid(key, span, message)
+    })?;
+    Ok(config)
+}
+
+/// Where a dotted key (`security.local_role`) is written in the document.
+fn span_of_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut segments = key.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let (name, value) = table.iter().find(|(name, _)| name.get_ref() == segment)?;
+        if segments.peek().is_none() {
+            return Some(name.span());
+        }
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => return Some(value.span()),
+        }
+    }
+    None
 }
 
 /// The dotted key written on the line of a syntax error, when there is one.

@@ -6,11 +6,13 @@
 
 mod load;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bounded::Bounded;
+use crate::tool::Tier;
 use crate::transport::http::guard::{HostPattern, OriginPattern};
 
 pub use load::{ConfigError, ConfigSource, load, parse};
@@ -23,6 +25,117 @@ pub struct Config {
     pub http: HttpConfig,
     pub limits: LimitsConfig,
     pub host: HostConfig,
+    pub security: SecurityConfig,
+    /// Custom roles, by name, beside the built-in `viewer`, `operator` and `admin`.
+    pub roles: BTreeMap<String, RoleConfig>,
+    pub process: ProcessConfig,
+}
+
+/// The roles every server has: name and tiers.
+pub const BUILT_IN_ROLES: [(&str, &[Tier]); 3] = [
+    ("viewer", &[Tier::Read]),
+    ("operator", &[Tier::Read, Tier::Operate]),
+    ("admin", &[Tier::Read, Tier::Operate, Tier::Admin]),
+];
+
+/// `[security]`: what callers may do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Register no tool above the `read` tier at all (also `serve --read-only`).
+    pub read_only: bool,
+    /// Enable the `admin` tier (remove, prune, SIGKILL, exec, ...). Off, no role can use it.
+    pub admin_tier: bool,
+    /// The role of local OS users: whoever starts a stdio server, and unix-socket peers.
+    pub local_role: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            admin_tier: false,
+            local_role: "operator".into(),
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The highest tier this configuration registers tools for.
+    pub fn max_tier(&self) -> Tier {
+        if self.read_only {
+            Tier::Read
+        } else if self.admin_tier {
+            Tier::Admin
+        } else {
+            Tier::Operate
+        }
+    }
+}
+
+/// `[roles.NAME]`: a custom role — the tiers it grants, optionally narrowed to tools whose names
+/// match `allow` and never those matching `deny` (globs such as `docker_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub allow: Vec<ToolPattern>,
+    #[serde(default)]
+    pub deny: Vec<ToolPattern>,
+}
+
+/// A glob over tool names (`*`, `?`, `[abc]`, `{a,b}`), checked when the config is read.
+#[derive(Debug, Clone)]
+pub struct ToolPattern {
+    pub text: String,
+    pub glob: globset::Glob,
+}
+
+impl Serialize for ToolPattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let glob = globset::Glob::new(&text).map_err(|error| {
+            serde::de::Error::custom(format!("`{text}` is not a valid tool-name glob: {error}"))
+        })?;
+        Ok(Self { text, glob })
+    }
+}
+
+/// `[process]`: the process tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Processes `process_signal` refuses to touch, by name (`/proc/PID/comm`). PID 1, the
+    /// server itself and its parent are always protected.
+    pub protected_names: Vec<String>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            protected_names: [
+                "systemd",
+                "init",
+                "sshd",
+                "systemd-journal",
+                "systemd-logind",
+                "dbus-daemon",
+                "dockerd",
+                "containerd",
+                "tailscaled",
+                "systemmanager",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// `[log]`: diagnostics on stderr. `RUST_LOG`, when set, wins over `level`.
@@ -152,6 +265,36 @@ impl Default for HostConfig {
 }
 
 impl Config {
+    /// Checks what the types alone cannot: references between keys. Returns the dotted key and
+    /// the problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let built_in = |name: &str| BUILT_IN_ROLES.iter().any(|(built, _)| *built == name);
+        for (name, role) in &self.roles {
+            if built_in(name) {
+                return Err((
+                    format!("roles.{name}"),
+                    format!(
+                        "`{name}` is a built-in role and cannot be redefined; choose another name"
+                    ),
+                ));
+            }
+            if role.tiers.is_empty() {
+                return Err((
+                    format!("roles.{name}.tiers"),
+                    "a role needs at least one tier (read, operate, admin)".into(),
+                ));
+            }
+        }
+        let local = &self.security.local_role;
+        if !built_in(local) && !self.roles.contains_key(local) {
+            return Err((
+                "security.local_role".into(),
+                format!("no role is named `{local}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML, as `config check` prints it.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))

@@ -4,6 +4,7 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
+pub mod process;
 pub mod system;
 
 use crate::config::Config;
@@ -11,7 +12,8 @@ use crate::tool::Registry;
 
 /// Every tool this configuration enables, in `tools/list` order.
 pub fn registry(config: &Config) -> Registry {
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(config.security.max_tier());
     system::register(&mut registry, config);
+    process::register(&mut registry, config);
     registry
 }

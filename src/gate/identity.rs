@@ -6,6 +6,9 @@
 //! Tailscale identities will be further [`Identity`] variants resolved by the HTTP transport.
 
 use std::fmt;
+use std::sync::Arc;
+
+use super::policy::Role;
 
 /// The transport a call arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,16 +67,19 @@ impl fmt::Display for Identity {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub identity: Identity,
+    /// What the identity may do.
+    pub role: Arc<Role>,
     pub transport: TransportKind,
     /// The peer: a socket address, or `pid N` for a unix-socket peer; none for stdio.
     pub remote: Option<String>,
 }
 
 impl Caller {
-    /// The caller of a stdio server: the user who started it.
-    pub fn stdio() -> Self {
+    /// The caller of a stdio server: the user who started it, with the local role.
+    pub fn stdio(role: Arc<Role>) -> Self {
         Self {
             identity: Identity::current_user(),
+            role,
             transport: TransportKind::Stdio,
             remote: None,
         }

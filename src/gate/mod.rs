@@ -7,6 +7,7 @@
 
 mod cap;
 mod identity;
+pub mod policy;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -25,6 +26,7 @@ use crate::tool::{Answer, Registry, ToolContext, ToolError};
 
 pub use cap::json_len;
 pub use identity::{Caller, Identity, TransportKind};
+pub use policy::{Denial, Policy, Role};
 
 /// The hint given when a tool declares none.
 const DEFAULT_PAGING_HINT: &str =
@@ -58,6 +60,7 @@ pub enum Outcome {
     Cancelled,
     Panicked,
     UnknownTool,
+    Denied,
     ShuttingDown,
 }
 
@@ -72,6 +75,7 @@ impl fmt::Display for Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Panicked => "panicked",
             Outcome::UnknownTool => "unknown_tool",
+            Outcome::Denied => "denied",
             Outcome::ShuttingDown => "shutting_down",
         })
     }
@@ -80,15 +84,17 @@ impl fmt::Display for Outcome {
 /// The gate. One per server process, shared by every transport and session.
 pub struct Gate {
     registry: Registry,
+    policy: Arc<Policy>,
     limits: Limits,
     in_flight: TaskTracker,
     draining: AtomicBool,
 }
 
 impl Gate {
-    pub fn new(registry: Registry, limits: Limits) -> Self {
+    pub fn new(registry: Registry, policy: Arc<Policy>, limits: Limits) -> Self {
         Self {
             registry,
+            policy,
             limits,
             in_flight: TaskTracker::new(),
             draining: AtomicBool::new(false),
@@ -97,6 +103,16 @@ impl Gate {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The MCP listing `role` may see: the tools it may call.
+    pub fn listing_for(&self, role: &Role) -> Vec<rmcp::model::Tool> {
+        self.registry
+            .mcp_tools_where(|declaration| self.policy.lists(role, declaration))
     }
 
     pub fn limits(&self) -> Limits {
@@ -127,12 +143,40 @@ impl Gate {
         }
 
         let declaration = tool.declaration();
+        let refuse = |denial: Denial| {
+            let text = denial.to_string();
+            log_call(&caller, name, Outcome::Denied, started, text.len());
+            Ok(CallToolResult::error(vec![Content::text(text)]))
+        };
+        // The declared tier first, so an unauthorized caller learns nothing from argument
+        // validation; then the tier the arguments need, if higher.
+        if let Err(denial) =
+            self.policy
+                .authorize(&caller.role, declaration, declaration.tier, None)
+        {
+            return refuse(denial);
+        }
+        let prepared = match tool.prepare(arguments.unwrap_or_default()) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let (result, outcome) = tool_error(error);
+                log_call(&caller, name, outcome, started, result_len(&result));
+                return Ok(result);
+            }
+        };
+        if let Some((tier, reason)) = prepared.escalation.clone()
+            && let Err(denial) =
+                self.policy
+                    .authorize(&caller.role, declaration, tier, Some(reason))
+        {
+            return refuse(denial);
+        }
+
         let context = ToolContext {
             caller: Arc::clone(&caller),
             cancel: cancel.child_token(),
         };
-        let run = AssertUnwindSafe(tool.call(arguments.unwrap_or_default(), context.clone()))
-            .catch_unwind();
+        let run = AssertUnwindSafe(prepared.run(context.clone())).catch_unwind();
         let timeout = self.limits.call_timeout;
         let finished = self.in_flight.track_future(async {
             tokio::select! {
@@ -248,6 +292,7 @@ fn log_call(caller: &Caller, tool: &str, outcome: Outcome, started: Instant, byt
         target: "systemmanager::call",
         tool,
         identity = %caller.identity,
+        role = caller.role.name.as_str(),
         transport = caller.transport.as_str(),
         remote = caller.remote.as_deref().unwrap_or(""),
         duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

@@ -93,7 +93,7 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         // One page holds every tool, so we never hand out a cursor and cannot honour one.
         if let Some(cursor) = request.and_then(|params| params.cursor) {
@@ -102,9 +102,10 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
-        // Private: once roles filter the listing, it differs between callers.
+        // A caller sees only the tools its role may call, so the listing is private to it.
+        let caller = self.caller(&context)?;
         Ok(
-            ListToolsResult::with_all_items(self.gate.registry().mcp_tools().to_vec())
+            ListToolsResult::with_all_items(self.gate.listing_for(&caller.role))
                 .with_ttl_ms(LISTING_TTL_MS)
                 .with_cache_scope(CacheScope::Private),
         )

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gate::Caller;
 
-pub use registry::{Answer, RegisteredTool, Registry};
+pub use registry::{Answer, Prepared, RegisteredTool, Registry};
 
 /// How much a tool can change. Roles grant tiers; read-only mode registers only `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -185,6 +185,13 @@ pub trait Tool: Send + Sync + 'static {
     type Output: Serialize + JsonSchema + Render + Send + 'static;
 
     fn declaration(&self) -> &'static Declaration;
+
+    /// The tier these arguments need, when some arguments need more than the declared tier
+    /// (`process_signal` with KILL needs `admin`), with the reason to show a refused caller.
+    /// The gate checks it before the tool runs.
+    fn required_tier(&self, _arguments: &Self::Arguments) -> Option<(Tier, String)> {
+        None
+    }
 
     fn run(
         &self,

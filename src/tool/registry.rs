@@ -18,14 +18,27 @@ pub struct Answer {
     pub text: String,
 }
 
-type ErasedCall =
-    dyn Fn(JsonObject, ToolContext) -> BoxFuture<'static, Result<Answer, ToolError>> + Send + Sync;
+type Run = Box<dyn FnOnce(ToolContext) -> BoxFuture<'static, Result<Answer, ToolError>> + Send>;
+type Prepare = dyn Fn(JsonObject) -> Result<Prepared, ToolError> + Send + Sync;
+
+/// A call whose arguments parsed: what it needs beyond the declared tier, and how to run it.
+pub struct Prepared {
+    /// A higher tier than the declared one these arguments need, and why.
+    pub escalation: Option<(Tier, String)>,
+    run: Run,
+}
+
+impl Prepared {
+    pub fn run(self, context: ToolContext) -> BoxFuture<'static, Result<Answer, ToolError>> {
+        (self.run)(context)
+    }
+}
 
 /// One registered tool: its declaration, schemas and erased entry point.
 pub struct RegisteredTool {
     declaration: &'static Declaration,
     schemas: fn() -> (Arc<JsonObject>, Arc<JsonObject>),
-    call: Box<ErasedCall>,
+    prepare: Box<Prepare>,
 }
 
 impl RegisteredTool {
@@ -33,13 +46,10 @@ impl RegisteredTool {
         self.declaration
     }
 
-    /// Parses the arguments against the tool's input type and runs it.
-    pub fn call(
-        &self,
-        arguments: JsonObject,
-        context: ToolContext,
-    ) -> BoxFuture<'static, Result<Answer, ToolError>> {
-        (self.call)(arguments, context)
+    /// Parses the arguments against the tool's input type; running is a separate step so the
+    /// gate can decide on the tier the arguments need first.
+    pub fn prepare(&self, arguments: JsonObject) -> Result<Prepared, ToolError> {
+        (self.prepare)(arguments)
     }
 
     /// The input and output schemas (the output schema includes the gate's `truncated` marker).
@@ -74,19 +84,32 @@ impl RegisteredTool {
 }
 
 /// Every tool, in registration order (domain by domain), which is the `tools/list` order.
-#[derive(Default)]
 pub struct Registry {
+    /// Tools above this tier are not registered at all (read-only mode, admin tier off).
+    max_tier: Tier,
     tools: Vec<RegisteredTool>,
     by_name: HashMap<&'static str, usize>,
     listing: OnceLock<Vec<rmcp::model::Tool>>,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(Tier::Admin)
+    }
+}
+
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
+    /// A registry that accepts tools up to `max_tier`.
+    pub fn new(max_tier: Tier) -> Self {
+        Self {
+            max_tier,
+            tools: Vec::new(),
+            by_name: HashMap::new(),
+            listing: OnceLock::new(),
+        }
     }
 
-    /// Adds a tool.
+    /// Adds a tool, unless its tier is above the registry's highest.
     ///
     /// # Panics
     /// When a tool of the same name is already registered: that is a programming error, caught
@@ -98,25 +121,33 @@ impl Registry {
             "tool `{}` registered twice",
             declaration.name
         );
+        if declaration.tier > self.max_tier {
+            return;
+        }
         let tool = Arc::new(tool);
-        let call = move |arguments: JsonObject, context: ToolContext| {
+        let prepare = move |arguments: JsonObject| -> Result<Prepared, ToolError> {
+            let arguments: T::Arguments = parse_arguments(arguments)?;
+            let escalation = tool
+                .required_tier(&arguments)
+                .filter(|(tier, _)| *tier > tool.declaration().tier);
             let tool = Arc::clone(&tool);
-            let future: BoxFuture<'static, Result<Answer, ToolError>> = Box::pin(async move {
-                let arguments: T::Arguments = parse_arguments(arguments)?;
-                let output = tool.run(arguments, context).await?;
-                let text = output.render_text();
-                let structured = serde_json::to_value(&output).map_err(|error| {
-                    ToolError::failed(format!("cannot encode the answer: {error}"))
-                })?;
-                Ok(Answer { structured, text })
+            let run: Run = Box::new(move |context| {
+                Box::pin(async move {
+                    let output = tool.run(arguments, context).await?;
+                    let text = output.render_text();
+                    let structured = serde_json::to_value(&output).map_err(|error| {
+                        ToolError::failed(format!("cannot encode the answer: {error}"))
+                    })?;
+                    Ok(Answer { structured, text })
+                })
             });
-            future
+            Ok(Prepared { escalation, run })
         };
         self.by_name.insert(declaration.name, self.tools.len());
         self.tools.push(RegisteredTool {
             declaration,
             schemas: schemas_of::<T>,
-            call: Box::new(call),
+            prepare: Box::new(prepare),
         });
     }
 
@@ -147,6 +178,19 @@ impl Registry {
         let index = *self.by_name.get(name)?;
         self.mcp_tools().get(index).cloned()
     }
+
+    /// The MCP listing of the tools `show` keeps, in registry order.
+    pub fn mcp_tools_where(
+        &self,
+        mut show: impl FnMut(&Declaration) -> bool,
+    ) -> Vec<rmcp::model::Tool> {
+        self.tools
+            .iter()
+            .zip(self.mcp_tools())
+            .filter(|(tool, _)| show(tool.declaration))
+            .map(|(_, listed)| listed.clone())
+            .collect()
+    }
 }
 
 /// Deserializes arguments into the tool's input type; errors name the offending field.
@@ -174,6 +218,7 @@ fn schemas_of<T: Tool>() -> (Arc<JsonObject>, Arc<JsonObject>) {
     input
         .entry("properties")
         .or_insert_with(|| Value::Object(JsonObject::new()));
+    for_each_object_schema(&mut input, &mut drop_null_from_optional_properties);
     let input = Arc::new(input);
     let mut output = schema_for_output::<T::Output>().as_ref().clone();
     for_each_object_schema(&mut output, &mut drop_null_from_optional_properties);
@@ -210,9 +255,10 @@ fn for_each_object_schema(schema: &mut JsonObject, visit: &mut impl FnMut(&mut J
     }
 }
 
-/// Output fields that are optional are left out when empty (`skip_serializing_if`), never sent
-/// as `null`, so their schema need not admit `null`. A single `type` is also what the most
-/// clients (and model providers' schema dialects) accept.
+/// Optional fields are left out, not sent as `null`: outputs skip them when empty
+/// (`skip_serializing_if`), and callers omit optional arguments. So their schema need not admit
+/// `null`, and a single `type` is what the most clients (and model providers' schema dialects)
+/// accept.
 fn drop_null_from_optional_properties(schema: &mut JsonObject) {
     let required: Vec<String> = schema
         .get("required")

@@ -217,7 +217,8 @@ where
 pub async fn serve(gate: Arc<Gate>, max_line: usize, shutdown: CancellationToken) {
     let (reader, writer) = rmcp::transport::stdio_pipes();
     let transport = LineTransport::new(reader, writer, max_line);
-    let server = McpServer::for_session(gate, Caller::stdio());
+    let caller = Caller::stdio(gate.policy().local_role());
+    let server = McpServer::for_session(gate, caller);
     match serve_server_with_ct(server, transport, shutdown).await {
         Ok(running) => {
             if let Err(error) = running.waiting().await {

@@ -134,7 +134,10 @@ def test_unix_socket_caller_is_the_local_user(unix_server):
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert unix_server.stop() == 0
     user = pwd.getpwuid(os.getuid()).pw_name
-    assert f'identity=user:{user} transport="unix"' in unix_server.log, unix_server.log
+    call_lines = [line for line in unix_server.log.splitlines() if "tool call" in line]
+    assert call_lines, unix_server.log
+    assert f"identity=user:{user}" in call_lines[0] and 'transport="unix"' in call_lines[0], call_lines
+    assert 'role="operator"' in call_lines[0], call_lines
 
 
 def held_proc(tmp_path):

@@ -33,13 +33,13 @@ use crate::mcp::McpServer;
 
 use body::BodyLimit;
 use guard::OriginPolicy;
-use peer::{ConnectionCaller, UnixPeer};
+use peer::{ConnectionPeer, UnixPeer};
 
 /// How often an idle SSE stream gets a keep-alive comment, so proxies do not cut it.
 const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The router for one listener. `sessions_closed` ends rmcp's sessions and streams at shutdown.
-fn router<P: ConnectionCaller>(
+fn router<P: ConnectionPeer>(
     gate: Arc<Gate>,
     config: &Config,
     sessions_closed: CancellationToken,
@@ -55,20 +55,21 @@ fn router<P: ConnectionCaller>(
         .with_allowed_hosts(http.allowed_hosts.iter().map(ToString::to_string))
         .with_allowed_origins(http.allowed_origins.iter().map(ToString::to_string))
         .enforce_origin_validation();
+    let policy = Arc::clone(gate.policy());
     let service = StreamableHttpService::new(
         move || Ok(McpServer::for_http(Arc::clone(&gate))),
         Arc::new(LocalSessionManager::default()),
         rmcp_config,
     );
-    let policy = Arc::new(OriginPolicy {
+    let origins = Arc::new(OriginPolicy {
         allowed_hosts: http.allowed_hosts.clone(),
         allowed_origins: http.allowed_origins.clone(),
     });
     let mcp = Router::new()
         .route_service("/mcp", service)
         .layer(from_fn_with_state(BodyLimit(limit), body::check))
-        .layer(axum::middleware::from_fn(peer::identify::<P>))
-        .layer(from_fn_with_state(policy, guard::enforce));
+        .layer(from_fn_with_state(policy, peer::identify::<P>))
+        .layer(from_fn_with_state(origins, guard::enforce));
     Router::new().route("/healthz", get(healthz)).merge(mcp)
 }
 

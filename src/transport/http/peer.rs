@@ -1,75 +1,95 @@
 //! Who is on the other end of an HTTP connection, and the [`Caller`] it becomes.
 //!
-//! TCP peers are `anonymous` until authentication lands (the security work fills this seam with
-//! bearer tokens, mTLS and Tailscale identities). Unix-socket peers are identified by the kernel
-//! (`SO_PEERCRED`), so they are the local user that connected. The caller is resolved once per
-//! connection (unix) or cheaply per request (TCP).
+//! Unix-socket peers are identified by the kernel (`SO_PEERCRED`), so they are the local user
+//! that connected, with the local role. TCP peers are `anonymous`, limited to the `viewer` role,
+//! until authentication lands (the security work fills this seam with bearer tokens, mTLS and
+//! Tailscale identities).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, connect_info::Connected};
+use axum::extract::{ConnectInfo, Request, State, connect_info::Connected};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::IncomingStream;
 use tokio::net::UnixListener;
 
-use crate::gate::{Caller, Identity, TransportKind};
+use crate::gate::{Caller, Identity, Policy, TransportKind};
 
-/// A connection's caller, for the connection-info extension.
-pub trait ConnectionCaller: Clone + Send + Sync + 'static {
-    fn caller(&self) -> Arc<Caller>;
+/// What a connection says about its peer, before any credential is looked at.
+pub trait ConnectionPeer: Clone + Send + Sync + 'static {
+    /// The caller this peer is, under `policy`.
+    fn caller(&self, policy: &Policy) -> Caller;
 }
 
-/// TCP callers are anonymous until authentication exists; the peer address is all there is.
-/// (axum's own `SocketAddr` connection info is used: a TCP listener with `TCP_NODELAY` tapped
-/// in cannot carry a connection-info type of ours.)
-impl ConnectionCaller for SocketAddr {
-    fn caller(&self) -> Arc<Caller> {
-        Arc::new(Caller {
+/// A TCP peer is only an address. (axum's own `SocketAddr` connection info is used: a TCP
+/// listener with `TCP_NODELAY` tapped in cannot carry a connection-info type of ours.)
+impl ConnectionPeer for SocketAddr {
+    fn caller(&self, policy: &Policy) -> Caller {
+        Caller {
             identity: Identity::Anonymous,
+            role: policy.role("viewer").unwrap_or_else(|| policy.local_role()),
             transport: TransportKind::Http,
             remote: Some(self.to_string()),
-        })
+        }
     }
 }
 
-/// The caller behind a unix-socket connection, as the kernel reports it.
+/// The peer of a unix-socket connection, as the kernel reports it; the user name is looked up
+/// once per connection.
 #[derive(Debug, Clone)]
-pub struct UnixPeer(Arc<Caller>);
+pub struct UnixPeer {
+    identity: Option<Identity>,
+    remote: Option<String>,
+}
 
 impl Connected<IncomingStream<'_, UnixListener>> for UnixPeer {
     fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        let (identity, remote) = match stream.io().peer_cred() {
-            Ok(credentials) => (
-                Identity::local_user(credentials.uid()),
-                credentials.pid().map(|pid| format!("pid {pid}")),
-            ),
+        match stream.io().peer_cred() {
+            Ok(credentials) => UnixPeer {
+                identity: Some(Identity::local_user(credentials.uid())),
+                remote: credentials.pid().map(|pid| format!("pid {pid}")),
+            },
             Err(error) => {
                 tracing::warn!(%error, "cannot read unix socket peer credentials");
-                (Identity::Anonymous, None)
+                UnixPeer {
+                    identity: None,
+                    remote: None,
+                }
             }
-        };
-        UnixPeer(Arc::new(Caller {
-            identity,
-            transport: TransportKind::UnixSocket,
-            remote,
-        }))
+        }
     }
 }
 
-impl ConnectionCaller for UnixPeer {
-    fn caller(&self) -> Arc<Caller> {
-        Arc::clone(&self.0)
+impl ConnectionPeer for UnixPeer {
+    fn caller(&self, policy: &Policy) -> Caller {
+        match &self.identity {
+            Some(identity) => Caller {
+                identity: identity.clone(),
+                role: policy.local_role(),
+                transport: TransportKind::UnixSocket,
+                remote: self.remote.clone(),
+            },
+            // Unknown peer: no more than a TCP stranger.
+            None => Caller {
+                identity: Identity::Anonymous,
+                role: policy.role("viewer").unwrap_or_else(|| policy.local_role()),
+                transport: TransportKind::UnixSocket,
+                remote: None,
+            },
+        }
     }
 }
 
-/// Attaches the connection's [`Caller`] to each request, where the MCP face finds it.
-pub async fn identify<P: ConnectionCaller>(
+/// Attaches the request's [`Caller`], where the MCP face finds it.
+pub async fn identify<P: ConnectionPeer>(
+    State(policy): State<Arc<Policy>>,
     ConnectInfo(peer): ConnectInfo<P>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    request.extensions_mut().insert(peer.caller());
+    request
+        .extensions_mut()
+        .insert(Arc::new(peer.caller(&policy)));
     next.run(request).await
 }
