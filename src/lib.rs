@@ -9,10 +9,13 @@
 //! | [`gate`]      | the one door: identity, timeout, output cap, the call log    |
 //! | [`domains`]   | the host: collectors and the tools declared over them        |
 //!
-//! [`tool`] is the vocabulary they share (a tool's declaration and signature), [`config`] what
-//! the operator chose, and [`serve`] wires them together for the `serve` command.
+//! [`tool`] is the vocabulary they share (a tool's declaration and signature), [`auth`] turns
+//! credentials into identities for the transports, [`config`] is what the operator chose, and
+//! [`serve`] wires them together for the `serve` command.
 
+pub mod auth;
 pub mod bounded;
+pub mod commands;
 pub mod config;
 pub mod domains;
 pub mod gate;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use systemmanager::commands;
 use systemmanager::config::{self, Config};
 use systemmanager::logging;
 use systemmanager::serve::{self, Transports};
@@ -49,6 +50,34 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Manage the bearer tokens HTTP clients authenticate with.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token and print its secret (shown only this once) on stdout.
+    Create {
+        /// A name to list, revoke and audit it by (letters, digits, `.`, `_`, `-`).
+        #[arg(long)]
+        name: String,
+        /// What its holder may do: viewer, operator, admin, or a role from [roles].
+        #[arg(long)]
+        role: String,
+        /// How long it is valid: e.g. 30d, 12h, 90m, or never.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+    },
+    /// List tokens: name, role, created, expires, last used, status. Never secrets.
+    List,
+    /// Revoke a token; running servers refuse it within a second.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +103,7 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
+        Command::Token { action } => report(token_command(&config, action)),
         Command::Serve {
             http,
             unix,
@@ -82,6 +112,37 @@ fn main() -> ExitCode {
             let mut config = config;
             config.security.read_only |= read_only;
             serve_command(config, Transports { http, unix })
+        }
+    }
+}
+
+fn token_command(config: &Config, action: TokenAction) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    match action {
+        TokenAction::Create {
+            name,
+            role,
+            expires,
+        } => commands::token::create(
+            config,
+            &name,
+            &role,
+            &expires,
+            &mut out,
+            &mut std::io::stderr(),
+        ),
+        TokenAction::List => commands::token::list(config, &mut out),
+        TokenAction::Revoke { name } => commands::token::revoke(config, &name, &mut out),
+    }
+}
+
+/// Exit status of a command: 0, or 1 with the error on stderr.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("systemmanager: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

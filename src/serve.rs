@@ -13,6 +13,8 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
+use crate::auth::tokens::TokenStore;
 use crate::config::Config;
 use crate::domains;
 use crate::gate::{Gate, Limits, Policy};
@@ -26,6 +28,8 @@ const CLOSE_BOUND: Duration = Duration::from_secs(2);
 const SETTLE_BOUND: Duration = Duration::from_secs(1);
 /// After the last call finishes, how long a stdio session gets to write its answer.
 const STDIO_FLUSH: Duration = Duration::from_millis(100);
+/// How often the server records when tokens were last used.
+const LAST_USED_FLUSH: Duration = Duration::from_secs(15);
 
 /// Which transports to run. With neither address, stdio.
 #[derive(Debug, Clone, Default)]
@@ -63,20 +67,20 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         )));
         tracing::info!(tools = tool_count, "serving MCP over stdio");
     }
-    if let Some(address) = transports.http {
+    let authenticator = if transports.stdio() {
+        None
+    } else {
+        Some(open_authenticator(&config, &gate)?)
+    };
+    if let (Some(address), Some(authenticator)) = (transports.http, &authenticator) {
+        refuse_plaintext_beyond_loopback(address, &config)?;
         let server = TcpServer::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         let bound = server.local_addr()?;
-        if !bound.ip().is_loopback() {
-            tracing::warn!(
-                %bound,
-                "listening beyond loopback without authentication; anyone who can reach this \
-                 address can call every tool"
-            );
-        }
         let serving = server.serve(
             Arc::clone(&gate),
+            Arc::clone(authenticator),
             &config,
             stop_accepting.clone(),
             sessions_closed.clone(),
@@ -87,11 +91,12 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
             "serving MCP over HTTP at http://{bound}/mcp"
         );
     }
-    if let Some(path) = &transports.unix {
+    if let (Some(path), Some(authenticator)) = (&transports.unix, &authenticator) {
         let server = UnixServer::bind(path)
             .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
         let serving = server.serve(
             Arc::clone(&gate),
+            Arc::clone(authenticator),
             &config,
             stop_accepting.clone(),
             sessions_closed.clone(),
@@ -148,8 +153,59 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
             listeners.abort_all();
         }
     }
+    if let Some(authenticator) = &authenticator
+        && let Err(error) = authenticator.tokens().flush_last_used()
+    {
+        tracing::warn!(%error, "cannot record when tokens were last used");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the token store for the HTTP transports, says how to create a first token when there
+/// is none, and records now and then when tokens were last used.
+fn open_authenticator(config: &Config, gate: &Gate) -> anyhow::Result<Arc<Authenticator>> {
+    let path = config.security.token_file();
+    let tokens = Arc::new(
+        TokenStore::open(&path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?,
+    );
+    if tokens.active_count() == 0 {
+        tracing::warn!(
+            "no active tokens in {}: HTTP clients will be refused (401) until you create one, \
+             e.g. `systemmanager token create --name laptop --role viewer`",
+            path.display()
+        );
+    }
+    let flushing = Arc::clone(&tokens);
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(LAST_USED_FLUSH);
+        loop {
+            interval.tick().await;
+            let store = Arc::clone(&flushing);
+            let flushed = tokio::task::spawn_blocking(move || store.flush_last_used()).await;
+            if let Ok(Err(error)) = flushed {
+                tracing::warn!(%error, "cannot record when tokens were last used");
+            }
+        }
+    });
+    Ok(Arc::new(Authenticator::new(
+        tokens,
+        Arc::clone(gate.policy()),
+    )))
+}
+
+/// Plaintext HTTP beyond loopback would carry tokens in the clear: refused unless the config
+/// says another layer encrypts the traffic.
+fn refuse_plaintext_beyond_loopback(address: SocketAddr, config: &Config) -> anyhow::Result<()> {
+    if address.ip().is_loopback() || config.http.allow_plaintext {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve plaintext HTTP on {address}: bearer tokens would cross the network \
+         in the clear. Keep --http on loopback and expose it with `tailscale serve`, use --unix, \
+         or set http.allow_plaintext = true if another layer encrypts the traffic"
+    )
 }
 
 fn log_failure(transport: &str, result: std::io::Result<()>) {

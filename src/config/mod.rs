@@ -48,6 +48,10 @@ pub struct SecurityConfig {
     pub admin_tier: bool,
     /// The role of local OS users: whoever starts a stdio server, and unix-socket peers.
     pub local_role: String,
+    /// Where bearer tokens are stored (hashes only). Default: `/var/lib/systemmanager/tokens.json`
+    /// for root, `$XDG_STATE_HOME/systemmanager/tokens.json` for other users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for SecurityConfig {
@@ -56,11 +60,34 @@ impl Default for SecurityConfig {
             read_only: false,
             admin_tier: false,
             local_role: "operator".into(),
+            token_file: None,
         }
     }
 }
 
+/// Where the server keeps its state (tokens, the audit log) when the config does not say:
+/// `/var/lib/systemmanager` for root, `$XDG_STATE_HOME/systemmanager` (or
+/// `~/.local/state/systemmanager`) for other users.
+pub fn default_state_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/systemmanager");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    state.join("systemmanager")
+}
+
 impl SecurityConfig {
+    /// The token file in effect.
+    pub fn token_file(&self) -> PathBuf {
+        self.token_file
+            .clone()
+            .unwrap_or_else(|| default_state_dir().join("tokens.json"))
+    }
+
     /// The highest tier this configuration registers tools for.
     pub fn max_tier(&self) -> Tier {
         if self.read_only {
@@ -186,6 +213,10 @@ pub struct HttpConfig {
     /// `Host` header values the server answers to (DNS-rebinding protection). An entry without a
     /// port matches any port. Add the name clients use when serving beyond loopback.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Serve plaintext HTTP on an address beyond loopback. Off, the server refuses: tokens would
+    /// cross the network in the clear. Use TLS, the unix socket or `tailscale serve` instead, or
+    /// set this when another layer encrypts the traffic.
+    pub allow_plaintext: bool,
     /// Browser origins allowed to call the server. Requests without `Origin` (every non-browser
     /// client) are not affected; a request from any origin not listed gets 403. The default
     /// admits pages served from this machine's loopback names (any port): they come from local
@@ -197,6 +228,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            allow_plaintext: false,
             allowed_hosts: ["localhost", "127.0.0.1", "::1"]
                 .into_iter()
                 .map(|host| host.parse().expect("built-in host pattern"))

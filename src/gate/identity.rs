@@ -1,9 +1,7 @@
 //! Who is calling, as the transports establish it.
 //!
-//! Transports resolve a [`Caller`] and hand it to the gate; the gate never looks at headers or
-//! sockets itself. This is the seam where authentication plugs in: today stdio and unix-socket
-//! callers are the local OS user and TCP callers are `anonymous`; bearer tokens, mTLS and
-//! Tailscale identities will be further [`Identity`] variants resolved by the HTTP transport.
+//! Transports resolve a [`Caller`] (with the help of [`crate::auth`]) and hand it to the gate;
+//! the gate never looks at headers, sockets or credentials itself.
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,8 +32,8 @@ pub enum Identity {
     /// A local OS user: whoever started a stdio server, or the peer of a unix-socket connection
     /// (from `SO_PEERCRED`, which the kernel vouches for).
     LocalUser { uid: u32, name: String },
-    /// An HTTP caller nothing has authenticated yet.
-    Anonymous,
+    /// The holder of a bearer token, by the token's name.
+    Token { name: String },
 }
 
 impl Identity {
@@ -58,7 +56,7 @@ impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Identity::LocalUser { name, .. } => write!(f, "user:{name}"),
-            Identity::Anonymous => f.write_str("anonymous"),
+            Identity::Token { name } => write!(f, "token:{name}"),
         }
     }
 }

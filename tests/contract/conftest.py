@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,9 +49,15 @@ class RunningServer:
     """A `systemmanager serve` process and what it printed on stderr."""
 
     process: subprocess.Popen
+    config: Path
     url: str | None = None
     socket_path: Path | None = None
+    token: str | None = None
     stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
@@ -62,11 +69,40 @@ class RunningServer:
         return "".join(self.stderr_lines)
 
 
-def start_server(binary: Path, *args: str, config: Path | None = None) -> RunningServer:
-    """Starts the server and waits until it says where it listens."""
-    command = [str(binary), "serve", *args]
-    if config is not None:
-        command += ["--config", str(config)]
+def with_token_file(config_text: str, token_file: Path) -> str:
+    """`config_text` with `security.token_file` set, so tests never touch the real state."""
+    line = f'token_file = "{token_file}"'
+    if re.search(r"^\[security\]\s*$", config_text, re.MULTILINE):
+        return re.sub(r"^\[security\]\s*$", f"[security]\n{line}", config_text, count=1, flags=re.MULTILINE)
+    return f"{config_text}\n[security]\n{line}\n"
+
+
+def make_config(config: Path | str | None = None) -> Path:
+    """A config file in a fresh directory, with its own token file; `config` adds to it."""
+    directory = Path(tempfile.mkdtemp(prefix="sm-test-"))
+    text = config.read_text() if isinstance(config, Path) else (config or "")
+    path = directory / "config.toml"
+    path.write_text(with_token_file(text, directory / "tokens.json"))
+    return path
+
+
+def create_token(binary: Path, config: Path, name: str = "test", role: str = "operator", expires: str = "1d") -> str:
+    result = subprocess.run(
+        [str(binary), "token", "create", "--name", name, "--role", role, "--expires", expires, "--config", str(config)],
+        capture_output=True, text=True, env=server_env(), timeout=10,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def start_server(
+    binary: Path, *args: str, config: Path | str | None = None, role: str | None = "operator"
+) -> RunningServer:
+    """Starts the server with a private config and token file, and (unless `role` is None) a
+    token of that role; waits until it says where it listens."""
+    config_path = make_config(config)
+    token = create_token(binary, config_path, role=role) if role else None
+    command = [str(binary), "serve", *args, "--config", str(config_path)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -75,7 +111,7 @@ def start_server(binary: Path, *args: str, config: Path | None = None) -> Runnin
         env=server_env(),
         text=True,
     )
-    server = RunningServer(process)
+    server = RunningServer(process, config=config_path, token=token)
     ready = threading.Event()
 
     def pump() -> None:
@@ -93,6 +129,10 @@ def start_server(binary: Path, *args: str, config: Path | None = None) -> Runnin
     threading.Thread(target=pump, daemon=True).start()
     assert ready.wait(10), "the server did not start listening within 10 s"
     assert process.poll() is None, f"the server exited early:\n{server.log}"
+    if server.url and token:
+        import rawclient
+
+        rawclient.AUTH[server.url] = token
     return server
 
 

@@ -15,6 +15,10 @@ from urllib.parse import urlparse
 
 from conftest import dumps, server_env
 
+# Bearer tokens by server URL: requests to a URL listed here carry its token unless the test
+# sends its own Authorization header or asks for none.
+AUTH: dict[str, str] = {}
+
 INIT_PARAMS = {
     "capabilities": {},
     "clientInfo": {"name": "raw-test-client", "version": "1"},
@@ -100,8 +104,16 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def post(url: str, body: bytes | str | dict, headers: dict[str, str] | None = None) -> HttpAnswer:
-    """One POST on a fresh connection, with the headers every MCP client sends."""
+def with_auth(url: str, headers: dict[str, str] | None, auth: bool) -> dict[str, str]:
+    all_headers = dict(headers or {})
+    if auth and url in AUTH and not any(k.lower() == "authorization" for k in all_headers):
+        all_headers["Authorization"] = f"Bearer {AUTH[url]}"
+    return all_headers
+
+
+def post(url: str, body: bytes | str | dict, headers: dict[str, str] | None = None, auth: bool = True) -> HttpAnswer:
+    """One POST on a fresh connection, with the headers every MCP client sends (and the server's
+    test token, unless `auth` is false or the headers carry their own)."""
     parsed = urlparse(url)
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
     if isinstance(body, dict):
@@ -109,8 +121,9 @@ def post(url: str, body: bytes | str | dict, headers: dict[str, str] | None = No
     if isinstance(body, str):
         body = body.encode()
     all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    all_headers.update(headers or {})
-    connection.request("POST", parsed.path, body=body, headers=all_headers)
+    all_headers.update(with_auth(url, headers, auth))
+    target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    connection.request("POST", target, body=body, headers=all_headers)
     response = connection.getresponse()
     answer = HttpAnswer(
         response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
@@ -119,10 +132,10 @@ def post(url: str, body: bytes | str | dict, headers: dict[str, str] | None = No
     return answer
 
 
-def get(url: str, path: str, headers: dict[str, str] | None = None) -> HttpAnswer:
+def get(url: str, path: str, headers: dict[str, str] | None = None, auth: bool = True) -> HttpAnswer:
     parsed = urlparse(url)
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
-    connection.request("GET", path, headers=headers or {})
+    connection.request("GET", path, headers=with_auth(url, headers, auth))
     response = connection.getresponse()
     answer = HttpAnswer(
         response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
@@ -131,7 +144,7 @@ def get(url: str, path: str, headers: dict[str, str] | None = None) -> HttpAnswe
     return answer
 
 
-def modern_call(url: str, name: str, arguments: object, request_id: int = 1) -> HttpAnswer:
+def modern_call(url: str, name: str, arguments: object, request_id: int = 1, headers: dict[str, str] | None = None) -> HttpAnswer:
     """A stateless 2026-07-28 tools/call."""
     return post(
         url,
@@ -141,5 +154,5 @@ def modern_call(url: str, name: str, arguments: object, request_id: int = 1) -> 
             "method": "tools/call",
             "params": {"name": name, "arguments": arguments, "_meta": modern_meta()},
         },
-        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name},
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name, **(headers or {})},
     )

@@ -34,7 +34,7 @@ def test_legacy_http_clients(http_server, version, host_truth):
     listing = post(http_server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers)
     assert listing.status == 200
     tools = listing.json()["result"]["tools"]
-    assert [tool["name"] for tool in tools] == ["system_overview"]
+    assert [tool["name"] for tool in tools] == ["system_overview", "process_signal"]
     call = post(
         http_server.url,
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}},

@@ -32,7 +32,7 @@ def run_inspector(inspector: Path, *args: str) -> dict:
 def target(transport: str, binary: Path, http_server) -> list[str]:
     if transport == "stdio":
         return [str(binary), "serve"]
-    return [http_server.url, "--transport", "http"]
+    return [http_server.url, "--transport", "http", "--header", f"Authorization: Bearer {http_server.token}"]
 
 
 @pytest.fixture(params=["stdio", "http"])

@@ -218,7 +218,7 @@ def test_http_chunked_body_over_the_limit_is_413(http_server):
 
     connection.request(
         "POST", parsed.path, body=chunks(), encode_chunked=True,
-        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+        headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **http_server.auth_headers},
     )
     response = connection.getresponse()
     assert response.status == 413

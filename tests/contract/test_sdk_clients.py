@@ -23,14 +23,16 @@ pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def connect(transport: str, binary: Path, http_url: str | None, socket_path: Path | None):
+async def connect(transport: str, binary: Path, http_url: str | None, socket_path: Path | None, token: str | None = None):
     if transport == "stdio":
         params = StdioServerParameters(command=str(binary), args=["serve"], env=server_env())
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             yield session
     elif transport == "http":
-        async with streamable_http_client(http_url) as (read, write), ClientSession(read, write) as session:
-            yield session
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with client, streamable_http_client(http_url, http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                yield session
     else:
         tolerate_anyio_unix_close_race()
         client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(socket_path)))
@@ -84,19 +86,20 @@ def transport(request):
 
 @pytest.fixture
 def endpoint(request, transport, binary, tmp_path):
-    """Starts an HTTP or unix-socket server when the transport needs one."""
+    """Starts an HTTP or unix-socket server when the transport needs one. Over HTTP the client
+    carries a bearer token; over the unix socket it is the local user the kernel reports."""
     if transport == "stdio":
-        yield None, None
+        yield None, None, None
         return
     fixture = "http_server" if transport == "http" else "unix_server"
     server = request.getfixturevalue(fixture)
-    yield server.url, server.socket_path
+    yield server.url, server.socket_path, server.token
 
 
 @pytest.mark.parametrize("era", ERAS)
 async def test_lists_tools_and_reports_the_host(transport, era, binary, endpoint, host_truth):
-    url, socket_path = endpoint
-    async with connect(transport, binary, url, socket_path) as session:
+    url, socket_path, token = endpoint
+    async with connect(transport, binary, url, socket_path, token) as session:
         version = await open_era(session, era)
         assert version == ("2025-11-25" if era == "initialize" else "2026-07-28")
 

@@ -1,11 +1,13 @@
 //! MCP over Streamable HTTP, on TCP or a unix socket, at `/mcp`.
 //!
 //! Cross-cutting concerns are layers around rmcp's service, outermost first:
-//! Host/Origin checks ([`guard`]) → the caller's identity ([`peer`]) → the body limit and
-//! JSON-RPC decoding ([`body`]) → rmcp's `StreamableHttpService`, which speaks both protocol eras
+//! Host/Origin checks ([`guard`]) → authentication ([`auth`], the caller's identity and role) →
+//! the body limit and JSON-RPC decoding ([`body`]) → rmcp's `StreamableHttpService`, which speaks
+//! both protocol eras
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
 //! `GET /healthz` sits outside them all.
 
+mod auth;
 mod body;
 pub mod guard;
 mod peer;
@@ -27,6 +29,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::mcp::McpServer;
@@ -41,6 +44,7 @@ const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The router for one listener. `sessions_closed` ends rmcp's sessions and streams at shutdown.
 fn router<P: ConnectionPeer>(
     gate: Arc<Gate>,
+    authenticator: Arc<Authenticator>,
     config: &Config,
     sessions_closed: CancellationToken,
 ) -> Router {
@@ -55,7 +59,6 @@ fn router<P: ConnectionPeer>(
         .with_allowed_hosts(http.allowed_hosts.iter().map(ToString::to_string))
         .with_allowed_origins(http.allowed_origins.iter().map(ToString::to_string))
         .enforce_origin_validation();
-    let policy = Arc::clone(gate.policy());
     let service = StreamableHttpService::new(
         move || Ok(McpServer::for_http(Arc::clone(&gate))),
         Arc::new(LocalSessionManager::default()),
@@ -68,7 +71,7 @@ fn router<P: ConnectionPeer>(
     let mcp = Router::new()
         .route_service("/mcp", service)
         .layer(from_fn_with_state(BodyLimit(limit), body::check))
-        .layer(from_fn_with_state(policy, peer::identify::<P>))
+        .layer(from_fn_with_state(authenticator, auth::authenticate::<P>))
         .layer(from_fn_with_state(origins, guard::enforce));
     Router::new().route("/healthz", get(healthz)).merge(mcp)
 }
@@ -100,11 +103,12 @@ impl TcpServer {
     pub fn serve(
         self,
         gate: Arc<Gate>,
+        authenticator: Arc<Authenticator>,
         config: &Config,
         stop_accepting: CancellationToken,
         sessions_closed: CancellationToken,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
-        let app = router::<SocketAddr>(gate, config, sessions_closed);
+        let app = router::<SocketAddr>(gate, authenticator, config, sessions_closed);
         // Replies are small and written in more than one piece; without TCP_NODELAY a
         // keep-alive client waits ~40 ms for each (Nagle meets delayed ACK).
         let listener = self.listener.tap_io(|stream| {
@@ -170,11 +174,12 @@ impl UnixServer {
     pub fn serve(
         self,
         gate: Arc<Gate>,
+        authenticator: Arc<Authenticator>,
         config: &Config,
         stop_accepting: CancellationToken,
         sessions_closed: CancellationToken,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
-        let app = router::<UnixPeer>(gate, config, sessions_closed);
+        let app = router::<UnixPeer>(gate, authenticator, config, sessions_closed);
         let Self { listener, path } = self;
         async move {
             let _remove_on_exit = RemoveOnDrop(path);

@@ -1,45 +1,43 @@
-//! Who is on the other end of an HTTP connection, and the [`Caller`] it becomes.
+//! What a connection says about its peer before any credential is looked at.
 //!
-//! Unix-socket peers are identified by the kernel (`SO_PEERCRED`), so they are the local user
-//! that connected, with the local role. TCP peers are `anonymous`, limited to the `viewer` role,
-//! until authentication lands (the security work fills this seam with bearer tokens, mTLS and
-//! Tailscale identities).
+//! A TCP peer is only an address. A unix-socket peer is identified by the kernel
+//! (`SO_PEERCRED`): the local user that connected.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State, connect_info::Connected};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use tokio::net::UnixListener;
 
-use crate::gate::{Caller, Identity, Policy, TransportKind};
+use crate::gate::{Identity, TransportKind};
 
-/// What a connection says about its peer, before any credential is looked at.
+/// A connection's peer, as the connection-info extension carries it.
 pub trait ConnectionPeer: Clone + Send + Sync + 'static {
-    /// The caller this peer is, under `policy`.
-    fn caller(&self, policy: &Policy) -> Caller;
+    fn transport(&self) -> TransportKind;
+    /// The peer for logs and the audit trail: an address, or `pid N`.
+    fn remote(&self) -> Option<String>;
+    /// The local user the kernel vouches for, if the transport has one.
+    fn local_user(&self) -> Option<Identity>;
 }
 
-/// A TCP peer is only an address. (axum's own `SocketAddr` connection info is used: a TCP
-/// listener with `TCP_NODELAY` tapped in cannot carry a connection-info type of ours.)
+/// (axum's own `SocketAddr` connection info is used: a TCP listener with `TCP_NODELAY` tapped in
+/// cannot carry a connection-info type of ours.)
 impl ConnectionPeer for SocketAddr {
-    fn caller(&self, policy: &Policy) -> Caller {
-        Caller {
-            identity: Identity::Anonymous,
-            role: policy.role("viewer").unwrap_or_else(|| policy.local_role()),
-            transport: TransportKind::Http,
-            remote: Some(self.to_string()),
-        }
+    fn transport(&self) -> TransportKind {
+        TransportKind::Http
+    }
+    fn remote(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+    fn local_user(&self) -> Option<Identity> {
+        None
     }
 }
 
-/// The peer of a unix-socket connection, as the kernel reports it; the user name is looked up
-/// once per connection.
+/// The peer of a unix-socket connection; the user name is looked up once per connection.
 #[derive(Debug, Clone)]
 pub struct UnixPeer {
-    identity: Option<Identity>,
+    user: Option<Identity>,
     remote: Option<String>,
 }
 
@@ -47,13 +45,13 @@ impl Connected<IncomingStream<'_, UnixListener>> for UnixPeer {
     fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
         match stream.io().peer_cred() {
             Ok(credentials) => UnixPeer {
-                identity: Some(Identity::local_user(credentials.uid())),
+                user: Some(Identity::local_user(credentials.uid())),
                 remote: credentials.pid().map(|pid| format!("pid {pid}")),
             },
             Err(error) => {
                 tracing::warn!(%error, "cannot read unix socket peer credentials");
                 UnixPeer {
-                    identity: None,
+                    user: None,
                     remote: None,
                 }
             }
@@ -62,34 +60,13 @@ impl Connected<IncomingStream<'_, UnixListener>> for UnixPeer {
 }
 
 impl ConnectionPeer for UnixPeer {
-    fn caller(&self, policy: &Policy) -> Caller {
-        match &self.identity {
-            Some(identity) => Caller {
-                identity: identity.clone(),
-                role: policy.local_role(),
-                transport: TransportKind::UnixSocket,
-                remote: self.remote.clone(),
-            },
-            // Unknown peer: no more than a TCP stranger.
-            None => Caller {
-                identity: Identity::Anonymous,
-                role: policy.role("viewer").unwrap_or_else(|| policy.local_role()),
-                transport: TransportKind::UnixSocket,
-                remote: None,
-            },
-        }
+    fn transport(&self) -> TransportKind {
+        TransportKind::UnixSocket
     }
-}
-
-/// Attaches the request's [`Caller`], where the MCP face finds it.
-pub async fn identify<P: ConnectionPeer>(
-    State(policy): State<Arc<Policy>>,
-    ConnectInfo(peer): ConnectInfo<P>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    request
-        .extensions_mut()
-        .insert(Arc::new(peer.caller(&policy)));
-    next.run(request).await
+    fn remote(&self) -> Option<String> {
+        self.remote.clone()
+    }
+    fn local_user(&self) -> Option<Identity> {
+        self.user.clone()
+    }
 }

@@ -1,0 +1,57 @@
+//! Authentication: turning a request's credentials into an identity and a role.
+//!
+//! Transports call this; the gate only ever sees the resulting [`Caller`]. Bearer tokens are the
+//! credential of HTTP clients; TLS client certificates and Tailscale identities are resolved here
+//! too as they are configured.
+
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::gate::{Identity, Policy, Role};
+
+use tokens::{Rejection, TokenStore};
+
+/// Checks credentials against the token store and the roles of the policy.
+pub struct Authenticator {
+    tokens: Arc<TokenStore>,
+    policy: Arc<Policy>,
+}
+
+/// Why a credential was refused; the text is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Token(#[from] Rejection),
+    #[error(
+        "the token `{token}` names the role `{role}`, which this server's config does not define"
+    )]
+    UnknownRole { token: String, role: String },
+}
+
+impl Authenticator {
+    pub fn new(tokens: Arc<TokenStore>, policy: Arc<Policy>) -> Self {
+        Self { tokens, policy }
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenStore> {
+        &self.tokens
+    }
+
+    /// The identity and role of a bearer token's holder.
+    pub fn bearer(&self, secret: &str) -> Result<(Identity, Arc<Role>), AuthError> {
+        let token = self.tokens.authenticate(secret)?;
+        let role = self
+            .policy
+            .role(&token.role)
+            .ok_or_else(|| AuthError::UnknownRole {
+                token: token.name.clone(),
+                role: token.role.clone(),
+            })?;
+        Ok((Identity::Token { name: token.name }, role))
+    }
+}

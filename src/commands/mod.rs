@@ -1,0 +1,3 @@
+//! The command-line actions besides `serve`: what they do and print. `main.rs` only parses.
+
+pub mod token;

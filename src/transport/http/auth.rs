@@ -1,0 +1,148 @@
+//! Authentication of HTTP requests: every request to `/mcp` needs a credential.
+//!
+//! - `Authorization: Bearer <token>` — a token created with `systemmanager token create`;
+//! - on the unix socket, without a header: the local user the kernel reports, with the local
+//!   role (the socket's mode 0660 decides who may connect at all).
+//!
+//! A token in the query string is never accepted (URLs end up in logs and proxies). Failures get
+//! 401 with `WWW-Authenticate: Bearer`, and `error="invalid_token"` where a token was given.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::peer::ConnectionPeer;
+use super::reply;
+use crate::auth::Authenticator;
+use crate::gate::Caller;
+
+/// Authenticates the request and attaches its [`Caller`], where the MCP face finds it.
+pub async fn authenticate<P: ConnectionPeer>(
+    State(authenticator): State<Arc<Authenticator>>,
+    ConnectInfo(peer): ConnectInfo<P>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let refuse = |error: Option<&str>, message: String| {
+        tracing::warn!(
+            target: "systemmanager::auth",
+            transport = peer.transport().as_str(),
+            remote = peer.remote().as_deref().unwrap_or(""),
+            reason = %message,
+            "authentication failed"
+        );
+        unauthorized(error, message)
+    };
+    if query_carries_a_token(request.uri().query()) {
+        return refuse(
+            Some("invalid_request"),
+            "tokens are accepted only in the Authorization header, never in the URL".into(),
+        );
+    }
+    let (identity, role) = match request.headers().get(header::AUTHORIZATION) {
+        Some(value) => {
+            let Some(secret) = bearer_secret(value) else {
+                return refuse(
+                    Some("invalid_request"),
+                    "use `Authorization: Bearer <token>`".into(),
+                );
+            };
+            match authenticator.bearer(secret) {
+                Ok(authenticated) => authenticated,
+                Err(error) => return refuse(Some("invalid_token"), error.to_string()),
+            }
+        }
+        None => match peer.local_user() {
+            Some(user) => (user, authenticator.policy().local_role()),
+            None => {
+                return refuse(
+                    None,
+                    "this server requires a bearer token: send `Authorization: Bearer <token>` \
+                     (an operator creates one with `systemmanager token create`)"
+                        .into(),
+                );
+            }
+        },
+    };
+    let caller = Caller {
+        identity,
+        role,
+        transport: peer.transport(),
+        remote: peer.remote(),
+    };
+    request.extensions_mut().insert(Arc::new(caller));
+    next.run(request).await
+}
+
+fn bearer_secret(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (scheme, secret) = text.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim())
+        .filter(|secret| !secret.is_empty())
+}
+
+/// A query string that names a token parameter or carries something token-shaped.
+fn query_carries_a_token(query: Option<&str>) -> bool {
+    let Some(query) = query else {
+        return false;
+    };
+    query.contains(crate::auth::tokens::PREFIX)
+        || query.split('&').any(|pair| {
+            let key = pair.split('=').next().unwrap_or("").to_ascii_lowercase();
+            matches!(
+                key.as_str(),
+                "access_token" | "token" | "bearer" | "auth" | "authorization"
+            )
+        })
+}
+
+fn unauthorized(error: Option<&str>, message: String) -> Response {
+    let challenge = match error {
+        Some(error) => format!(
+            "Bearer realm=\"systemmanager\", error=\"{error}\", error_description=\"{}\"",
+            message.replace('"', "'")
+        ),
+        None => "Bearer realm=\"systemmanager\"".to_string(),
+    };
+    let mut response = reply::jsonrpc_error(
+        StatusCode::UNAUTHORIZED,
+        None,
+        -32001,
+        format!("Unauthorized: {message}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_the_query_are_recognised() {
+        assert!(query_carries_a_token(Some("access_token=abc")));
+        assert!(query_carries_a_token(Some("x=1&Token=abc")));
+        assert!(query_carries_a_token(Some("q=smgr_abc")));
+        assert!(!query_carries_a_token(Some("session=1")));
+        assert!(!query_carries_a_token(None));
+    }
+
+    #[test]
+    fn only_the_bearer_scheme_is_read() {
+        let value = HeaderValue::from_static("Bearer smgr_x");
+        assert_eq!(bearer_secret(&value), Some("smgr_x"));
+        let value = HeaderValue::from_static("bearer  smgr_y ");
+        assert_eq!(bearer_secret(&value), Some("smgr_y"));
+        assert_eq!(bearer_secret(&HeaderValue::from_static("Basic abc")), None);
+        assert_eq!(bearer_secret(&HeaderValue::from_static("Bearer ")), None);
+    }
+}
