@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::auth::tokens::TokenStore;
 use crate::config::Config;
 use crate::domains;
-use crate::gate::{Gate, Limits, Policy};
+use crate::gate::{Gate, Limits, Policy, Throttle};
 use crate::transport::http::{TcpServer, UnixServer};
 use crate::transport::stdio;
 
@@ -51,7 +51,12 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     let registry = domains::registry(&config);
     let tool_count = registry.len();
     let policy = Arc::new(Policy::from_config(&config));
-    let gate = Arc::new(Gate::new(registry, policy, Limits::from(&config.limits)));
+    let gate = Arc::new(Gate::new(
+        registry,
+        policy,
+        Throttle::from_config(&config.limits),
+        Limits::from(&config.limits),
+    ));
     let stop_accepting = CancellationToken::new();
     let sessions_closed = CancellationToken::new();
     let stdio_closed = CancellationToken::new();

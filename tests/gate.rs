@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use systemmanager::bounded::Bounded;
 use systemmanager::config::Config;
-use systemmanager::gate::{Caller, Gate, Limits, Policy};
+use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::{
     Declaration, Domain, NoArguments, Registry, Render, Tier, Tool, ToolContext, ToolError,
 };
@@ -134,9 +134,11 @@ fn gate(timeout: Duration, max_output_bytes: usize) -> (Arc<Gate>, Arc<AtomicUsi
     registry.register(HugeTool);
     registry.register(PanickyTool);
     registry.register(FailingTool);
+    let config = Config::default();
     let gate = Gate::new(
         registry,
-        Arc::new(Policy::from_config(&Config::default())),
+        Arc::new(Policy::from_config(&config)),
+        Throttle::from_config(&config.limits),
         Limits {
             call_timeout: timeout,
             max_output_bytes,
@@ -157,14 +159,9 @@ fn arguments(value: Value) -> Option<JsonObject> {
 }
 
 async fn call(gate: &Gate, name: &str, args: Value) -> CallToolResult {
-    gate.call(
-        local_caller(gate),
-        name,
-        arguments(args),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("a known tool answers with a result")
+    gate.call(Call::new(local_caller(gate), name, arguments(args)))
+        .await
+        .expect("a known tool answers with a result")
 }
 
 fn text(result: &CallToolResult) -> String {
@@ -336,12 +333,7 @@ async fn arguments_of_the_wrong_type_name_the_field() {
 async fn an_unknown_tool_is_a_protocol_error() {
     let (gate, _) = gate(Duration::from_secs(5), 65_536);
     let error = gate
-        .call(
-            local_caller(&gate),
-            "no_such_tool",
-            None,
-            CancellationToken::new(),
-        )
+        .call(Call::new(local_caller(&gate), "no_such_tool", None))
         .await
         .expect_err("unknown tool");
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
@@ -359,10 +351,12 @@ async fn a_cancelled_call_stops_waiting() {
     });
     let result = gate
         .call(
-            local_caller(&gate),
-            "test_slow",
-            arguments(json!({ "milliseconds": 10_000 })),
-            cancel,
+            Call::new(
+                local_caller(&gate),
+                "test_slow",
+                arguments(json!({ "milliseconds": 10_000 })),
+            )
+            .cancelled_by(cancel),
         )
         .await
         .expect("result");
@@ -466,18 +460,18 @@ fn policy_gate(config: &str) -> Gate {
     Gate::new(
         registry,
         Arc::new(Policy::from_config(&config)),
+        Throttle::from_config(&config.limits),
         Limits::from(&config.limits),
     )
 }
 
 async fn call_as(gate: &Gate, role: &str, name: &str, args: Value) -> CallToolResult {
     let role = gate.policy().role(role).expect("role");
-    gate.call(
+    gate.call(Call::new(
         Arc::new(Caller::stdio(role)),
         name,
         arguments(args),
-        CancellationToken::new(),
-    )
+    ))
     .await
     .expect("known tool")
 }
@@ -548,12 +542,11 @@ async fn read_only_mode_registers_no_tool_above_read() {
     let gate = policy_gate("[security]\nread_only = true\n");
     assert_eq!(listed(&gate, "admin"), ["test_huge"]);
     let error = gate
-        .call(
+        .call(Call::new(
             Arc::new(Caller::stdio(gate.policy().local_role())),
             "test_operate",
             None,
-            CancellationToken::new(),
-        )
+        ))
         .await
         .expect_err("not registered at all");
     assert_eq!(error.message, "Unknown tool: test_operate");
@@ -571,4 +564,22 @@ async fn custom_roles_narrow_by_globs() {
         "{}",
         text(&result)
     );
+}
+
+#[tokio::test]
+async fn an_over_limit_call_is_a_tool_error_that_says_when_to_retry() {
+    let gate = policy_gate("[limits.per_identity]\ncalls_per_minute = 1\nburst = 2\n");
+    for _ in 0..2 {
+        let result = call_as(&gate, "viewer", "test_huge", json!({ "rows": 1 })).await;
+        assert_eq!(result.is_error, Some(false));
+    }
+    let result = call_as(&gate, "viewer", "test_huge", json!({ "rows": 1 })).await;
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.starts_with("rate limit: user:")
+            && message.contains("may make 1 calls per minute (role viewer); retry in"),
+        "{message}"
+    );
+    assert!(message.ends_with("s. Nothing was done."), "{message}");
 }

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use systemmanager::config::Config;
 use systemmanager::domains;
-use systemmanager::gate::{Caller, Gate, Limits, Policy};
+use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::Tier;
-use tokio_util::sync::CancellationToken;
 
 fn registry() -> systemmanager::tool::Registry {
     domains::registry(&Config::default())
@@ -152,6 +151,7 @@ async fn real_answers_satisfy_the_output_schema() {
     let gate = Arc::new(Gate::new(
         registry(),
         Arc::new(Policy::from_config(&config)),
+        Throttle::from_config(&config.limits),
         Limits::from(&config.limits),
     ));
     let tools = gate.registry().mcp_tools().to_vec();
@@ -172,12 +172,11 @@ async fn real_answers_satisfy_the_output_schema() {
             continue;
         }
         let result = gate
-            .call(
+            .call(Call::new(
                 Arc::new(Caller::stdio(gate.policy().local_role())),
-                &tool.name,
+                tool.name.to_string(),
                 None,
-                CancellationToken::new(),
-            )
+            ))
             .await
             .expect("known tool");
         assert_eq!(

@@ -3,8 +3,12 @@
 -- (answered as an SSE stream), to show neither path pays a Nagle/delayed-ACK stall.
 local tool = os.getenv("TOOL") or "system_overview"
 local session = os.getenv("SESSION_ID")
+local token = os.getenv("TOKEN")
 
 wrk.method = "POST"
+if token then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 

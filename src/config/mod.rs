@@ -262,6 +262,32 @@ pub struct LimitsConfig {
     pub max_request_bytes: Bounded<1024, { 64 * 1024 * 1024 }>,
     /// On SIGTERM/SIGINT, how long calls in flight may take to finish before the server exits.
     pub shutdown_grace_seconds: Bounded<0, 300>,
+    /// Calls in flight at once, all callers together.
+    pub max_concurrent_calls: Bounded<1, 100_000>,
+    /// Each identity's budget (a token, a local user), unless its role has one in `per_role`.
+    pub per_identity: RateConfig,
+    /// Budgets for the identities of a role, by role name.
+    pub per_role: BTreeMap<String, RateConfig>,
+}
+
+/// A budget of calls for one identity: a token bucket refilled at `calls_per_minute`, holding
+/// at most `burst`, and at most `max_concurrent` calls in flight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateConfig {
+    pub calls_per_minute: Bounded<1, 1_000_000_000>,
+    pub burst: Bounded<1, 1_000_000>,
+    pub max_concurrent: Bounded<1, 100_000>,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_minute: Bounded::constant(300),
+            burst: Bounded::constant(60),
+            max_concurrent: Bounded::constant(8),
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -271,6 +297,9 @@ impl Default for LimitsConfig {
             max_output_bytes: Bounded::constant(64 * 1024),
             max_request_bytes: Bounded::constant(1024 * 1024),
             shutdown_grace_seconds: Bounded::constant(10),
+            max_concurrent_calls: Bounded::constant(64),
+            per_identity: RateConfig::default(),
+            per_role: BTreeMap::new(),
         }
     }
 }
@@ -317,11 +346,18 @@ impl Config {
                 ));
             }
         }
+        let exists = |name: &str| built_in(name) || self.roles.contains_key(name);
         let local = &self.security.local_role;
-        if !built_in(local) && !self.roles.contains_key(local) {
+        if !exists(local) {
             return Err((
                 "security.local_role".into(),
                 format!("no role is named `{local}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        if let Some(role) = self.limits.per_role.keys().find(|role| !exists(role)) {
+            return Err((
+                format!("limits.per_role.{role}"),
+                format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
             ));
         }
         Ok(())

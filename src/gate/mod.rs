@@ -8,6 +8,7 @@
 mod cap;
 mod identity;
 pub mod policy;
+pub mod throttle;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -27,6 +28,7 @@ use crate::tool::{Answer, Registry, ToolContext, ToolError};
 pub use cap::json_len;
 pub use identity::{Caller, Identity, TransportKind};
 pub use policy::{Denial, Policy, Role};
+pub use throttle::{Admission, Throttle, Throttled};
 
 /// The hint given when a tool declares none.
 const DEFAULT_PAGING_HINT: &str =
@@ -61,6 +63,7 @@ pub enum Outcome {
     Panicked,
     UnknownTool,
     Denied,
+    RateLimited,
     ShuttingDown,
 }
 
@@ -76,8 +79,46 @@ impl fmt::Display for Outcome {
             Outcome::Panicked => "panicked",
             Outcome::UnknownTool => "unknown_tool",
             Outcome::Denied => "denied",
+            Outcome::RateLimited => "rate_limited",
             Outcome::ShuttingDown => "shutting_down",
         })
+    }
+}
+
+/// One tool call as it reaches the gate.
+pub struct Call {
+    pub caller: Arc<Caller>,
+    pub tool: String,
+    pub arguments: Option<JsonObject>,
+    /// Fires when the client cancels the request.
+    pub cancel: CancellationToken,
+    /// The admission a transport already obtained to answer a refusal its own way (HTTP 429).
+    pub admission: Option<Admission>,
+}
+
+impl Call {
+    pub fn new(
+        caller: Arc<Caller>,
+        tool: impl Into<String>,
+        arguments: Option<JsonObject>,
+    ) -> Self {
+        Self {
+            caller,
+            tool: tool.into(),
+            arguments,
+            cancel: CancellationToken::new(),
+            admission: None,
+        }
+    }
+
+    pub fn cancelled_by(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn admitted(mut self, admission: Option<Admission>) -> Self {
+        self.admission = admission;
+        self
     }
 }
 
@@ -85,20 +126,32 @@ impl fmt::Display for Outcome {
 pub struct Gate {
     registry: Registry,
     policy: Arc<Policy>,
+    throttle: Throttle,
     limits: Limits,
     in_flight: TaskTracker,
     draining: AtomicBool,
 }
 
 impl Gate {
-    pub fn new(registry: Registry, policy: Arc<Policy>, limits: Limits) -> Self {
+    pub fn new(
+        registry: Registry,
+        policy: Arc<Policy>,
+        throttle: Throttle,
+        limits: Limits,
+    ) -> Self {
         Self {
             registry,
             policy,
+            throttle,
             limits,
             in_flight: TaskTracker::new(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// Admission control, for transports that refuse over-limit calls in their own terms.
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     pub fn registry(&self) -> &Registry {
@@ -121,13 +174,15 @@ impl Gate {
 
     /// Runs one tool call. A protocol error (`Err`) only for an unknown tool; everything that
     /// goes wrong inside a known tool is an `isError` result whose text says what to do next.
-    pub async fn call(
-        &self,
-        caller: Arc<Caller>,
-        name: &str,
-        arguments: Option<JsonObject>,
-        cancel: CancellationToken,
-    ) -> Result<CallToolResult, ErrorData> {
+    pub async fn call(&self, call: Call) -> Result<CallToolResult, ErrorData> {
+        let Call {
+            caller,
+            tool: name,
+            arguments,
+            cancel,
+            admission,
+        } = call;
+        let name = name.as_str();
         let started = Instant::now();
         let Some(tool) = self.registry.get(name) else {
             log_call(&caller, name, Outcome::UnknownTool, started, 0);
@@ -141,6 +196,16 @@ impl Gate {
             log_call(&caller, name, Outcome::ShuttingDown, started, text.len());
             return Ok(CallToolResult::error(vec![Content::text(text)]));
         }
+
+        // Every attempt counts against the caller's budget, allowed or not.
+        let _admission = match admission.map_or_else(|| self.throttle.admit(&caller), Ok) {
+            Ok(admission) => admission,
+            Err(throttled) => {
+                let text = throttled.to_string();
+                log_call(&caller, name, Outcome::RateLimited, started, text.len());
+                return Ok(CallToolResult::error(vec![Content::text(text)]));
+            }
+        };
 
         let declaration = tool.declaration();
         let refuse = |denial: Denial| {

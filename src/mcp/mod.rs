@@ -13,7 +13,22 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::gate::{Caller, Gate};
+use crate::gate::{Admission, Call, Caller, Gate};
+
+/// An admission the HTTP transport obtained for a `tools/call` before it reached rmcp (so it
+/// could answer 429 itself); the gate uses it instead of admitting the call again.
+#[derive(Clone, Default)]
+pub struct PreAdmitted(Arc<std::sync::Mutex<Option<Admission>>>);
+
+impl PreAdmitted {
+    pub fn new(admission: Admission) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(admission))))
+    }
+
+    fn take(&self) -> Option<Admission> {
+        self.0.lock().ok()?.take()
+    }
+}
 
 /// How long a client may cache `tools/list` and `server/discover`: the tool set is fixed for the
 /// life of the process.
@@ -121,9 +136,14 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context)?;
-        self.gate
-            .call(caller, &request.name, request.arguments, context.ct.clone())
-            .await
-            .map(CallToolResponse::from)
+        let admission = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<PreAdmitted>())
+            .and_then(PreAdmitted::take);
+        let call = Call::new(caller, request.name, request.arguments)
+            .cancelled_by(context.ct.clone())
+            .admitted(admission);
+        self.gate.call(call).await.map(CallToolResponse::from)
     }
 }

@@ -40,7 +40,7 @@ def assert_unauthorized(answer, error: str | None, message: str) -> None:
     else:
         assert f'error="{error}"' in challenge, challenge
     body = answer.json()
-    assert body["error"]["code"] == -32001
+    assert body["error"]["code"] == -31401
     assert message in body["error"]["message"], body
 
 

@@ -112,7 +112,7 @@ fn unauthorized(error: Option<&str>, message: String) -> Response {
     let mut response = reply::jsonrpc_error(
         StatusCode::UNAUTHORIZED,
         None,
-        -32001,
+        reply::UNAUTHORIZED,
         format!("Unauthorized: {message}"),
     );
     if let Ok(value) = HeaderValue::from_str(&challenge) {

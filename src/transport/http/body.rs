@@ -10,11 +10,18 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
-use rmcp::model::ErrorCode;
+use rmcp::model::{ClientJsonRpcMessage, ErrorCode, NumberOrString};
 use tokio_util::bytes::BytesMut;
 
 use super::reply;
 use crate::transport::jsonrpc::{Decoded, decode};
+
+/// What the body layer learnt of a request, for the layers after it.
+#[derive(Debug, Clone)]
+pub struct DecodedRequest {
+    pub method: String,
+    pub id: NumberOrString,
+}
 
 /// The body limit in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -65,9 +72,15 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
     }
     let bytes = bytes.freeze();
     match decode(&bytes) {
-        Decoded::Message(_) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+        Decoded::Message(message) => {
+            let mut request = Request::from_parts(parts, Body::from(bytes));
+            if let ClientJsonRpcMessage::Request(call) = *message {
+                request.extensions_mut().insert(DecodedRequest {
+                    method: call.request.method().to_string(),
+                    id: call.id,
+                });
+            }
+            next.run(request).await
         }
         Decoded::Reject(rejected) | Decoded::BadNotification(rejected) => {
             tracing::debug!(code = rejected.error.code.0, message = %rejected.error.message, "refused request body");

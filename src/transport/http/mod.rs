@@ -2,8 +2,8 @@
 //!
 //! Cross-cutting concerns are layers around rmcp's service, outermost first:
 //! Host/Origin checks ([`guard`]) → authentication ([`auth`], the caller's identity and role) →
-//! the body limit and JSON-RPC decoding ([`body`]) → rmcp's `StreamableHttpService`, which speaks
-//! both protocol eras
+//! the body limit and JSON-RPC decoding ([`body`]) → admission ([`throttle`], 429) → rmcp's
+//! `StreamableHttpService`, which speaks both protocol eras
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
 //! `GET /healthz` sits outside them all.
 
@@ -12,6 +12,7 @@ mod body;
 pub mod guard;
 mod peer;
 mod reply;
+mod throttle;
 
 use std::io;
 use std::net::SocketAddr;
@@ -59,8 +60,9 @@ fn router<P: ConnectionPeer>(
         .with_allowed_hosts(http.allowed_hosts.iter().map(ToString::to_string))
         .with_allowed_origins(http.allowed_origins.iter().map(ToString::to_string))
         .enforce_origin_validation();
+    let for_rmcp = Arc::clone(&gate);
     let service = StreamableHttpService::new(
-        move || Ok(McpServer::for_http(Arc::clone(&gate))),
+        move || Ok(McpServer::for_http(Arc::clone(&for_rmcp))),
         Arc::new(LocalSessionManager::default()),
         rmcp_config,
     );
@@ -70,6 +72,7 @@ fn router<P: ConnectionPeer>(
     });
     let mcp = Router::new()
         .route_service("/mcp", service)
+        .layer(from_fn_with_state(gate, throttle::admit))
         .layer(from_fn_with_state(BodyLimit(limit), body::check))
         .layer(from_fn_with_state(authenticator, auth::authenticate::<P>))
         .layer(from_fn_with_state(origins, guard::enforce));

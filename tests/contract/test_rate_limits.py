@@ -1,0 +1,88 @@
+"""Per-identity rate limits and concurrency bounds over HTTP: 429 with Retry-After for the noisy
+identity, while another identity still gets through."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from conftest import create_token, start_server
+from rawclient import modern_call
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_flood_gets_429_while_another_identity_gets_through(binary):
+    server = start_server(
+        binary, "--http", "127.0.0.1:0",
+        config="[limits.per_identity]\ncalls_per_minute = 30\nburst = 5\n",
+    )
+    try:
+        noisy = create_token(binary, server.config, name="noisy", role="viewer")
+        quiet = create_token(binary, server.config, name="quiet", role="viewer")
+        time.sleep(1.2)
+        statuses = []
+        refused = None
+        for request_id in range(15):
+            answer = modern_call(server.url, "system_overview", {}, request_id, headers=bearer(noisy))
+            statuses.append(answer.status)
+            if answer.status == 429:
+                refused = answer
+        assert statuses[:5] == [200] * 5, statuses
+        assert statuses[5:].count(429) >= 9, statuses
+        assert int(refused.headers["retry-after"]) >= 1
+        error = refused.json()["error"]
+        assert error["code"] == -31429
+        assert error["message"].startswith("rate limit: token:noisy may make 30 calls per minute (role viewer); retry in")
+        assert refused.json()["id"] == 14
+
+        for request_id in range(5):
+            answer = modern_call(server.url, "system_overview", {}, request_id, headers=bearer(quiet))
+            assert answer.status == 200, answer.body
+            assert answer.json()["result"]["isError"] is False
+    finally:
+        server.stop()
+    assert 'outcome="rate_limited"' in server.log
+
+
+def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tmp_path):
+    # system_overview blocks reading a FIFO standing in for /proc/meminfo: calls stay in flight.
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
+        (proc / name).symlink_to(f"/proc/{name}")
+    os.mkfifo(proc / "meminfo")
+    server = start_server(
+        binary, "--http", "127.0.0.1:0",
+        config=f'[host]\nproc = "{proc}"\n[limits]\nmax_concurrent_calls = 4\n[limits.per_identity]\nmax_concurrent = 2\n',
+    )
+    held = []
+    try:
+        noisy = create_token(binary, server.config, name="noisy", role="operator")
+        quiet = create_token(binary, server.config, name="quiet", role="operator")
+        time.sleep(1.2)
+        for request_id in range(2):
+            thread = threading.Thread(
+                target=modern_call, args=(server.url, "system_overview", {}, request_id), kwargs={"headers": bearer(noisy)},
+                daemon=True,
+            )
+            thread.start()
+            held.append(thread)
+        time.sleep(0.5)
+        third = modern_call(server.url, "system_overview", {}, 3, headers=bearer(noisy))
+        assert third.status == 429, third.body
+        assert "token:noisy already has 2 calls in flight" in third.json()["error"]["message"]
+        # The other identity is admitted: its call runs (and answers at once, without /proc/meminfo).
+        other = modern_call(server.url, "process_signal", {"pid": 4000000, "signal": "TERM"}, 4, headers=bearer(quiet))
+        assert other.status == 200, other.body
+        assert "result" in other.json(), other.body
+    finally:
+        with open(proc / "meminfo", "w") as fifo:
+            fifo.write(Path("/proc/meminfo").read_text())
+        for thread in held:
+            thread.join(5)
+        server.stop()
