@@ -13,6 +13,7 @@
 //! credentials into identities for the transports, [`config`] is what the operator chose, and
 //! [`serve`] wires them together for the `serve` command.
 
+pub mod audit;
 pub mod auth;
 pub mod bounded;
 pub mod commands;

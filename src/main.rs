@@ -55,6 +55,22 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check the hash chain; name the first edited, deleted or reordered record. Exit 1 if
+    /// broken.
+    Verify {
+        /// Audit files, oldest first (e.g. audit.jsonl.2 audit.jsonl.1 audit.jsonl).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +120,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Token { action } => report(token_command(&config, action)),
+        Command::Audit {
+            action: AuditAction::Verify { files },
+        } => match commands::audit::verify(&files, &mut std::io::stdout()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("systemmanager: {error:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve {
             http,
             unix,

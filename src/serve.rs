@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::auth::tokens::TokenStore;
 use crate::config::Config;
@@ -51,10 +52,20 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     let registry = domains::registry(&config);
     let tool_count = registry.len();
     let policy = Arc::new(Policy::from_config(&config));
+    let audit = Arc::new(AuditLog::open(&config.audit).context(
+        "the audit log must be writable before the server takes calls (audit.path, or \
+         audit.enabled = false for a throwaway setup)",
+    )?);
+    if let Some(path) = audit.path() {
+        tracing::info!(path = %path.display(), "auditing every decision");
+    } else {
+        tracing::warn!("the audit log is off (audit.enabled = false)");
+    }
     let gate = Arc::new(Gate::new(
         registry,
         policy,
         Throttle::from_config(&config.limits),
+        audit,
         Limits::from(&config.limits),
     ));
     let stop_accepting = CancellationToken::new();
@@ -197,6 +208,7 @@ fn open_authenticator(config: &Config, gate: &Gate) -> anyhow::Result<Arc<Authen
     Ok(Arc::new(Authenticator::new(
         tokens,
         Arc::clone(gate.policy()),
+        Arc::clone(gate.audit()),
     )))
 }
 

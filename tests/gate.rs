@@ -9,6 +9,7 @@ use rmcp::model::{CallToolResult, ErrorCode, JsonObject};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use systemmanager::audit::AuditLog;
 use systemmanager::bounded::Bounded;
 use systemmanager::config::Config;
 use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
@@ -139,6 +140,7 @@ fn gate(timeout: Duration, max_output_bytes: usize) -> (Arc<Gate>, Arc<AtomicUsi
         registry,
         Arc::new(Policy::from_config(&config)),
         Throttle::from_config(&config.limits),
+        Arc::new(AuditLog::disabled()),
         Limits {
             call_timeout: timeout,
             max_output_bytes,
@@ -461,6 +463,7 @@ fn policy_gate(config: &str) -> Gate {
         registry,
         Arc::new(Policy::from_config(&config)),
         Throttle::from_config(&config.limits),
+        Arc::new(AuditLog::disabled()),
         Limits::from(&config.limits),
     )
 }
@@ -582,4 +585,233 @@ async fn an_over_limit_call_is_a_tool_error_that_says_when_to_retry() {
         "{message}"
     );
     assert!(message.ends_with("s. Nothing was done."), "{message}");
+}
+
+/// Counts how often it ran: the proof that a refused change was not made.
+struct CountingOperateTool {
+    runs: Arc<AtomicUsize>,
+}
+
+impl Tool for CountingOperateTool {
+    type Arguments = NoArguments;
+    type Output = Rows;
+    fn declaration(&self) -> &'static Declaration {
+        static DECLARATION: std::sync::OnceLock<&'static Declaration> = std::sync::OnceLock::new();
+        DECLARATION.get_or_init(|| {
+            Box::leak(Box::new(Declaration {
+                name: "test_change",
+                title: "Test change",
+                description: "A change-making tool that exists only in the gate tests.",
+                domain: Domain::Process,
+                tier: Tier::Operate,
+                destructive: false,
+                idempotent: false,
+                open_world: false,
+                paging_hint: None,
+            }))
+        })
+    }
+    async fn run(&self, _: NoArguments, _: ToolContext) -> Result<Rows, ToolError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(Rows {
+            count: 0,
+            rows: vec![],
+        })
+    }
+}
+
+/// A gate with test tools and a real audit log at `audit_path`; `audit` adds keys to `[audit]`.
+fn audited_gate(
+    config: &str,
+    audit: &str,
+    audit_path: &std::path::Path,
+) -> (Gate, Arc<AtomicUsize>) {
+    let text = format!(
+        "{config}\n[audit]\npath = \"{}\"\n{audit}\n",
+        audit_path.display()
+    );
+    let config = systemmanager::config::parse(&text, "test").expect("config");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::new(config.security.max_tier());
+    registry.register(HugeTool);
+    registry.register(CountingOperateTool {
+        runs: Arc::clone(&runs),
+    });
+    let audit = AuditLog::open(&config.audit).expect("audit log");
+    let gate = Gate::new(
+        registry,
+        Arc::new(Policy::from_config(&config)),
+        Throttle::from_config(&config.limits),
+        Arc::new(audit),
+        Limits::from(&config.limits),
+    );
+    (gate, runs)
+}
+
+fn records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("audit file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("record"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_decision_is_audited_and_changes_are_recorded_before_they_are_made() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("audit.jsonl");
+    let (gate, runs) = audited_gate(
+        "[limits.per_identity]\nburst = 5\ncalls_per_minute = 1\n",
+        "",
+        &path,
+    );
+    let call = |role: &str, tool: &str, args: Value| {
+        let role = gate.policy().role(role).expect("role");
+        Call::new(Arc::new(Caller::stdio(role)), tool, arguments(args)).with_request_id("7")
+    };
+    gate.call(call(
+        "viewer",
+        "test_huge",
+        json!({ "rows": 2, "label": "x" }),
+    ))
+    .await
+    .expect("ok");
+    gate.call(call("viewer", "test_change", json!({})))
+        .await
+        .expect("denied");
+    gate.call(call("operator", "test_change", json!({})))
+        .await
+        .expect("changed");
+    gate.call(call("operator", "test_huge", json!({ "rows": "many" })))
+        .await
+        .expect("invalid");
+    let _ = gate.call(call("viewer", "no_such_tool", json!({}))).await;
+    // One identity (the local user, whatever the role) has used its burst of 5 after this one.
+    gate.call(call("viewer", "test_huge", json!({ "rows": 1 })))
+        .await
+        .expect("limited");
+    gate.call(call("viewer", "test_huge", json!({ "rows": 1 })))
+        .await
+        .expect("limited");
+
+    let log = records(&path);
+    let summary: Vec<(String, String, String)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["tool"].as_str().unwrap_or("").to_string(),
+                r["decision"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("test_huge", "allowed", "ok"),
+        ("test_change", "denied", "denied"),
+        ("test_change", "allowed", "started"),
+        ("test_change", "allowed", "ok"),
+        ("test_huge", "allowed", "invalid_arguments"),
+        ("no_such_tool", "refused", "unknown_tool"),
+        ("test_huge", "allowed", "ok"),
+        ("test_huge", "rate_limited", "rate_limited"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(summary, expected);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    let first = &log[0];
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["event"], "call");
+    assert_eq!(first["role"], "viewer");
+    assert_eq!(first["transport"], "stdio");
+    assert_eq!(first["request_id"], "7");
+    assert_eq!(first["tier"], "read");
+    assert_eq!(first["args"], json!({ "rows": 2, "label": "x" }));
+    assert!(
+        first["identity"]
+            .as_str()
+            .expect("identity")
+            .starts_with("user:")
+    );
+    assert!(first["duration_us"].is_u64() && first["bytes"].as_u64() > Some(0));
+    assert!(
+        log[1]["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("permission denied")
+    );
+    assert_eq!(log[2]["tier"], "operate");
+    assert!(
+        log[2].get("duration_us").is_none(),
+        "a started record has no duration yet"
+    );
+    assert!(
+        log[7]["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("rate limit")
+    );
+    let report = systemmanager::audit::verify::verify_files(&[path]).expect("verify");
+    assert!(report.is_ok(), "{report}");
+}
+
+#[tokio::test]
+async fn when_the_audit_log_cannot_be_written_calls_are_refused() {
+    let (gate, runs) = audited_gate("", "", std::path::Path::new("/dev/full"));
+    let role = gate.policy().role("operator").expect("operator");
+    let caller = Arc::new(Caller::stdio(role));
+
+    let change = gate
+        .call(Call::new(Arc::clone(&caller), "test_change", None))
+        .await
+        .expect("result");
+    assert_eq!(change.is_error, Some(true));
+    assert!(
+        text(&change).starts_with("refused: the audit log cannot be written"),
+        "{}",
+        text(&change)
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "a change that cannot be recorded is not made"
+    );
+
+    let read = gate
+        .call(Call::new(
+            caller,
+            "test_huge",
+            arguments(json!({ "rows": 1 })),
+        ))
+        .await
+        .expect("result");
+    assert_eq!(read.is_error, Some(true));
+    assert!(
+        text(&read).starts_with("refused: the answer was withheld"),
+        "{}",
+        text(&read)
+    );
+    assert!(
+        read.structured_content.is_none(),
+        "nothing read may leave unrecorded"
+    );
+}
+
+#[tokio::test]
+async fn with_fail_closed_off_calls_go_on_when_the_log_fails() {
+    let (gate, runs) = audited_gate("", "fail_closed = false", std::path::Path::new("/dev/full"));
+    let role = gate.policy().role("operator").expect("operator");
+    let result = gate
+        .call(Call::new(
+            Arc::new(Caller::stdio(role)),
+            "test_change",
+            None,
+        ))
+        .await
+        .expect("result");
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

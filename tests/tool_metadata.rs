@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use systemmanager::audit::AuditLog;
 use systemmanager::config::Config;
 use systemmanager::domains;
 use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
@@ -152,6 +153,7 @@ async fn real_answers_satisfy_the_output_schema() {
         registry(),
         Arc::new(Policy::from_config(&config)),
         Throttle::from_config(&config.limits),
+        Arc::new(AuditLog::disabled()),
         Limits::from(&config.limits),
     ));
     let tools = gate.registry().mcp_tools().to_vec();

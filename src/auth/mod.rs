@@ -8,14 +8,17 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+use crate::audit::{AuditLog, Decision, Entry, Event};
 use crate::gate::{Identity, Policy, Role};
 
 use tokens::{Rejection, TokenStore};
 
-/// Checks credentials against the token store and the roles of the policy.
+/// Checks credentials against the token store and the roles of the policy, and audits every
+/// refusal.
 pub struct Authenticator {
     tokens: Arc<TokenStore>,
     policy: Arc<Policy>,
+    audit: Arc<AuditLog>,
 }
 
 /// Why a credential was refused; the text is safe to show the client.
@@ -29,9 +32,49 @@ pub enum AuthError {
     UnknownRole { token: String, role: String },
 }
 
+impl AuthError {
+    /// The token this error is about, when the server knows it.
+    pub fn token_name(&self) -> Option<&str> {
+        match self {
+            AuthError::Token(Rejection::Expired { name, .. } | Rejection::Revoked { name, .. }) => {
+                Some(name)
+            }
+            AuthError::UnknownRole { token, .. } => Some(token),
+            AuthError::Token(_) => None,
+        }
+    }
+}
+
 impl Authenticator {
-    pub fn new(tokens: Arc<TokenStore>, policy: Arc<Policy>) -> Self {
-        Self { tokens, policy }
+    pub fn new(tokens: Arc<TokenStore>, policy: Arc<Policy>, audit: Arc<AuditLog>) -> Self {
+        Self {
+            tokens,
+            policy,
+            audit,
+        }
+    }
+
+    /// Records a refused credential. `identity` names the token when it is known (expired,
+    /// revoked).
+    pub fn record_failure(
+        &self,
+        identity: Option<String>,
+        transport: &str,
+        remote: Option<String>,
+        reason: &str,
+    ) {
+        let entry = Entry {
+            event: Some(Event::Auth),
+            decision: Some(Decision::AuthFailed),
+            outcome: "auth_failed".into(),
+            identity,
+            transport: Some(transport.into()),
+            remote,
+            detail: Some(reason.into()),
+            ..Entry::default()
+        };
+        // A refusal stands whether or not it could be recorded (the failure is logged).
+        let _ = self.audit.record(&entry);
     }
 
     pub fn policy(&self) -> &Arc<Policy> {

@@ -1,3 +1,4 @@
 //! The command-line actions besides `serve`: what they do and print. `main.rs` only parses.
 
+pub mod audit;
 pub mod token;

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub host: HostConfig,
     pub security: SecurityConfig,
+    pub audit: AuditConfig,
     /// Custom roles, by name, beside the built-in `viewer`, `operator` and `admin`.
     pub roles: BTreeMap<String, RoleConfig>,
     pub process: ProcessConfig,
@@ -97,6 +98,52 @@ impl SecurityConfig {
         } else {
             Tier::Operate
         }
+    }
+}
+
+/// `[audit]`: the tamper-evident record of every decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record decisions at all. Turning it off is for throwaway setups only.
+    pub enabled: bool,
+    /// The log file. Default: `audit.jsonl` in the state directory
+    /// (`/var/lib/systemmanager` for root, `$XDG_STATE_HOME/systemmanager` for others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Size at which the file is rotated to `FILE.1` (the chain goes on in the new file).
+    pub max_bytes: Bounded<4096, { 1 << 40 }>,
+    /// Rotated files kept.
+    pub keep: Bounded<1, 1000>,
+    /// Refuse a call whose record cannot be written. Off, the call goes on and the record is
+    /// logged on stderr.
+    pub fail_closed: bool,
+    /// Also send each record to journald.
+    pub journald: bool,
+    /// journald's native socket.
+    pub journald_socket: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+            max_bytes: Bounded::constant(64 * 1024 * 1024),
+            keep: Bounded::constant(5),
+            fail_closed: true,
+            journald: false,
+            journald_socket: PathBuf::from("/run/systemd/journal/socket"),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The log file in effect.
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| default_state_dir().join("audit.jsonl"))
     }
 }
 

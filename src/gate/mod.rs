@@ -22,8 +22,9 @@ use rmcp::model::{CallToolResult, ContentBlock as Content, JsonObject};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
-use crate::tool::{Answer, Registry, ToolContext, ToolError};
+use crate::tool::{Answer, Declaration, Prepared, Registry, Tier, ToolContext, ToolError};
 
 pub use cap::json_len;
 pub use identity::{Caller, Identity, TransportKind};
@@ -65,6 +66,8 @@ pub enum Outcome {
     Denied,
     RateLimited,
     ShuttingDown,
+    /// A change about to be made (the audit record written before it).
+    Started,
 }
 
 impl fmt::Display for Outcome {
@@ -81,6 +84,7 @@ impl fmt::Display for Outcome {
             Outcome::Denied => "denied",
             Outcome::RateLimited => "rate_limited",
             Outcome::ShuttingDown => "shutting_down",
+            Outcome::Started => "started",
         })
     }
 }
@@ -94,6 +98,8 @@ pub struct Call {
     pub cancel: CancellationToken,
     /// The admission a transport already obtained to answer a refusal its own way (HTTP 429).
     pub admission: Option<Admission>,
+    /// The JSON-RPC request id, for the audit trail.
+    pub request_id: Option<String>,
 }
 
 impl Call {
@@ -108,7 +114,13 @@ impl Call {
             arguments,
             cancel: CancellationToken::new(),
             admission: None,
+            request_id: None,
         }
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
     }
 
     pub fn cancelled_by(mut self, cancel: CancellationToken) -> Self {
@@ -127,6 +139,7 @@ pub struct Gate {
     registry: Registry,
     policy: Arc<Policy>,
     throttle: Throttle,
+    audit: Arc<AuditLog>,
     limits: Limits,
     in_flight: TaskTracker,
     draining: AtomicBool,
@@ -137,16 +150,23 @@ impl Gate {
         registry: Registry,
         policy: Arc<Policy>,
         throttle: Throttle,
+        audit: Arc<AuditLog>,
         limits: Limits,
     ) -> Self {
         Self {
             registry,
             policy,
             throttle,
+            audit,
             limits,
             in_flight: TaskTracker::new(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The audit log, for transports that refuse requests before they reach the gate.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
     }
 
     /// Admission control, for transports that refuse over-limit calls in their own terms.
@@ -174,6 +194,7 @@ impl Gate {
 
     /// Runs one tool call. A protocol error (`Err`) only for an unknown tool; everything that
     /// goes wrong inside a known tool is an `isError` result whose text says what to do next.
+    /// Every decision is logged and audited.
     pub async fn call(&self, call: Call) -> Result<CallToolResult, ErrorData> {
         let Call {
             caller,
@@ -181,79 +202,147 @@ impl Gate {
             arguments,
             cancel,
             admission,
+            request_id,
         } = call;
-        let name = name.as_str();
-        let started = Instant::now();
-        let Some(tool) = self.registry.get(name) else {
-            log_call(&caller, name, Outcome::UnknownTool, started, 0);
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {name}"),
+        let trail = Trail {
+            audit: &self.audit,
+            caller: &caller,
+            tool: &name,
+            request_id,
+            arguments: arguments.as_ref().map(crate::audit::redact::summarize),
+            started: Instant::now(),
+        };
+        let Some(tool) = self.registry.get(&name) else {
+            let message = format!("Unknown tool: {name}");
+            // Refused whether or not the record could be written (its failure is logged).
+            let _ = trail.record(
+                Decision::Refused,
+                Outcome::UnknownTool,
                 None,
-            ));
+                0,
+                Some(&message),
+            );
+            return Err(ErrorData::invalid_params(message, None));
         };
         if self.draining.load(Ordering::Acquire) {
             let text = "the server is shutting down and takes no new calls; retry once it is back";
-            log_call(&caller, name, Outcome::ShuttingDown, started, text.len());
-            return Ok(CallToolResult::error(vec![Content::text(text)]));
+            return Ok(trail.refuse(Decision::Refused, Outcome::ShuttingDown, None, text.into()));
         }
-
         // Every attempt counts against the caller's budget, allowed or not.
         let _admission = match admission.map_or_else(|| self.throttle.admit(&caller), Ok) {
             Ok(admission) => admission,
             Err(throttled) => {
-                let text = throttled.to_string();
-                log_call(&caller, name, Outcome::RateLimited, started, text.len());
-                return Ok(CallToolResult::error(vec![Content::text(text)]));
+                return Ok(trail.refuse(
+                    Decision::RateLimited,
+                    Outcome::RateLimited,
+                    None,
+                    throttled.to_string(),
+                ));
             }
         };
 
-        let declaration = tool.declaration();
-        let refuse = |denial: Denial| {
-            let text = denial.to_string();
-            log_call(&caller, name, Outcome::Denied, started, text.len());
-            Ok(CallToolResult::error(vec![Content::text(text)]))
-        };
         // The declared tier first, so an unauthorized caller learns nothing from argument
         // validation; then the tier the arguments need, if higher.
+        let declaration = tool.declaration();
         if let Err(denial) =
             self.policy
                 .authorize(&caller.role, declaration, declaration.tier, None)
         {
-            return refuse(denial);
+            let tier = Some(declaration.tier);
+            return Ok(trail.refuse(Decision::Denied, Outcome::Denied, tier, denial.to_string()));
         }
         let prepared = match tool.prepare(arguments.unwrap_or_default()) {
             Ok(prepared) => prepared,
             Err(error) => {
                 let (result, outcome) = tool_error(error);
-                log_call(&caller, name, outcome, started, result_len(&result));
+                let tier = Some(declaration.tier);
+                // Nothing ran: the result stands whether or not it could be recorded.
+                let _ = trail.record(
+                    Decision::Allowed,
+                    outcome,
+                    tier,
+                    result_len(&result),
+                    first_text(&result),
+                );
                 return Ok(result);
             }
         };
-        if let Some((tier, reason)) = prepared.escalation.clone()
-            && let Err(denial) =
-                self.policy
-                    .authorize(&caller.role, declaration, tier, Some(reason))
+        let tier = match prepared.escalation.clone() {
+            Some((tier, reason)) => {
+                if let Err(denial) =
+                    self.policy
+                        .authorize(&caller.role, declaration, tier, Some(reason))
+                {
+                    return Ok(trail.refuse(
+                        Decision::Denied,
+                        Outcome::Denied,
+                        Some(tier),
+                        denial.to_string(),
+                    ));
+                }
+                tier
+            }
+            None => declaration.tier,
+        };
+        // A change is recorded before it is made: if that record cannot be written, it is not.
+        if tier > Tier::Read
+            && trail
+                .record(Decision::Allowed, Outcome::Started, Some(tier), 0, None)
+                .is_err()
+            && self.audit.fails_closed()
         {
-            return refuse(denial);
+            return Ok(CallToolResult::error(vec![Content::text(AUDIT_REFUSAL)]));
         }
 
+        let (result, outcome) = self
+            .run(&name, declaration, prepared, &caller, cancel)
+            .await;
+        let recorded = trail.record(
+            Decision::Allowed,
+            outcome,
+            Some(tier),
+            result_len(&result),
+            result
+                .is_error
+                .unwrap_or(false)
+                .then(|| first_text(&result))
+                .flatten(),
+        );
+        // Nothing read leaves without its record; a change already made is reported anyway.
+        if recorded.is_err() && self.audit.fails_closed() && tier == Tier::Read {
+            return Ok(CallToolResult::error(vec![Content::text(AUDIT_WITHHELD)]));
+        }
+        Ok(result)
+    }
+
+    /// Runs a prepared call under the timeout, cancellation, panic catching and the output cap.
+    async fn run(
+        &self,
+        name: &str,
+        declaration: &Declaration,
+        prepared: Prepared,
+        caller: &Arc<Caller>,
+        cancel: CancellationToken,
+    ) -> (CallToolResult, Outcome) {
         let context = ToolContext {
-            caller: Arc::clone(&caller),
+            caller: Arc::clone(caller),
             cancel: cancel.child_token(),
         };
         let run = AssertUnwindSafe(prepared.run(context.clone())).catch_unwind();
         let timeout = self.limits.call_timeout;
-        let finished = self.in_flight.track_future(async {
-            tokio::select! {
-                result = tokio::time::timeout(timeout, run) => Some(result),
-                () = cancel.cancelled() => None,
-            }
-        });
-        let finished = finished.await;
+        let finished = self
+            .in_flight
+            .track_future(async {
+                tokio::select! {
+                    result = tokio::time::timeout(timeout, run) => Some(result),
+                    () = cancel.cancelled() => None,
+                }
+            })
+            .await;
         // Whatever happened, the tool's own work should stop now.
         context.cancel.cancel();
 
-        let (result, outcome) = match finished {
+        match finished {
             None => (
                 CallToolResult::error(vec![Content::text("the call was cancelled")]),
                 Outcome::Cancelled,
@@ -281,9 +370,7 @@ impl Gate {
                 let hint = declaration.paging_hint.unwrap_or(DEFAULT_PAGING_HINT);
                 self.shape(answer, hint)
             }
-        };
-        log_call(&caller, name, outcome, started, result_len(&result));
-        Ok(result)
+        }
     }
 
     /// Applies the output cap and builds the MCP result.
@@ -352,7 +439,74 @@ fn result_len(result: &CallToolResult) -> usize {
     text + result.structured_content.as_ref().map_or(0, json_len)
 }
 
-fn log_call(caller: &Caller, tool: &str, outcome: Outcome, started: Instant, bytes: usize) {
+/// The refusal when a change's record cannot be written.
+const AUDIT_REFUSAL: &str = "refused: the audit log cannot be written, and this server records \
+    every change before making it (audit.fail_closed). Nothing was done; an operator must fix \
+    the audit log (see the server's log).";
+/// The refusal when a read's record cannot be written.
+const AUDIT_WITHHELD: &str = "refused: the answer was withheld because its audit record could \
+    not be written (audit.fail_closed); an operator must fix the audit log (see the server's log).";
+
+/// The text of a result's first text block, for the audit trail's `detail`.
+fn first_text(result: &CallToolResult) -> Option<&str> {
+    result
+        .content
+        .iter()
+        .find_map(|block| block.as_text().map(|text| text.text.as_str()))
+}
+
+/// What the log event and the audit record of one call share.
+struct Trail<'a> {
+    audit: &'a AuditLog,
+    caller: &'a Caller,
+    tool: &'a str,
+    request_id: Option<String>,
+    arguments: Option<serde_json::Value>,
+    started: Instant,
+}
+
+impl Trail<'_> {
+    /// Logs and audits a stage of the call.
+    fn record(
+        &self,
+        decision: Decision,
+        outcome: Outcome,
+        tier: Option<Tier>,
+        bytes: usize,
+        detail: Option<&str>,
+    ) -> Result<(), AuditError> {
+        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if outcome != Outcome::Started {
+            log_call(self.caller, self.tool, outcome, duration_us, bytes);
+        }
+        let mut entry = Entry::call(self.caller, decision, outcome.to_string());
+        entry.request_id = self.request_id.clone();
+        entry.tool = Some(self.tool.to_string());
+        entry.tier = tier.map(|tier| tier.as_str().to_string());
+        entry.args = self.arguments.clone();
+        if outcome != Outcome::Started {
+            entry.duration_us = Some(duration_us);
+            entry.bytes = Some(bytes);
+        }
+        entry.detail = detail.map(|text| text.chars().take(500).collect());
+        self.audit.record(&entry)
+    }
+
+    /// Records a refusal and returns it as the tool error the caller reads.
+    fn refuse(
+        &self,
+        decision: Decision,
+        outcome: Outcome,
+        tier: Option<Tier>,
+        text: String,
+    ) -> CallToolResult {
+        // The call is refused whether or not its record could be written.
+        let _ = self.record(decision, outcome, tier, text.len(), Some(&text));
+        CallToolResult::error(vec![Content::text(text)])
+    }
+}
+
+fn log_call(caller: &Caller, tool: &str, outcome: Outcome, duration_us: u64, bytes: usize) {
     tracing::info!(
         target: "systemmanager::call",
         tool,
@@ -360,7 +514,7 @@ fn log_call(caller: &Caller, tool: &str, outcome: Outcome, started: Instant, byt
         role = caller.role.name.as_str(),
         transport = caller.transport.as_str(),
         remote = caller.remote.as_deref().unwrap_or(""),
-        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        duration_us,
         outcome = %outcome,
         bytes,
         "tool call"

@@ -80,6 +80,13 @@ impl McpServer {
     }
 }
 
+fn request_id(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(text) => text.to_string(),
+    }
+}
+
 fn server_implementation() -> Implementation {
     Implementation::new("systemmanager", env!("CARGO_PKG_VERSION"))
         .with_title("SystemManager")
@@ -143,7 +150,8 @@ impl ServerHandler for McpServer {
             .and_then(PreAdmitted::take);
         let call = Call::new(caller, request.name, request.arguments)
             .cancelled_by(context.ct.clone())
-            .admitted(admission);
+            .admitted(admission)
+            .with_request_id(request_id(&context.id));
         self.gate.call(call).await.map(CallToolResponse::from)
     }
 }

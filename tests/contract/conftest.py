@@ -37,9 +37,10 @@ def binary() -> Path:
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    """The environment for a server under test: no inherited config, plain logs."""
+    """The environment for a server under test: the test state (not the machine's), plain logs."""
     env = {k: v for k, v in os.environ.items() if k not in ("SYSTEMMANAGER_CONFIG", "RUST_LOG")}
     env["NO_COLOR"] = "1"
+    env["SYSTEMMANAGER_CONFIG"] = str(DEFAULT_CONFIG)
     env.update(extra)
     return env
 
@@ -69,21 +70,37 @@ class RunningServer:
         return "".join(self.stderr_lines)
 
 
-def with_token_file(config_text: str, token_file: Path) -> str:
-    """`config_text` with `security.token_file` set, so tests never touch the real state."""
-    line = f'token_file = "{token_file}"'
-    if re.search(r"^\[security\]\s*$", config_text, re.MULTILINE):
-        return re.sub(r"^\[security\]\s*$", f"[security]\n{line}", config_text, count=1, flags=re.MULTILINE)
-    return f"{config_text}\n[security]\n{line}\n"
+def set_in_section(config_text: str, section: str, line: str) -> str:
+    """`config_text` with `line` added to `[section]` (created when missing)."""
+    header = re.compile(rf"^\[{re.escape(section)}\]\s*$", re.MULTILINE)
+    if header.search(config_text):
+        return header.sub(f"[{section}]\n{line}", config_text, count=1)
+    return f"{config_text}\n[{section}]\n{line}\n"
+
+
+def with_state(config_text: str, directory: Path) -> str:
+    """`config_text` with the token file and the audit log in `directory`, so tests never touch
+    the machine's real state."""
+    text = config_text
+    if "token_file" not in text:
+        text = set_in_section(text, "security", f'token_file = "{directory / "tokens.json"}"')
+    if not re.search(r"^path\s*=", text, re.MULTILINE):
+        text = set_in_section(text, "audit", f'path = "{directory / "audit.jsonl"}"')
+    return text
 
 
 def make_config(config: Path | str | None = None) -> Path:
-    """A config file in a fresh directory, with its own token file; `config` adds to it."""
+    """A config file in a fresh directory, with its own token file and audit log; `config` adds
+    to it."""
     directory = Path(tempfile.mkdtemp(prefix="sm-test-"))
     text = config.read_text() if isinstance(config, Path) else (config or "")
     path = directory / "config.toml"
-    path.write_text(with_token_file(text, directory / "tokens.json"))
+    path.write_text(with_state(text, directory))
     return path
+
+
+# Servers started without --config (stdio sessions, the SDK's stdio client) read this one.
+DEFAULT_CONFIG = make_config()
 
 
 def create_token(binary: Path, config: Path, name: str = "test", role: str = "operator", expires: str = "1d") -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, server_env
+from conftest import DEFAULT_CONFIG, REPO, server_env
 
 INSPECTOR = REPO / "tests" / "npm" / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -31,7 +31,9 @@ def run_inspector(inspector: Path, *args: str) -> dict:
 
 def target(transport: str, binary: Path, http_server) -> list[str]:
     if transport == "stdio":
-        return [str(binary), "serve"]
+        # The Inspector passes the server only a few environment variables (and takes --config
+        # for itself): hand the test config over explicitly.
+        return ["-e", f"SYSTEMMANAGER_CONFIG={DEFAULT_CONFIG}", str(binary), "serve"]
     return [http_server.url, "--transport", "http", "--header", f"Authorization: Bearer {http_server.token}"]
 
 
@@ -63,7 +65,8 @@ def test_inspector_lists_and_calls(inspector, binary, transport, maybe_http, era
 
 def test_inspector_strict_schema_check_is_clean(inspector, binary):
     result = subprocess.run(
-        [str(inspector), "--cli", str(binary), "serve", "--method", "tools/list", "--strict"],
+        [str(inspector), "--cli", "-e", f"SYSTEMMANAGER_CONFIG={DEFAULT_CONFIG}", str(binary), "serve",
+         "--method", "tools/list", "--strict"],
         capture_output=True, text=True, timeout=120, env=server_env(),
     )
     # --strict exits 6 on an error-severity portability problem and reports warnings on stderr.

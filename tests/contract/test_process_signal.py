@@ -14,7 +14,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import server_env
+from conftest import make_config, server_env
 from rawclient import StdioSession
 
 pytestmark = pytest.mark.anyio
@@ -77,9 +77,7 @@ def server(binary, tmp_path):
     def start(config: str | None = None, *extra: str) -> StdioSession:
         args = list(extra)
         if config is not None:
-            path = tmp_path / f"config{len(sessions)}.toml"
-            path.write_text(config)
-            args += ["--config", str(path)]
+            args += ["--config", str(make_config(config))]
         session = StdioSession(binary, *args)
         session.initialize()
         sessions.append(session)

@@ -26,7 +26,7 @@ pub async fn authenticate<P: ConnectionPeer>(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let refuse = |error: Option<&str>, message: String| {
+    let refuse_as = |token: Option<&str>, error: Option<&str>, message: String| {
         tracing::warn!(
             target: "systemmanager::auth",
             transport = peer.transport().as_str(),
@@ -34,8 +34,15 @@ pub async fn authenticate<P: ConnectionPeer>(
             reason = %message,
             "authentication failed"
         );
+        authenticator.record_failure(
+            token.map(|name| format!("token:{name}")),
+            peer.transport().as_str(),
+            peer.remote(),
+            &message,
+        );
         unauthorized(error, message)
     };
+    let refuse = |error: Option<&str>, message: String| refuse_as(None, error, message);
     if query_carries_a_token(request.uri().query()) {
         return refuse(
             Some("invalid_request"),
@@ -52,7 +59,9 @@ pub async fn authenticate<P: ConnectionPeer>(
             };
             match authenticator.bearer(secret) {
                 Ok(authenticated) => authenticated,
-                Err(error) => return refuse(Some("invalid_token"), error.to_string()),
+                Err(error) => {
+                    return refuse_as(error.token_name(), Some("invalid_token"), error.to_string());
+                }
             }
         }
         None => match peer.local_user() {

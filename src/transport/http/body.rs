@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
-use rmcp::model::{ClientJsonRpcMessage, ErrorCode, NumberOrString};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, NumberOrString};
 use tokio_util::bytes::BytesMut;
 
 use super::reply;
@@ -21,6 +21,8 @@ use crate::transport::jsonrpc::{Decoded, decode};
 pub struct DecodedRequest {
     pub method: String,
     pub id: NumberOrString,
+    /// For `tools/call`, the tool's name.
+    pub tool: Option<String>,
 }
 
 /// The body limit in bytes.
@@ -75,9 +77,16 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         Decoded::Message(message) => {
             let mut request = Request::from_parts(parts, Body::from(bytes));
             if let ClientJsonRpcMessage::Request(call) = *message {
+                let tool = match &call.request {
+                    ClientRequest::CallToolRequest(tool_call) => {
+                        Some(tool_call.params.name.to_string())
+                    }
+                    _ => None,
+                };
                 request.extensions_mut().insert(DecodedRequest {
                     method: call.request.method().to_string(),
                     id: call.id,
+                    tool,
                 });
             }
             next.run(request).await

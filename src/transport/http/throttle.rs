@@ -11,6 +11,7 @@ use axum::response::Response;
 
 use super::body::DecodedRequest;
 use super::reply;
+use crate::audit::{Decision, Entry};
 use crate::gate::{Caller, Gate};
 use crate::mcp::PreAdmitted;
 
@@ -38,10 +39,14 @@ pub async fn admit(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
                 outcome = "rate_limited",
                 "tool call refused: {throttled}"
             );
-            let id = request
-                .extensions()
-                .get::<DecodedRequest>()
-                .map(|decoded| decoded.id.clone());
+            let decoded = request.extensions().get::<DecodedRequest>();
+            let id = decoded.map(|decoded| decoded.id.clone());
+            let mut entry = Entry::call(&caller, Decision::RateLimited, "rate_limited");
+            entry.tool = decoded.and_then(|decoded| decoded.tool.clone());
+            entry.request_id = id.as_ref().map(ToString::to_string);
+            entry.detail = Some(throttled.to_string());
+            // Refused either way; a failed record is logged by the audit log itself.
+            let _ = gate.audit().record(&entry);
             let mut response = reply::jsonrpc_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 id,
