@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +20,7 @@ use crate::auth::tokens::TokenStore;
 use crate::config::Config;
 use crate::domains;
 use crate::gate::{Gate, Limits, Policy, Throttle};
-use crate::transport::http::{TcpServer, UnixServer};
+use crate::transport::http::{TcpServer, TlsServer, UnixServer};
 use crate::transport::stdio;
 
 /// How long transports get to close their connections once sessions are closed.
@@ -89,22 +90,40 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         Some(open_authenticator(&config, &gate)?)
     };
     if let (Some(address), Some(authenticator)) = (transports.http, &authenticator) {
-        refuse_plaintext_beyond_loopback(address, &config)?;
-        let server = TcpServer::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address}"))?;
-        let bound = server.local_addr()?;
-        let serving = server.serve(
-            Arc::clone(&gate),
-            Arc::clone(authenticator),
-            &config,
-            stop_accepting.clone(),
-            sessions_closed.clone(),
-        );
+        let (serving, bound, scheme) = if config.tls.enabled() {
+            let tls = crate::auth::tls::server_config(&config.tls)?;
+            let server = TlsServer::bind(address, tls)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let bound = server.local_addr()?;
+            let serving = server.serve(
+                Arc::clone(&gate),
+                Arc::clone(authenticator),
+                &config,
+                stop_accepting.clone(),
+                sessions_closed.clone(),
+            );
+            (serving.boxed(), bound, "https")
+        } else {
+            refuse_plaintext_beyond_loopback(address, &config)?;
+            let server = TcpServer::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let bound = server.local_addr()?;
+            let serving = server.serve(
+                Arc::clone(&gate),
+                Arc::clone(authenticator),
+                &config,
+                stop_accepting.clone(),
+                sessions_closed.clone(),
+            );
+            (serving.boxed(), bound, "http")
+        };
         listeners.spawn(async move { log_failure("http", serving.await) });
         tracing::info!(
             tools = tool_count,
-            "serving MCP over HTTP at http://{bound}/mcp"
+            "serving MCP over {} at {scheme}://{bound}/mcp",
+            scheme.to_uppercase()
         );
     }
     if let (Some(path), Some(authenticator)) = (&transports.unix, &authenticator) {
@@ -205,11 +224,10 @@ fn open_authenticator(config: &Config, gate: &Gate) -> anyhow::Result<Arc<Authen
             }
         }
     });
-    Ok(Arc::new(Authenticator::new(
-        tokens,
-        Arc::clone(gate.policy()),
-        Arc::clone(gate.audit()),
-    )))
+    Ok(Arc::new(
+        Authenticator::new(tokens, Arc::clone(gate.policy()), Arc::clone(gate.audit()))
+            .with_certificate_roles(config.tls.client_roles.clone()),
+    ))
 }
 
 /// Plaintext HTTP beyond loopback would carry tokens in the clear: refused unless the config

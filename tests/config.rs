@@ -257,3 +257,24 @@ fn a_role_needs_a_tier_and_valid_globs() {
     assert_eq!(key, "roles.odd.tiers[0]");
     assert!(message.contains("unknown variant `root`"), "{message}");
 }
+
+#[test]
+fn tls_settings_are_checked_together() {
+    let (key, line, message) = invalid("[log]\nlevel = \"info\"\n[tls]\ncert = \"/x.pem\"\n");
+    assert_eq!(
+        (key.as_str(), line),
+        ("tls.key", 3),
+        "the line of the [tls] table"
+    );
+    assert!(message.contains("both `cert` and `key`"), "{message}");
+    let (key, _, _) = invalid("[tls]\nclient_ca = \"/ca.pem\"\n");
+    assert_eq!(key, "tls.client_ca");
+    let (key, line, message) = invalid(
+        "[tls]\ncert = \"/c\"\nkey = \"/k\"\nclient_ca = \"/ca\"\n[tls.client_roles]\nlaptop = \"superuser\"\n",
+    );
+    assert_eq!((key.as_str(), line), ("tls.client_roles.laptop", 6));
+    assert!(
+        message.contains("no role is named `superuser`"),
+        "{message}"
+    );
+}

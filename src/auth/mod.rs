@@ -4,8 +4,10 @@
 //! credential of HTTP clients; TLS client certificates and Tailscale identities are resolved here
 //! too as they are configured.
 
+pub mod tls;
 pub mod tokens;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::audit::{AuditLog, Decision, Entry, Event};
@@ -19,6 +21,8 @@ pub struct Authenticator {
     tokens: Arc<TokenStore>,
     policy: Arc<Policy>,
     audit: Arc<AuditLog>,
+    /// Client certificate common name → role name (`tls.client_roles`).
+    certificate_roles: BTreeMap<String, String>,
 }
 
 /// Why a credential was refused; the text is safe to show the client.
@@ -51,7 +55,26 @@ impl Authenticator {
             tokens,
             policy,
             audit,
+            certificate_roles: BTreeMap::new(),
         }
+    }
+
+    /// Accepts client certificates whose common names `roles` maps to a role.
+    pub fn with_certificate_roles(mut self, roles: BTreeMap<String, String>) -> Self {
+        self.certificate_roles = roles;
+        self
+    }
+
+    /// The identity and role of a client certificate's holder (the TLS handshake has verified
+    /// the certificate against the client CA), if its name is mapped.
+    pub fn certificate(&self, common_name: &str) -> Option<(Identity, Arc<Role>)> {
+        let role = self.policy.role(self.certificate_roles.get(common_name)?)?;
+        Some((
+            Identity::Certificate {
+                subject: common_name.to_string(),
+            },
+            role,
+        ))
     }
 
     /// Records a refused credential. `identity` names the token when it is known (expired,

@@ -108,22 +108,27 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Where a dotted key (`security.local_role`) is written in the document.
+/// Where a dotted key (`security.local_role`) is written in the document; for a key that is
+/// missing, where its nearest written parent is (`[tls]` for a missing `tls.key`).
 fn span_of_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
     let document = toml::de::DeTable::parse(text).ok()?;
     let mut table = document.get_ref();
+    let mut found = None;
     let mut segments = key.split('.').peekable();
     while let Some(segment) = segments.next() {
-        let (name, value) = table.iter().find(|(name, _)| name.get_ref() == segment)?;
+        let Some((name, value)) = table.iter().find(|(name, _)| name.get_ref() == segment) else {
+            return found;
+        };
+        found = Some(name.span());
         if segments.peek().is_none() {
-            return Some(name.span());
+            break;
         }
         match value.get_ref() {
             toml::de::DeValue::Table(inner) => table = inner,
             _ => return Some(value.span()),
         }
     }
-    None
+    found
 }
 
 /// The dotted key written on the line of a syntax error, when there is one.

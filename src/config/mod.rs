@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub host: HostConfig,
     pub security: SecurityConfig,
+    pub tls: TlsConfig,
     pub audit: AuditConfig,
     /// Custom roles, by name, beside the built-in `viewer`, `operator` and `admin`.
     pub roles: BTreeMap<String, RoleConfig>,
@@ -98,6 +99,31 @@ impl SecurityConfig {
         } else {
             Tier::Operate
         }
+    }
+}
+
+/// `[tls]`: serve `--http` over TLS, and optionally let clients authenticate by certificate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM). With `key`, `--http` serves HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM): a client may present a certificate one of them signed (mutual
+    /// TLS); one signed by anybody else is refused in the handshake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// A client certificate's subject common name → the role its holder gets. A certificate
+    /// whose name is not listed authenticates nobody (a bearer token is then needed).
+    pub client_roles: BTreeMap<String, String>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some()
     }
 }
 
@@ -399,6 +425,32 @@ impl Config {
             return Err((
                 "security.local_role".into(),
                 format!("no role is named `{local}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        let tls = &self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            let missing = if tls.cert.is_some() { "key" } else { "cert" };
+            return Err((
+                format!("tls.{missing}"),
+                "TLS needs both `cert` and `key`".into(),
+            ));
+        }
+        if tls.client_ca.is_some() && !tls.enabled() {
+            return Err((
+                "tls.client_ca".into(),
+                "client certificates need TLS: set `cert` and `key` too".into(),
+            ));
+        }
+        if !tls.client_roles.is_empty() && tls.client_ca.is_none() {
+            return Err((
+                "tls.client_roles".into(),
+                "mapping certificates to roles needs `client_ca`, the CA that signs them".into(),
+            ));
+        }
+        if let Some((name, role)) = tls.client_roles.iter().find(|(_, role)| !exists(role)) {
+            return Err((
+                format!("tls.client_roles.{name}"),
+                format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
             ));
         }
         if let Some(role) = self.limits.per_role.keys().find(|role| !exists(role)) {

@@ -34,6 +34,8 @@ pub enum Identity {
     LocalUser { uid: u32, name: String },
     /// The holder of a bearer token, by the token's name.
     Token { name: String },
+    /// The holder of a client certificate the client CA signed, by its subject's common name.
+    Certificate { subject: String },
 }
 
 impl Identity {
@@ -57,6 +59,7 @@ impl fmt::Display for Identity {
         match self {
             Identity::LocalUser { name, .. } => write!(f, "user:{name}"),
             Identity::Token { name } => write!(f, "token:{name}"),
+            Identity::Certificate { subject } => write!(f, "cert:{subject}"),
         }
     }
 }

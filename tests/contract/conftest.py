@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SYSTEMMANAGER_BIN", REPO / "target" / "debug" / "systemmanager"))
-LISTENING = re.compile(r"serving MCP over HTTP at http://(\S+)/mcp")
+LISTENING = re.compile(r"serving MCP over HTTPS? at (https?)://(\S+)/mcp")
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def start_server(
             server.stderr_lines.append(line)
             match = LISTENING.search(line)
             if match:
-                server.url = f"http://{match.group(1)}/mcp"
+                server.url = f"{match.group(1)}://{match.group(2)}/mcp"
                 ready.set()
             if "on unix socket" in line:
                 ready.set()

@@ -1,6 +1,8 @@
 //! Authentication of HTTP requests: every request to `/mcp` needs a credential.
 //!
 //! - `Authorization: Bearer <token>` — a token created with `systemmanager token create`;
+//! - over TLS, without a header: a client certificate the client CA signed, whose common name
+//!   `tls.client_roles` maps to a role;
 //! - on the unix socket, without a header: the local user the kernel reports, with the local
 //!   role (the socket's mode 0660 decides who may connect at all).
 //!
@@ -64,9 +66,14 @@ pub async fn authenticate<P: ConnectionPeer>(
                 }
             }
         }
-        None => match peer.local_user() {
-            Some(user) => (user, authenticator.policy().local_role()),
-            None => {
+        None => match (
+            peer.client_certificate()
+                .and_then(|name| authenticator.certificate(name)),
+            peer.local_user(),
+        ) {
+            (Some(certified), _) => certified,
+            (None, Some(user)) => (user, authenticator.policy().local_role()),
+            (None, None) => {
                 return refuse(
                     None,
                     "this server requires a bearer token: send `Authorization: Bearer <token>` \

@@ -13,6 +13,9 @@ pub mod guard;
 mod peer;
 mod reply;
 mod throttle;
+mod tls;
+
+pub use tls::TlsServer;
 
 use std::io;
 use std::net::SocketAddr;

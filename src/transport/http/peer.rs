@@ -18,6 +18,10 @@ pub trait ConnectionPeer: Clone + Send + Sync + 'static {
     fn remote(&self) -> Option<String>;
     /// The local user the kernel vouches for, if the transport has one.
     fn local_user(&self) -> Option<Identity>;
+    /// The common name of a client certificate the TLS handshake verified.
+    fn client_certificate(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// (axum's own `SocketAddr` connection info is used: a TCP listener with `TCP_NODELAY` tapped in
