@@ -28,6 +28,8 @@ command -v python3 >/dev/null || missing_packages+=(python3 python3-venv)
 command -v npm >/dev/null || missing_packages+=(nodejs npm)
 command -v nproc >/dev/null || missing_packages+=(coreutils)
 command -v cc >/dev/null || missing_packages+=(gcc)
+command -v ip >/dev/null || missing_packages+=(iproute2)   # network namespaces (Tailscale tests)
+command -v curl >/dev/null || missing_packages+=(curl)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then
     step "Installing Debian packages: ${missing_packages[*]}"

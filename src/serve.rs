@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
+use crate::auth::tailscale::TailnetIdentifier;
 use crate::auth::tokens::TokenStore;
 use crate::config::Config;
 use crate::domains;
@@ -224,10 +225,17 @@ fn open_authenticator(config: &Config, gate: &Gate) -> anyhow::Result<Arc<Authen
             }
         }
     });
-    Ok(Arc::new(
+    let mut authenticator =
         Authenticator::new(tokens, Arc::clone(gate.policy()), Arc::clone(gate.audit()))
-            .with_certificate_roles(config.tls.client_roles.clone()),
-    ))
+            .with_certificate_roles(config.tls.client_roles.clone());
+    if config.tailscale.enabled {
+        authenticator = authenticator.with_tailnet(TailnetIdentifier::new(&config.tailscale));
+        tracing::info!(
+            socket = %config.tailscale.socket.display(),
+            "identifying callers forwarded by tailscale serve with tailscaled's whois"
+        );
+    }
+    Ok(Arc::new(authenticator))
 }
 
 /// Plaintext HTTP beyond loopback would carry tokens in the clear: refused unless the config

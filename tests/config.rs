@@ -278,3 +278,14 @@ fn tls_settings_are_checked_together() {
         "{message}"
     );
 }
+
+#[test]
+fn tailscale_identity_needs_a_way_to_give_roles() {
+    let (key, line, message) = invalid("[tailscale]\nenabled = true\n");
+    assert_eq!((key.as_str(), line), ("tailscale.enabled", 2));
+    assert!(message.contains("`capability`"), "{message}");
+    let (key, _, _) = invalid("[tailscale]\nservice = \"systemmanager\"\ncapability = \"x/y\"\n");
+    assert_eq!(key, "tailscale.service");
+    let (key, _, _) = invalid("[tailscale.logins]\n\"a@b\" = \"root\"\n");
+    assert_eq!(key, "tailscale.logins.a@b");
+}

@@ -4,6 +4,7 @@
 //! credential of HTTP clients; TLS client certificates and Tailscale identities are resolved here
 //! too as they are configured.
 
+pub mod tailscale;
 pub mod tls;
 pub mod tokens;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use crate::audit::{AuditLog, Decision, Entry, Event};
 use crate::gate::{Identity, Policy, Role};
 
+use tailscale::{TailnetIdentifier, TailnetRefusal};
 use tokens::{Rejection, TokenStore};
 
 /// Checks credentials against the token store and the roles of the policy, and audits every
@@ -23,6 +25,8 @@ pub struct Authenticator {
     audit: Arc<AuditLog>,
     /// Client certificate common name → role name (`tls.client_roles`).
     certificate_roles: BTreeMap<String, String>,
+    /// When Tailscale identity is on.
+    tailnet: Option<TailnetIdentifier>,
 }
 
 /// Why a credential was refused; the text is safe to show the client.
@@ -56,7 +60,26 @@ impl Authenticator {
             policy,
             audit,
             certificate_roles: BTreeMap::new(),
+            tailnet: None,
         }
+    }
+
+    /// Identifies callers forwarded by `tailscale serve` through tailscaled.
+    pub fn with_tailnet(mut self, tailnet: TailnetIdentifier) -> Self {
+        self.tailnet = Some(tailnet);
+        self
+    }
+
+    pub fn tailnet_enabled(&self) -> bool {
+        self.tailnet.is_some()
+    }
+
+    /// The identity and role of the tailnet caller at `address` (Tailscale identity is on).
+    pub async fn tailnet(
+        &self,
+        address: std::net::IpAddr,
+    ) -> Option<Result<(Identity, Arc<Role>), TailnetRefusal>> {
+        Some(self.tailnet.as_ref()?.identify(address, &self.policy).await)
     }
 
     /// Accepts client certificates whose common names `roles` maps to a role.

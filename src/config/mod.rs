@@ -27,6 +27,7 @@ pub struct Config {
     pub host: HostConfig,
     pub security: SecurityConfig,
     pub tls: TlsConfig,
+    pub tailscale: TailscaleConfig,
     pub audit: AuditConfig,
     /// Custom roles, by name, beside the built-in `viewer`, `operator` and `admin`.
     pub roles: BTreeMap<String, RoleConfig>,
@@ -124,6 +125,40 @@ pub struct TlsConfig {
 impl TlsConfig {
     pub fn enabled(&self) -> bool {
         self.cert.is_some()
+    }
+}
+
+/// `[tailscale]`: identify callers who come through `tailscale serve` by asking tailscaled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailscaleConfig {
+    /// Trust `X-Forwarded-For` on requests from loopback and the unix socket (where
+    /// `tailscale serve` connects from) and identify that address with tailscaled's `whois`.
+    pub enabled: bool,
+    /// tailscaled's LocalAPI socket.
+    pub socket: PathBuf,
+    /// The Tailscale Service the server is published as (`svc:NAME`), passed to `whois`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The app capability whose grants carry roles, with values like `{"role": "operator"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// Tailnet login names → role, for tailnets without capability grants.
+    pub logins: BTreeMap<String, String>,
+    /// How long a `whois` answer is reused for the same address.
+    pub cache_seconds: Bounded<0, 300>,
+}
+
+impl Default for TailscaleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            socket: PathBuf::from("/var/run/tailscale/tailscaled.sock"),
+            service: None,
+            capability: None,
+            logins: BTreeMap::new(),
+            cache_seconds: Bounded::constant(10),
+        }
     }
 }
 
@@ -451,6 +486,29 @@ impl Config {
             return Err((
                 format!("tls.client_roles.{name}"),
                 format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        let tailscale = &self.tailscale;
+        if tailscale.enabled && tailscale.capability.is_none() && tailscale.logins.is_empty() {
+            return Err((
+                "tailscale.enabled".into(),
+                "Tailscale identity needs a way to give roles: `capability` (app grants) or \
+                 `logins`"
+                    .into(),
+            ));
+        }
+        if let Some((login, role)) = tailscale.logins.iter().find(|(_, role)| !exists(role)) {
+            return Err((
+                format!("tailscale.logins.{login}"),
+                format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        if let Some(service) = &tailscale.service
+            && !service.starts_with("svc:")
+        {
+            return Err((
+                "tailscale.service".into(),
+                format!("`{service}` is not a Tailscale Service name; they look like `svc:NAME`"),
             ));
         }
         if let Some(role) = self.limits.per_role.keys().find(|role| !exists(role)) {

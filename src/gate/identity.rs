@@ -36,6 +36,8 @@ pub enum Identity {
     Token { name: String },
     /// The holder of a client certificate the client CA signed, by its subject's common name.
     Certificate { subject: String },
+    /// A tailnet user on one of their devices, as tailscaled identified them.
+    Tailnet { login: String, node: String },
 }
 
 impl Identity {
@@ -60,6 +62,7 @@ impl fmt::Display for Identity {
             Identity::LocalUser { name, .. } => write!(f, "user:{name}"),
             Identity::Token { name } => write!(f, "token:{name}"),
             Identity::Certificate { subject } => write!(f, "cert:{subject}"),
+            Identity::Tailnet { login, node } => write!(f, "tailscale:{login}/{node}"),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! - `Authorization: Bearer <token>` — a token created with `systemmanager token create`;
 //! - over TLS, without a header: a client certificate the client CA signed, whose common name
 //!   `tls.client_roles` maps to a role;
+//! - from `tailscale serve` (a loopback or unix-socket peer with `X-Forwarded-For`), when
+//!   Tailscale identity is on: the tailnet user tailscaled's `whois` names;
 //! - on the unix socket, without a header: the local user the kernel reports, with the local
 //!   role (the socket's mode 0660 decides who may connect at all).
 //!
@@ -19,6 +21,7 @@ use axum::response::Response;
 use super::peer::ConnectionPeer;
 use super::reply;
 use crate::auth::Authenticator;
+use crate::auth::tailscale::TailnetRefusal;
 use crate::gate::Caller;
 
 /// Authenticates the request and attaches its [`Caller`], where the MCP face finds it.
@@ -66,6 +69,32 @@ pub async fn authenticate<P: ConnectionPeer>(
                 }
             }
         }
+        None if authenticator.tailnet_enabled()
+            && peer.is_local()
+            && request.headers().contains_key(FORWARDED_FOR) =>
+        {
+            let Some(address) = forwarded_address(request.headers()) else {
+                return refuse(
+                    Some("invalid_request"),
+                    "X-Forwarded-For does not end with an IP address".into(),
+                );
+            };
+            match authenticator.tailnet(address).await {
+                Some(Ok(identified)) => identified,
+                Some(Err(refusal @ TailnetRefusal::NoRole { .. })) => {
+                    let message = refusal.to_string();
+                    authenticator.record_failure(
+                        None,
+                        peer.transport().as_str(),
+                        peer.remote(),
+                        &message,
+                    );
+                    return forbidden(message);
+                }
+                Some(Err(refusal)) => return refuse(None, refusal.to_string()),
+                None => return refuse(None, "Tailscale identity is off".into()),
+            }
+        }
         None => match (
             peer.client_certificate()
                 .and_then(|name| authenticator.certificate(name)),
@@ -91,6 +120,29 @@ pub async fn authenticate<P: ConnectionPeer>(
     };
     request.extensions_mut().insert(Arc::new(caller));
     next.run(request).await
+}
+
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The address the nearest proxy added: the last entry of `X-Forwarded-For`.
+fn forwarded_address(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let last = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .next_back()?;
+    last.trim().parse().ok()
+}
+
+/// 403 for a caller who is who they say but may do nothing here.
+fn forbidden(message: String) -> Response {
+    reply::jsonrpc_error(
+        StatusCode::FORBIDDEN,
+        None,
+        reply::FORBIDDEN,
+        format!("Forbidden: {message}"),
+    )
 }
 
 fn bearer_secret(value: &HeaderValue) -> Option<&str> {

@@ -22,6 +22,10 @@ pub trait ConnectionPeer: Clone + Send + Sync + 'static {
     fn client_certificate(&self) -> Option<&str> {
         None
     }
+    /// Whether the peer is on this machine (loopback or the unix socket): the only place a
+    /// `tailscale serve` proxy connects from, and so the only peer whose `X-Forwarded-For` is
+    /// believed.
+    fn is_local(&self) -> bool;
 }
 
 /// (axum's own `SocketAddr` connection info is used: a TCP listener with `TCP_NODELAY` tapped in
@@ -35,6 +39,9 @@ impl ConnectionPeer for SocketAddr {
     }
     fn local_user(&self) -> Option<Identity> {
         None
+    }
+    fn is_local(&self) -> bool {
+        self.ip().is_loopback()
     }
 }
 
@@ -72,5 +79,8 @@ impl ConnectionPeer for UnixPeer {
     }
     fn local_user(&self) -> Option<Identity> {
         self.user.clone()
+    }
+    fn is_local(&self) -> bool {
+        true
     }
 }

@@ -47,6 +47,9 @@ impl ConnectionPeer for TlsPeer {
     fn client_certificate(&self) -> Option<&str> {
         self.certificate.as_deref()
     }
+    fn is_local(&self) -> bool {
+        self.address.ip().is_loopback()
+    }
 }
 
 /// A bound TLS listener, ready to serve.

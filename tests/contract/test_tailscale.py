@@ -1,0 +1,192 @@
+"""Tailscale identity: callers forwarded by `tailscale serve` are identified with tailscaled's
+whois (a stand-in here), given the highest role their grants and the login list allow; identity
+headers from any other peer are ignored; a failed whois denies."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import start_server
+from rawclient import modern_call, modern_meta, post
+from tailscaled import FakeTailscaled, whois
+
+CAPABILITY = "example.com/cap/systemmanager"
+
+
+def listing(url: str, headers: dict[str, str]):
+    return post(
+        url,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **headers},
+        auth=False,
+    )
+
+
+def names(answer) -> list[str]:
+    return [tool["name"] for tool in answer.json()["result"]["tools"]]
+
+
+@pytest.fixture
+def tailscaled(tmp_path):
+    daemon = FakeTailscaled(
+        tmp_path / "tailscaled.sock",
+        {
+            "100.64.0.1": whois("alice@example.com", "laptop", "100.64.0.1", {CAPABILITY: [{"role": "operator"}]}),
+            "100.64.0.2": whois("carol@example.com", "phone", "100.64.0.2", {CAPABILITY: [{"role": "viewer"}]}),
+            "100.64.0.3": whois("dave@example.com", "desktop", "100.64.0.3", {"example.com/cap/other": [{"role": "admin"}]}),
+            "fd7a:115c:a1e0::4": whois("erin@example.com", "tablet", "fd7a:115c:a1e0::4", {CAPABILITY: [{"role": "viewer"}]}),
+        },
+    )
+    yield daemon
+    daemon.close()
+
+
+def tailscale_config(daemon: FakeTailscaled, extra: str = "") -> str:
+    return (
+        f'[tailscale]\nenabled = true\nsocket = "{daemon.path}"\nservice = "svc:systemmanager"\n'
+        f'capability = "{CAPABILITY}"\ncache_seconds = 0\n[tailscale.logins]\n"carol@example.com" = "operator"\n{extra}'
+    )
+
+
+@pytest.fixture
+def server(binary, tailscaled):
+    server = start_server(binary, "--http", "127.0.0.1:0", config=tailscale_config(tailscaled), role=None)
+    yield server
+    server.stop()
+
+
+def test_a_forwarded_tailnet_caller_gets_the_role_its_grant_names(server, tailscaled):
+    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
+    assert answer.status == 200, answer.body
+    assert names(answer) == ["system_overview", "process_signal"]
+    assert tailscaled.requests == [
+        {"path": "/localapi/v0/whois", "query": {"addr": "100.64.0.1", "svc_name": "svc:systemmanager"}, "host": "local-tailscaled.sock"}
+    ]
+    call = modern_call(server.url, "system_overview", {}, 2, headers={"X-Forwarded-For": "100.64.0.1"})
+    assert call.status == 200
+    server.stop()
+    records = [json.loads(line) for line in (server.config.parent / "audit.jsonl").read_text().splitlines()]
+    record = next(r for r in records if r.get("tool") == "system_overview")
+    assert record["identity"] == "tailscale:alice@example.com/laptop" and record["role"] == "operator"
+
+
+def test_the_highest_of_grant_and_login_list_wins(server):
+    # carol's grant says viewer, the login list operator.
+    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.2"})) == ["system_overview", "process_signal"]
+
+
+def test_ipv6_tailnet_addresses_work(server):
+    assert names(listing(server.url, {"X-Forwarded-For": "fd7a:115c:a1e0::4"})) == ["system_overview"]
+
+
+def test_the_last_forwarded_address_is_the_one_trusted(server):
+    # A client may claim anything first; tailscale serve appends the address it saw.
+    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1, 100.64.0.2"})
+    assert names(answer) == ["system_overview", "process_signal"]
+
+
+def test_a_tailnet_user_without_a_role_is_forbidden(server):
+    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.3"})
+    assert answer.status == 403
+    assert "dave@example.com has no SystemManager role" in answer.json()["error"]["message"]
+
+
+def test_a_failed_whois_denies(server, tailscaled):
+    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.99"})
+    assert answer.status == 401
+    assert "cannot verify the tailnet caller 100.64.0.99: tailscaled answered 404" in answer.json()["error"]["message"]
+    tailscaled.close()
+    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
+    assert answer.status == 401
+    assert "cannot reach tailscaled" in answer.json()["error"]["message"]
+
+
+def test_identity_headers_are_never_read(server, tailscaled):
+    answer = listing(server.url, {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"})
+    assert answer.status == 401
+    assert tailscaled.requests == []
+
+
+def test_the_unix_socket_forwarded_by_tailscale_serve_is_identified_by_whois(binary, tailscaled, tmp_path):
+    socket_path = tmp_path / "mcp.sock"
+    server = start_server(binary, "--unix", str(socket_path), config=tailscale_config(tailscaled), role=None)
+
+    def list_over_socket(extra: str) -> tuple[int, list[str]]:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}}).encode()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(socket_path))
+            sock.sendall(
+                b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
+                b"Mcp-Method: tools/list\r\nConnection: close\r\n" + extra.encode()
+                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        status = int(reply.split(b" ", 2)[1])
+        payload = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        return status, [tool["name"] for tool in payload.get("result", {}).get("tools", [])]
+
+    try:
+        # Forwarded: the tailnet user, not the local user tailscaled runs as.
+        assert list_over_socket("X-Forwarded-For: 100.64.0.2\r\n") == (200, ["system_overview", "process_signal"])
+        assert list_over_socket("X-Forwarded-For: 100.64.0.3\r\n")[0] == 403
+        # Not forwarded: a local client, identified by the kernel.
+        assert list_over_socket("") == (200, ["system_overview", "process_signal"])
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.fixture
+def namespace():
+    """A network namespace joined to this one by a veth pair: a peer that is not loopback."""
+    name = f"sm{uuid.uuid4().hex[:8]}"
+    host_if, peer_if = f"{name}a", f"{name}b"
+    commands = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+        ["ip", "link", "set", peer_if, "netns", name],
+        ["ip", "addr", "add", "10.77.0.1/24", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "netns", "exec", name, "ip", "addr", "add", "10.77.0.2/24", "dev", peer_if],
+        ["ip", "netns", "exec", name, "ip", "link", "set", peer_if, "up"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+    ]
+    try:
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True, text=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_forged_headers_from_a_non_loopback_peer_are_ignored(binary, tailscaled, namespace):
+    assert os.geteuid() == 0, "network namespaces need root"
+    config = tailscale_config(tailscaled, '\n[http]\nallow_plaintext = true\nallowed_hosts = ["10.77.0.1"]\n')
+    server = start_server(binary, "--http", "10.77.0.1:0", config=config, role=None)
+    try:
+        port = server.url.rsplit(":", 1)[1].split("/")[0]
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}})
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, "curl", "-s", "-w", "\n%{http_code}", "--max-time", "10",
+             "-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream",
+             "-H", "MCP-Protocol-Version: 2026-07-28", "-H", "Mcp-Method: tools/list",
+             "-H", "X-Forwarded-For: 100.64.0.1", "-H", "Tailscale-User-Login: alice@example.com",
+             "-d", body, f"http://10.77.0.1:{port}/mcp"],
+            capture_output=True, text=True, timeout=20,
+        )
+        *payload, status = result.stdout.splitlines()
+        assert status == "401", result.stdout + result.stderr
+        assert "requires a bearer token" in "".join(payload)
+        assert tailscaled.requests == [], "tailscaled must not be asked about a non-loopback peer"
+    finally:
+        assert server.stop() == 0
+    assert "remote=\"10.77.0.2:" in server.log
