@@ -4,8 +4,9 @@
 #   ./scripts/bench.sh            # about two minutes
 #   PEER=1 ./scripts/bench.sh     # also the closest peer, through the same stdio driver
 #
-# stdio: start-up to the `initialize` answer, idle RSS, system_overview and tools/list latency
-# (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# The gate: what authentication, authorization, admission and the audit record cost per call
+# (benches/gate.rs). stdio: start-up to the `initialize` answer, idle RSS, system_overview and
+# tools/list latency (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core.
 set -euo pipefail
@@ -17,19 +18,11 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/systemmanager
 
-echo "== Machine"
-echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
-echo "binary: $(du -h "$BIN" | cut -f1) ($BIN, release profile)"
-
-echo
-echo "== stdio"
-cargo bench --locked --quiet --bench stdio -- --command "$BIN serve"
-
-echo
-echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
-# One identity sends every request, so its budget is raised far above what the bench reaches;
-# everything else is the default configuration.
+# The servers under test keep their state (token file, audit log) here, not in the machine's
+# state directory. One identity sends every request, so its budget is raised far above what the
+# bench reaches; everything else is the default configuration, the audit log included.
 STATE=$(mktemp -d)
+trap 'rm -rf "$STATE"' EXIT
 cat >"$STATE/config.toml" <<TOML
 [limits]
 max_concurrent_calls = 100000
@@ -39,7 +32,24 @@ burst = 1000000
 max_concurrent = 100000
 [security]
 token_file = "$STATE/tokens.json"
+[audit]
+path = "$STATE/audit.jsonl"
 TOML
+
+echo "== Machine"
+echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
+echo "binary: $(du -h "$BIN" | cut -f1) ($BIN, release profile)"
+
+echo
+echo "== The gate's security, per call (benches/gate.rs)"
+cargo bench --locked --quiet --bench gate
+
+echo
+echo "== stdio"
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml"
+
+echo
+echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
 export TOKEN=$("$BIN" token create --name bench --role viewer --config "$STATE/config.toml" 2>/dev/null)
 LOG=$STATE/server.log
 taskset -c 0 "$BIN" serve --http 127.0.0.1:0 --config "$STATE/config.toml" 2>"$LOG" &
