@@ -37,6 +37,9 @@ pub enum Event {
     Call,
     /// A credential was refused.
     Auth,
+    /// An HTTP request was refused before it was authenticated or decoded (a foreign `Origin`
+    /// or `Host`, a body over the limit).
+    Request,
 }
 
 /// The decision a record documents.

@@ -69,6 +69,10 @@ class RunningServer:
     def log(self) -> str:
         return "".join(self.stderr_lines)
 
+    def audit(self) -> list[dict]:
+        """The server's audit records so far."""
+        return audit_records(self.config)
+
 
 def set_in_section(config_text: str, section: str, line: str) -> str:
     """`config_text` with `line` added to `[section]` (created when missing)."""
@@ -170,6 +174,25 @@ def unix_server(binary: Path, tmp_path: Path):
         time.sleep(0.02)
     yield server
     assert server.stop() == 0, f"unclean exit:\n{server.log}"
+
+
+def audit_records(config: Path) -> list[dict]:
+    """The audit records of the server run with `config` (its log sits beside the config)."""
+    path = config.parent / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_for_record(server: "RunningServer", predicate, timeout: float = 5.0) -> dict:
+    """The first audit record matching `predicate`, waiting for the server to write it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for record in server.audit():
+            if predicate(record):
+                return record
+        assert time.monotonic() < deadline, f"no matching audit record in {server.audit()}"
+        time.sleep(0.05)
 
 
 # --- ground truth: independent sources on this machine -------------------------------------------

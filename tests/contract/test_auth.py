@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import create_token, make_config, server_env, start_server
+from conftest import create_token, make_config, server_env, start_server, wait_for_record
 from rawclient import modern_call, modern_meta, post
 
 
@@ -29,6 +29,15 @@ def listing(url: str, headers: dict[str, str] | None = None, auth: bool = True):
         {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **(headers or {})},
         auth=auth,
     )
+
+
+def assert_audited_failure(server, detail: str, identity: str | None = None) -> dict:
+    """The refusal is in the audit log: an auth event, with the reason and the peer."""
+    record = wait_for_record(server, lambda r: r["event"] == "auth" and detail in r.get("detail", ""))
+    assert record["decision"] == "auth_failed" and record["outcome"] == "auth_failed"
+    assert record["transport"] == "http" and record["remote"].startswith("127.0.0.1:")
+    assert record.get("identity") == identity
+    return record
 
 
 def assert_unauthorized(answer, error: str | None, message: str) -> None:
@@ -52,19 +61,24 @@ def test_a_valid_token_is_accepted(http_server):
 
 def test_no_token_is_401_without_an_error_code(http_server):
     assert_unauthorized(listing(http_server.url, auth=False), None, "this server requires a bearer token")
+    assert_audited_failure(http_server, "this server requires a bearer token")
 
 
 def test_an_unknown_token_is_401_invalid_token(http_server):
     forged = "smgr_" + "A" * 43
     answer = listing(http_server.url, {"Authorization": f"Bearer {forged}"})
     assert_unauthorized(answer, "invalid_token", "not known to this server")
+    assert_audited_failure(http_server, "not known to this server")
     answer = listing(http_server.url, {"Authorization": "Bearer hunter2"})
     assert_unauthorized(answer, "invalid_token", "not a SystemManager token")
+    assert_audited_failure(http_server, "not a SystemManager token")
+    assert "hunter2" not in (http_server.config.parent / "audit.jsonl").read_text()
 
 
 def test_another_scheme_is_401_invalid_request(http_server):
     answer = listing(http_server.url, {"Authorization": "Basic dXNlcjpwYXNz"})
     assert_unauthorized(answer, "invalid_request", "Authorization: Bearer")
+    assert_audited_failure(http_server, "use `Authorization: Bearer <token>`")
 
 
 def test_a_token_in_the_query_string_is_never_accepted(http_server):
@@ -79,6 +93,8 @@ def test_a_token_in_the_query_string_is_never_accepted(http_server):
         {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Authorization": f"Bearer {token}"},
     )
     assert answer.status == 401
+    assert_audited_failure(http_server, "never in the URL")
+    assert token not in (http_server.config.parent / "audit.jsonl").read_text()
 
 
 def test_a_revoked_token_is_refused_within_a_second(binary, http_server):
@@ -90,6 +106,7 @@ def test_a_revoked_token_is_refused_within_a_second(binary, http_server):
     assert result.returncode == 0, result.stderr
     time.sleep(1.2)
     assert_unauthorized(listing(http_server.url), "invalid_token", "the token `test` was revoked at")
+    assert_audited_failure(http_server, "was revoked at", identity="token:test")
 
 
 def test_an_expired_token_is_refused(binary, http_server):
@@ -101,6 +118,7 @@ def test_an_expired_token_is_refused(binary, http_server):
     path.write_text(json.dumps(data))
     time.sleep(1.2)
     assert_unauthorized(listing(http_server.url), "invalid_token", "the token `test` expired at")
+    assert_audited_failure(http_server, "expired at", identity="token:test")
 
 
 def test_a_viewer_token_neither_sees_nor_may_call_write_tools(binary, http_server):
@@ -118,6 +136,9 @@ def test_a_viewer_token_neither_sees_nor_may_call_write_tools(binary, http_serve
     )
     http_server.stop()
     assert 'identity=token:reader role="viewer"' in http_server.log
+    record = next(r for r in http_server.audit() if r.get("tool") == "process_signal")
+    assert (record["identity"], record["role"], record["decision"], record["tier"]) == ("token:reader", "viewer", "denied", "operate")
+    assert record["detail"].startswith("permission denied: process_signal needs the `operate` tier")
 
 
 def test_token_files_hold_hashes_only_with_mode_0600(binary, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import make_config, server_env
+from conftest import audit_records, make_config, server_env
 from rawclient import StdioSession
 
 pytestmark = pytest.mark.anyio
@@ -76,9 +76,10 @@ def server(binary, tmp_path):
 
     def start(config: str | None = None, *extra: str) -> StdioSession:
         args = list(extra)
-        if config is not None:
-            args += ["--config", str(make_config(config))]
+        path = make_config(config)
+        args += ["--config", str(path)]
         session = StdioSession(binary, *args)
+        session.config = path
         session.initialize()
         sessions.append(session)
         return session
@@ -165,17 +166,22 @@ def test_a_viewer_neither_sees_nor_may_call_process_signal(server, subject):
     answer = session.request(signal_call(process.pid, "TERM", start_time_of(process.pid)))
     assert text_of(answer).startswith("permission denied: process_signal needs the `operate` tier")
     assert process.poll() is None
+    record = audit_records(session.config)[-1]
+    assert (record["decision"], record["role"], record["transport"]) == ("denied", "viewer", "stdio")
+    assert record["args"]["pid"] == process.pid
 
 
 def test_read_only_mode_registers_no_write_tool(server, subject):
     process = subject()
-    session = server(None, "--read-only")
+    session = server("", "--read-only")
     listing = session.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert [tool["name"] for tool in listing["result"]["tools"]] == ["system_overview"]
     answer = session.request(signal_call(process.pid, "TERM", start_time_of(process.pid)))
     assert answer["error"]["code"] == -32602
     assert answer["error"]["message"] == "Unknown tool: process_signal"
     assert process.poll() is None
+    record = audit_records(session.config)[-1]
+    assert (record["tool"], record["decision"], record["outcome"]) == ("process_signal", "refused", "unknown_tool")
 
 
 @pytest.mark.parametrize(

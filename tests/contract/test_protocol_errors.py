@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import wait_for_record
 from rawclient import StdioSession, get, modern_call, modern_meta, post
 
 OVERVIEW_CALL = {"jsonrpc": "2.0", "id": 100, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}}
@@ -159,6 +160,10 @@ def test_http_foreign_origin_is_403(http_server):
     answer = post(http_server.url, "{}", {"Origin": "https://evil.example"})
     assert answer.status == 403
     assert "Origin" in answer.json()["error"]["message"]
+    record = wait_for_record(http_server, lambda r: r.get("outcome") == "origin_refused")
+    assert record["event"] == "request" and record["decision"] == "refused"
+    assert "`https://evil.example` is not allowed" in record["detail"]
+    assert record["remote"].startswith("127.0.0.1:")
     assert_http_still_serving(http_server.url)
 
 
@@ -186,6 +191,8 @@ def test_http_disallowed_host_is_403(http_server):
     answer = post(http_server.url, "{}", {"Host": "attacker.example"})
     assert answer.status == 403
     assert "Host" in answer.json()["error"]["message"]
+    record = wait_for_record(http_server, lambda r: r.get("outcome") == "host_refused")
+    assert "`attacker.example` is not allowed" in record["detail"]
 
 
 def test_http_body_over_the_limit_is_413(http_server):
@@ -193,6 +200,8 @@ def test_http_body_over_the_limit_is_413(http_server):
     answer = post(http_server.url, body)
     assert answer.status == 413
     assert "limits.max_request_bytes" in answer.json()["error"]["message"]
+    record = wait_for_record(http_server, lambda r: r.get("outcome") == "too_large")
+    assert record["event"] == "request" and record["identity"] == "token:test"
     assert_http_still_serving(http_server.url)
 
 

@@ -47,6 +47,11 @@ def test_a_flood_gets_429_while_another_identity_gets_through(binary):
     finally:
         server.stop()
     assert 'outcome="rate_limited"' in server.log
+    limited = [r for r in server.audit() if r["decision"] == "rate_limited"]
+    assert len(limited) == statuses.count(429)
+    assert all(r["identity"] == "token:noisy" and r["tool"] == "system_overview" for r in limited)
+    assert limited[-1]["request_id"] == "14" and limited[-1]["detail"].startswith("rate limit:")
+    assert not any(r.get("identity") == "token:quiet" and r["decision"] != "allowed" for r in server.audit())
 
 
 def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tmp_path):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import start_server
+from conftest import start_server, wait_for_record
 from rawclient import modern_call, modern_meta, post
 from tailscaled import FakeTailscaled, whois
 
@@ -95,12 +95,15 @@ def test_a_tailnet_user_without_a_role_is_forbidden(server):
     answer = listing(server.url, {"X-Forwarded-For": "100.64.0.3"})
     assert answer.status == 403
     assert "dave@example.com has no SystemManager role" in answer.json()["error"]["message"]
+    record = wait_for_record(server, lambda r: r["event"] == "auth")
+    assert "dave@example.com has no SystemManager role" in record["detail"]
 
 
 def test_a_failed_whois_denies(server, tailscaled):
     answer = listing(server.url, {"X-Forwarded-For": "100.64.0.99"})
     assert answer.status == 401
     assert "cannot verify the tailnet caller 100.64.0.99: tailscaled answered 404" in answer.json()["error"]["message"]
+    wait_for_record(server, lambda r: "cannot verify the tailnet caller 100.64.0.99" in r.get("detail", ""))
     tailscaled.close()
     answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
     assert answer.status == 401
@@ -190,3 +193,6 @@ def test_forged_headers_from_a_non_loopback_peer_are_ignored(binary, tailscaled,
     finally:
         assert server.stop() == 0
     assert "remote=\"10.77.0.2:" in server.log
+    record = next(r for r in server.audit() if r["event"] == "auth")
+    assert record["remote"].startswith("10.77.0.2:") and record.get("identity") is None
+    assert "requires a bearer token" in record["detail"]

@@ -2,6 +2,7 @@
 //! input gets 413 or a 400 carrying the JSON-RPC error (parse error, invalid request, invalid
 //! params) before rmcp sees it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
@@ -14,6 +15,8 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, NumberOrString
 use tokio_util::bytes::BytesMut;
 
 use super::reply;
+use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::gate::Caller;
 use crate::transport::jsonrpc::{Decoded, decode};
 
 /// What the body layer learnt of a request, for the layers after it.
@@ -25,9 +28,12 @@ pub struct DecodedRequest {
     pub tool: Option<String>,
 }
 
-/// The body limit in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+/// The body limit in bytes, and the audit log a refused body is recorded in.
+#[derive(Clone)]
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub audit: Arc<AuditLog>,
+}
 
 /// How much of a refused body is read and thrown away before answering 413, and for how long.
 /// Closing a connection with unread data makes the kernel reset it, and a reset can destroy the
@@ -45,11 +51,12 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
-    if let Some(length) = declared.filter(|length| *length > limit.0 as u64) {
+    if let Some(length) = declared.filter(|length| *length > limit.bytes as u64) {
+        let caller = request.extensions().get::<Arc<Caller>>().cloned();
         if length <= DISCARD_BYTES {
             discard(request.into_body().into_data_stream()).await;
         }
-        return too_large(limit);
+        return too_large(&limit, caller.as_deref());
     }
     let (parts, body) = request.into_parts();
     let mut stream = body.into_data_stream();
@@ -66,9 +73,12 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
                 );
             }
         };
-        if bytes.len() + chunk.len() > limit.0 {
+        if bytes.len() + chunk.len() > limit.bytes {
             discard(stream).await;
-            return too_large(limit);
+            return too_large(
+                &limit,
+                parts.extensions.get::<Arc<Caller>>().map(AsRef::as_ref),
+            );
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -119,15 +129,28 @@ async fn discard(mut stream: BodyDataStream) {
     .await;
 }
 
-fn too_large(limit: BodyLimit) -> Response {
+fn too_large(limit: &BodyLimit, caller: Option<&Caller>) -> Response {
+    let message = format!(
+        "the request body exceeds limits.max_request_bytes ({} bytes)",
+        limit.bytes
+    );
+    let mut entry = match caller {
+        Some(caller) => Entry::call(caller, Decision::Refused, "too_large"),
+        None => Entry {
+            decision: Some(Decision::Refused),
+            outcome: "too_large".into(),
+            ..Entry::default()
+        },
+    };
+    entry.event = Some(Event::Request);
+    entry.detail = Some(message.clone());
+    // Refused either way; a failed record is logged by the audit log itself.
+    let _ = limit.audit.record(&entry);
     let mut response = reply::jsonrpc_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,
         ErrorCode::INVALID_REQUEST.0,
-        format!(
-            "the request body exceeds limits.max_request_bytes ({} bytes)",
-            limit.0
-        ),
+        message,
     );
     response
         .headers_mut()

@@ -8,13 +8,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header, uri::Authority};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::peer::ConnectionPeer;
 use super::reply;
+use crate::audit::{AuditLog, Decision, Entry, Event};
 
 /// One entry of `http.allowed_hosts`: a host name or address, optionally with a port.
 /// Without a port it matches any port.
@@ -239,16 +241,38 @@ impl OriginPolicy {
     }
 }
 
+/// The guard's state: the policy, and the audit log its refusals go to.
+pub struct Guard {
+    pub policy: OriginPolicy,
+    pub audit: Arc<AuditLog>,
+}
+
 /// Axum middleware applying [`OriginPolicy`] before anything else sees the request.
-pub async fn enforce(
-    State(policy): State<Arc<OriginPolicy>>,
+pub async fn enforce<P: ConnectionPeer>(
+    State(guard): State<Arc<Guard>>,
+    ConnectInfo(peer): ConnectInfo<P>,
     request: Request,
     next: Next,
 ) -> Response {
-    match policy.check(request.uri(), request.headers()) {
+    match guard.policy.check(request.uri(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
-            tracing::warn!(%refusal, "refused HTTP request");
+            tracing::warn!(%refusal, remote = peer.remote().as_deref().unwrap_or(""), "refused HTTP request");
+            let outcome = match refusal {
+                Refusal::OriginNotAllowed(_) => "origin_refused",
+                Refusal::HostNotAllowed(_) | Refusal::MissingHost => "host_refused",
+            };
+            let entry = Entry {
+                event: Some(Event::Request),
+                decision: Some(Decision::Refused),
+                outcome: outcome.into(),
+                transport: Some(peer.transport().as_str().into()),
+                remote: peer.remote(),
+                detail: Some(refusal.to_string()),
+                ..Entry::default()
+            };
+            // Refused either way; a failed record is logged by the audit log itself.
+            let _ = guard.audit.record(&entry);
             reply::jsonrpc_error(StatusCode::FORBIDDEN, None, -32600, refusal.to_string())
         }
     }

@@ -39,7 +39,7 @@ use crate::gate::Gate;
 use crate::mcp::McpServer;
 
 use body::BodyLimit;
-use guard::OriginPolicy;
+use guard::{Guard, OriginPolicy};
 use peer::{ConnectionPeer, UnixPeer};
 
 /// How often an idle SSE stream gets a keep-alive comment, so proxies do not cut it.
@@ -69,16 +69,26 @@ fn router<P: ConnectionPeer>(
         Arc::new(LocalSessionManager::default()),
         rmcp_config,
     );
-    let origins = Arc::new(OriginPolicy {
-        allowed_hosts: http.allowed_hosts.clone(),
-        allowed_origins: http.allowed_origins.clone(),
+    let audit = Arc::clone(gate.audit());
+    let guard = Arc::new(Guard {
+        policy: OriginPolicy {
+            allowed_hosts: http.allowed_hosts.clone(),
+            allowed_origins: http.allowed_origins.clone(),
+        },
+        audit: Arc::clone(&audit),
     });
     let mcp = Router::new()
         .route_service("/mcp", service)
         .layer(from_fn_with_state(gate, throttle::admit))
-        .layer(from_fn_with_state(BodyLimit(limit), body::check))
+        .layer(from_fn_with_state(
+            BodyLimit {
+                bytes: limit,
+                audit,
+            },
+            body::check,
+        ))
         .layer(from_fn_with_state(authenticator, auth::authenticate::<P>))
-        .layer(from_fn_with_state(origins, guard::enforce));
+        .layer(from_fn_with_state(guard, guard::enforce::<P>));
     Router::new().route("/healthz", get(healthz)).merge(mcp)
 }
 
