@@ -54,7 +54,7 @@ pub enum Decision {
     AuthFailed,
 }
 
-/// One record, before the log numbers and chains it.
+/// One record, before the log numbers and chains it. Absent fields are left out of the record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Entry {
     #[serde(skip)]
@@ -63,18 +63,29 @@ pub struct Entry {
     pub decision: Option<Decision>,
     /// How it ended: `started` (written before an action), `ok`, `failed`, `timed_out`, ...
     pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// The argument summary, secrets redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub args: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<usize>,
     /// Why, for refusals and failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -101,29 +112,8 @@ struct Record<'a> {
     time: String,
     event: Event,
     decision: Decision,
-    outcome: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    identity: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transport: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tier: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_us: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
+    #[serde(flatten)]
+    entry: &'a Entry,
     prev: &'a str,
 }
 
@@ -323,18 +313,7 @@ impl Writer {
             time: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
             event: entry.event.unwrap_or(Event::Call),
             decision: entry.decision.unwrap_or(Decision::Allowed),
-            outcome: &entry.outcome,
-            identity: entry.identity.as_deref(),
-            role: entry.role.as_deref(),
-            transport: entry.transport.as_deref(),
-            remote: entry.remote.as_deref(),
-            request_id: entry.request_id.as_deref(),
-            tool: entry.tool.as_deref(),
-            tier: entry.tier.as_deref(),
-            args: entry.args.as_ref(),
-            duration_us: entry.duration_us,
-            bytes: entry.bytes,
-            detail: entry.detail.as_deref(),
+            entry,
             prev: &self.prev,
         };
         // Serializing our own struct of strings and numbers cannot fail.

@@ -4,6 +4,7 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
+pub mod kernel;
 pub mod process;
 pub mod system;
 

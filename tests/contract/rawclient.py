@@ -144,6 +144,35 @@ def get(url: str, path: str, headers: dict[str, str] | None = None, auth: bool =
     return answer
 
 
+def unix_post(socket_path: Path, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    """One POST to /mcp over a unix socket, by hand (stdlib HTTP clients speak TCP only)."""
+    import socket
+
+    payload = dumps(body).encode()
+    head = {"Host": "localhost", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream", "Connection": "close",
+            "Content-Length": str(len(payload)), **headers}
+    request = "POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(socket_path))
+        sock.sendall(request.encode() + payload)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    return status, json.loads(reply.split(b"\r\n\r\n", 1)[1])
+
+
+def unix_tool_names(socket_path: Path, headers: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """A stateless tools/list over the unix socket: the status and the tool names."""
+    status, answer = unix_post(
+        socket_path,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **(headers or {})},
+    )
+    return status, [tool["name"] for tool in answer.get("result", {}).get("tools", [])]
+
+
 def modern_call(url: str, name: str, arguments: object, request_id: int = 1, headers: dict[str, str] | None = None) -> HttpAnswer:
     """A stateless 2026-07-28 tools/call."""
     return post(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import create_token, make_config, server_env, start_server, wait_for_record
-from rawclient import modern_call, modern_meta, post
+from rawclient import modern_call, modern_meta, post, unix_tool_names
 
 
 def tokens_file(server) -> Path:
@@ -187,27 +187,8 @@ def test_the_unix_socket_needs_no_token_but_honours_one(binary, tmp_path):
     server = start_server(binary, "--unix", str(socket_path), role=None)
     viewer = create_token(binary, server.config, name="reader", role="viewer")
     time.sleep(1.2)
-    import socket
-
-    def names(headers: str) -> list[str]:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}}).encode()
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(socket_path))
-            sock.sendall(
-                b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
-                b"Mcp-Method: tools/list\r\nConnection: close\r\n" + headers.encode()
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-            )
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
-        assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
-        payload = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-        return [tool["name"] for tool in payload["result"]["tools"]]
-
-    assert names("") == ["system_overview", "process_signal"]  # the local user, role operator
-    assert names(f"Authorization: Bearer {viewer}\r\n") == ["system_overview"]
+    assert unix_tool_names(socket_path) == (200, ["system_overview", "process_signal"])  # local user
+    assert unix_tool_names(socket_path, {"Authorization": f"Bearer {viewer}"}) == (200, ["system_overview"])
     assert server.stop() == 0
 
 

@@ -3,7 +3,6 @@ socket has mode 0660 and is removed on exit, and a socket path is never clobbere
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import meminfo_total_bytes, server_env, start_server
-from rawclient import StdioSession, get, modern_call
+from rawclient import StdioSession, get, modern_call, modern_meta, unix_post
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -114,24 +113,13 @@ def test_http_port_in_use_is_a_clear_error(binary, http_server):
 
 
 def test_unix_socket_caller_is_the_local_user(unix_server):
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(str(unix_server.socket_path))
-        body = json.dumps({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "system_overview", "arguments": {}, "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {}}},
-        }).encode()
-        sock.sendall(
-            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
-            b"Mcp-Method: tools/call\r\nMcp-Name: system_overview\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-        )
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    status, answer = unix_post(
+        unix_server.socket_path,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+         "params": {"name": "system_overview", "arguments": {}, "_meta": modern_meta()}},
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "system_overview"},
+    )
+    assert status == 200 and answer["result"]["isError"] is False, answer
     assert unix_server.stop() == 0
     user = pwd.getpwuid(os.getuid()).pw_name
     call_lines = [line for line in unix_server.log.splitlines() if "tool call" in line]

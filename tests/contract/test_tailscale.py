@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import uuid
 
 import pytest
 
 from conftest import start_server, wait_for_record
-from rawclient import modern_call, modern_meta, post
+from rawclient import modern_call, modern_meta, post, unix_tool_names
 from tailscaled import FakeTailscaled, whois
 
 CAPABILITY = "example.com/cap/systemmanager"
@@ -120,29 +119,12 @@ def test_the_unix_socket_forwarded_by_tailscale_serve_is_identified_by_whois(bin
     socket_path = tmp_path / "mcp.sock"
     server = start_server(binary, "--unix", str(socket_path), config=tailscale_config(tailscaled), role=None)
 
-    def list_over_socket(extra: str) -> tuple[int, list[str]]:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}}).encode()
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(socket_path))
-            sock.sendall(
-                b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
-                b"Mcp-Method: tools/list\r\nConnection: close\r\n" + extra.encode()
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-            )
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
-        status = int(reply.split(b" ", 2)[1])
-        payload = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-        return status, [tool["name"] for tool in payload.get("result", {}).get("tools", [])]
-
     try:
         # Forwarded: the tailnet user, not the local user tailscaled runs as.
-        assert list_over_socket("X-Forwarded-For: 100.64.0.2\r\n") == (200, ["system_overview", "process_signal"])
-        assert list_over_socket("X-Forwarded-For: 100.64.0.3\r\n")[0] == 403
+        assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.2"}) == (200, ["system_overview", "process_signal"])
+        assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.3"})[0] == 403
         # Not forwarded: a local client, identified by the kernel.
-        assert list_over_socket("") == (200, ["system_overview", "process_signal"])
+        assert unix_tool_names(socket_path) == (200, ["system_overview", "process_signal"])
     finally:
         assert server.stop() == 0
 

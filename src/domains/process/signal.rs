@@ -6,16 +6,16 @@
 //! a pidfd (which pins that very process), reads the start time again, and signals through the
 //! pidfd only if all three agree: a pid reused at any moment in between is never signalled.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use procfs::process::Process;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::Bounded;
+use crate::domains::kernel;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
 pub static PROCESS_SIGNAL: Declaration = Declaration {
@@ -154,19 +154,15 @@ impl Signaller {
         })
     }
 
-    /// The start time as callers see it: boot time plus the kernel's ticks, in centiseconds.
+    /// The start time as callers see it (see [`kernel::process_start_time`]).
     fn start_time(&self, ticks: u64) -> Result<String, ToolError> {
-        let boot = boot_time(&self.proc).ok_or_else(|| {
+        let boot = kernel::boot_time(&self.proc).ok_or_else(|| {
             ToolError::unavailable(format!(
                 "cannot read btime from {}/stat",
                 self.proc.display()
             ))
         })?;
-        let per_second = rustix::param::clock_ticks_per_second();
-        let millis = ticks.saturating_mul(1000) / per_second.max(1);
-        let started =
-            boot + chrono::Duration::milliseconds(i64::try_from(millis).unwrap_or(i64::MAX));
-        Ok(started.to_rfc3339_opts(SecondsFormat::Millis, true))
+        Ok(kernel::process_start_time(boot, ticks))
     }
 
     /// Sends `signal` to `pid` if it is still the process that started at `start_time`.
@@ -279,17 +275,6 @@ impl Signaller {
             )))
         }
     }
-}
-
-fn boot_time(proc: &Path) -> Option<DateTime<Utc>> {
-    let text = std::fs::read_to_string(proc.join("stat")).ok()?;
-    let seconds: i64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    DateTime::from_timestamp(seconds, 0)
 }
 
 pub struct ProcessSignalTool {

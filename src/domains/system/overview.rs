@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::HostConfig;
+use crate::domains::kernel;
 use crate::render;
 use crate::tool::{Render, ToolError};
 
@@ -215,7 +216,7 @@ impl OverviewCollector {
             cpu_model: cpu_model(proc),
             physical_cores,
             sockets,
-            boot_time: boot_time(proc),
+            boot_time: kernel::boot_time(proc),
         }
     }
 }
@@ -364,18 +365,6 @@ fn topology(sys: &Path) -> Option<(u32, u32)> {
         cores.insert((package, core));
     }
     Some((cores.len() as u32, sockets.len().max(1) as u32))
-}
-
-/// `btime` from `/proc/stat`: the boot time the kernel itself records.
-fn boot_time(proc: &Path) -> Option<DateTime<Utc>> {
-    let text = std::fs::read_to_string(proc.join("stat")).ok()?;
-    let seconds: i64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    DateTime::from_timestamp(seconds, 0)
 }
 
 fn filesystem(mount_point: &Path) -> Result<FilesystemSummary, ToolError> {
