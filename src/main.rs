@@ -34,9 +34,15 @@ struct Cli {
 enum Command {
     /// Run the MCP server: over stdio unless --http or --unix is given.
     Serve {
-        /// Serve Streamable HTTP at http://ADDRESS/mcp, e.g. 127.0.0.1:8080 (keep it on
-        /// loopback unless you know who can reach it).
-        #[arg(long, value_name = "ADDRESS")]
+        /// Serve Streamable HTTP at http://ADDRESS/mcp. Without ADDRESS, or with a bare port,
+        /// on loopback (127.0.0.1:8080); beyond loopback only with TLS or http.allow_plaintext.
+        #[arg(
+            long,
+            value_name = "ADDRESS",
+            num_args = 0..=1,
+            default_missing_value = "127.0.0.1:8080",
+            value_parser = parse_listen_address
+        )]
         http: Option<SocketAddr>,
         /// Serve Streamable HTTP on a unix socket at PATH (created with mode 0660).
         #[arg(long, value_name = "PATH")]
@@ -100,6 +106,16 @@ enum TokenAction {
 enum ConfigAction {
     /// Check the configuration and print the effective settings (defaults filled in).
     Check,
+}
+
+/// `HOST:PORT`, or a bare port on loopback.
+fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("`{text}` is not an address like 127.0.0.1:8080, [::1]:8080 or a port number")
+    })
 }
 
 fn main() -> ExitCode {
@@ -195,5 +211,28 @@ fn serve_command(config: Config, transports: Transports) -> ExitCode {
             eprintln!("systemmanager: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_defaults_to_loopback() {
+        let cli = Cli::try_parse_from(["systemmanager", "serve", "--http"]).expect("parses");
+        let Command::Serve { http, .. } = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(http, Some("127.0.0.1:8080".parse().expect("address")));
+        assert_eq!(
+            parse_listen_address("9000"),
+            Ok("127.0.0.1:9000".parse().expect("address"))
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9000"),
+            Ok("[::1]:9000".parse().expect("address"))
+        );
+        assert!(parse_listen_address("localhost").is_err());
     }
 }

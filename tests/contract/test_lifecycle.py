@@ -195,3 +195,14 @@ def test_sigterm_exits_0_after_the_grace_period_even_if_a_call_hangs(binary, tmp
     assert "still running after the shutdown grace period" in server.log, server.log
     thread.join(5)
     assert not thread.is_alive(), "the client must not be left waiting once the server is gone"
+
+
+def test_a_bare_port_listens_on_loopback(binary):
+    from conftest import free_port
+
+    port = free_port()
+    server = start_server(binary, "--http", str(port))
+    try:
+        assert server.url == f"http://127.0.0.1:{port}/mcp"
+    finally:
+        assert server.stop() == 0
