@@ -28,7 +28,11 @@ command -v python3 >/dev/null || missing_packages+=(python3 python3-venv)
 command -v npm >/dev/null || missing_packages+=(nodejs npm)
 command -v nproc >/dev/null || missing_packages+=(coreutils)
 command -v cc >/dev/null || missing_packages+=(gcc)
-command -v ip >/dev/null || missing_packages+=(iproute2)   # network namespaces (Tailscale tests)
+command -v ip >/dev/null || missing_packages+=(iproute2)   # ground truth (ip, ss); Tailscale netns
+command -v ss >/dev/null || missing_packages+=(iproute2)
+command -v ps >/dev/null || missing_packages+=(procps)     # ground truth: ps, free
+command -v free >/dev/null || missing_packages+=(procps)
+command -v df >/dev/null || missing_packages+=(coreutils)
 command -v curl >/dev/null || missing_packages+=(curl)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then

@@ -25,6 +25,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub limits: LimitsConfig,
     pub host: HostConfig,
+    pub sampler: SamplerConfig,
     pub security: SecurityConfig,
     pub tls: TlsConfig,
     pub tailscale: TailscaleConfig,
@@ -429,6 +430,26 @@ impl Default for HostConfig {
             proc: PathBuf::from("/proc"),
             sys: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
+        }
+    }
+}
+
+/// `[sampler]`: the background readings that rates (CPU %, bytes/s, IOPS) are computed from.
+/// They run only while someone has asked for a rate recently.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    /// Milliseconds between readings: the window rates are averaged over.
+    pub interval_ms: Bounded<100, 60_000>,
+    /// Stop reading after this many seconds without a question.
+    pub idle_after_seconds: Bounded<1, 86_400>,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: Bounded::constant(1000),
+            idle_after_seconds: Bounded::constant(60),
         }
     }
 }

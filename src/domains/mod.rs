@@ -6,6 +6,7 @@
 
 pub mod kernel;
 pub mod process;
+pub mod sampling;
 pub mod system;
 
 use crate::config::Config;

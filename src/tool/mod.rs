@@ -199,3 +199,13 @@ pub trait Tool: Send + Sync + 'static {
         context: ToolContext,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
+
+/// Runs blocking collection (reads that could stall: `statvfs` on a hung mount, walking
+/// `/proc`) on Tokio's blocking pool, so it never holds up the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ToolError::failed(format!("collection did not finish: {error}")))?
+}

@@ -285,6 +285,19 @@ fn drop_null_from_optional_properties(schema: &mut JsonObject) {
                 property["type"] = single;
             }
         }
+        // An optional struct is `anyOf: [{$ref}, {type: null}]`: keep the one real choice,
+        // lifted next to the property's description.
+        let Some(Value::Array(choices)) = property.get_mut("anyOf") else {
+            continue;
+        };
+        choices.retain(|choice| choice.get("type") != Some(&json!("null")));
+        if let [Value::Object(only)] = choices.as_slice() {
+            let only = only.clone();
+            if let Value::Object(property) = property {
+                property.remove("anyOf");
+                property.extend(only);
+            }
+        }
     }
 }
 

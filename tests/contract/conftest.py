@@ -176,6 +176,24 @@ def unix_server(binary: Path, tmp_path: Path):
     assert server.stop() == 0, f"unclean exit:\n{server.log}"
 
 
+@pytest.fixture(params=["stdio", "http", "unix"])
+def transport(request):
+    """Each transport a client can reach us by."""
+    return request.param
+
+
+@pytest.fixture
+def endpoint(request, transport, binary, tmp_path):
+    """Starts an HTTP or unix-socket server when the transport needs one. Over HTTP the client
+    carries a bearer token; over the unix socket it is the local user the kernel reports."""
+    if transport == "stdio":
+        yield None, None, None
+        return
+    fixture = "http_server" if transport == "http" else "unix_server"
+    server = request.getfixturevalue(fixture)
+    yield server.url, server.socket_path, server.token
+
+
 def audit_records(config: Path) -> list[dict]:
     """The audit records of the server run with `config` (its log sits beside the config)."""
     path = config.parent / "audit.jsonl"
@@ -218,6 +236,12 @@ def host_truth() -> dict[str, object]:
         "kernel": command_output("uname", "-r"),
         "arch": command_output("uname", "-m"),
     }
+
+
+# The read-tier tools, in `tools/list` order: what a viewer sees, and all a read-only server has.
+READ_TOOLS = ["system_overview", "cpu_usage", "memory_usage"]
+# What an operator sees: the read tools and the operate tier's.
+OPERATOR_TOOLS = [*READ_TOOLS, "process_signal"]
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import create_token, make_config, server_env, start_server, wait_for_record
+from conftest import OPERATOR_TOOLS, READ_TOOLS, create_token, make_config, server_env, start_server, wait_for_record
 from rawclient import modern_call, modern_meta, post, unix_tool_names
 
 
@@ -126,7 +126,7 @@ def test_a_viewer_token_neither_sees_nor_may_call_write_tools(binary, http_serve
     time.sleep(1.2)
     headers = {"Authorization": f"Bearer {viewer}"}
     names = [tool["name"] for tool in listing(http_server.url, headers).json()["result"]["tools"]]
-    assert names == ["system_overview"]
+    assert names == READ_TOOLS
     answer = modern_call(http_server.url, "process_signal", {"pid": 1, "signal": "TERM"}, headers=headers)
     assert answer.status == 200
     result = answer.json()["result"]
@@ -187,8 +187,8 @@ def test_the_unix_socket_needs_no_token_but_honours_one(binary, tmp_path):
     server = start_server(binary, "--unix", str(socket_path), role=None)
     viewer = create_token(binary, server.config, name="reader", role="viewer")
     time.sleep(1.2)
-    assert unix_tool_names(socket_path) == (200, ["system_overview", "process_signal"])  # local user
-    assert unix_tool_names(socket_path, {"Authorization": f"Bearer {viewer}"}) == (200, ["system_overview"])
+    assert unix_tool_names(socket_path) == (200, OPERATOR_TOOLS)  # local user
+    assert unix_tool_names(socket_path, {"Authorization": f"Bearer {viewer}"}) == (200, READ_TOOLS)
     assert server.stop() == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import dumps
+from conftest import OPERATOR_TOOLS, dumps
 from rawclient import INIT_PARAMS, StdioSession, modern_call, modern_meta, post
 
 LEGACY_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26"]
@@ -34,7 +34,7 @@ def test_legacy_http_clients(http_server, version, host_truth):
     listing = post(http_server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers)
     assert listing.status == 200
     tools = listing.json()["result"]["tools"]
-    assert [tool["name"] for tool in tools] == ["system_overview", "process_signal"]
+    assert [tool["name"] for tool in tools] == OPERATOR_TOOLS
     call = post(
         http_server.url,
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}},

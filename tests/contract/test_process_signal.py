@@ -14,7 +14,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import audit_records, make_config, server_env
+from conftest import READ_TOOLS, audit_records, make_config, server_env
 from rawclient import StdioSession
 
 pytestmark = pytest.mark.anyio
@@ -162,7 +162,7 @@ def test_a_viewer_neither_sees_nor_may_call_process_signal(server, subject):
     process = subject()
     session = server('[security]\nlocal_role = "viewer"\n')
     listing = session.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    assert [tool["name"] for tool in listing["result"]["tools"]] == ["system_overview"]
+    assert [tool["name"] for tool in listing["result"]["tools"]] == READ_TOOLS
     answer = session.request(signal_call(process.pid, "TERM", start_time_of(process.pid)))
     assert text_of(answer).startswith("permission denied: process_signal needs the `operate` tier")
     assert process.poll() is None
@@ -175,7 +175,7 @@ def test_read_only_mode_registers_no_write_tool(server, subject):
     process = subject()
     session = server("", "--read-only")
     listing = session.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    assert [tool["name"] for tool in listing["result"]["tools"]] == ["system_overview"]
+    assert [tool["name"] for tool in listing["result"]["tools"]] == READ_TOOLS
     answer = session.request(signal_call(process.pid, "TERM", start_time_of(process.pid)))
     assert answer["error"]["code"] == -32602
     assert answer["error"]["message"] == "Unknown tool: process_signal"

@@ -3,97 +3,17 @@ lists the tools and checks system_overview's figures against the host."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx2
 import jsonschema
 import pytest
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
-from conftest import server_env
+from sdk import ERAS, connect, open_era, stdio_session
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def connect(transport: str, binary: Path, http_url: str | None, socket_path: Path | None, token: str | None = None):
-    if transport == "stdio":
-        params = StdioServerParameters(command=str(binary), args=["serve"], env=server_env())
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-            yield session
-    elif transport == "http":
-        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
-        async with client, streamable_http_client(http_url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                yield session
-    else:
-        tolerate_anyio_unix_close_race()
-        client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(socket_path)))
-        async with client, streamable_http_client("http://localhost/mcp", http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                yield session
-
-
-def tolerate_anyio_unix_close_race() -> None:
-    """anyio's raw UNIX socket stream waits for readability with
-    `loop.add_reader(sock, future.set_result, None)` and its `aclose()` resolves that future
-    itself; when the reader callback is already queued, asyncio then reports
-    `InvalidStateError` from `Future.set_result` (anyio/_backends/_asyncio.py,
-    `_RawSocketMixin`). That is a client-side race at connection close, seen under CPU load, and
-    says nothing about the server: ignore exactly that report, pass every other one on."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        exception = context.get("exception")
-        if isinstance(exception, asyncio.InvalidStateError) and "Future.set_result" in repr(context.get("handle")):
-            return
-        if previous is not None:
-            previous(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-
-
-async def open_era(session: ClientSession, era: str) -> str:
-    if era == "initialize":
-        result = await session.initialize()
-        assert result.server_info.name == "systemmanager"
-        assert result.capabilities.tools is not None
-        return result.protocol_version
-    result = await session.discover()
-    assert "2026-07-28" in result.supported_versions
-    assert "2025-11-25" in result.supported_versions
-    return session.protocol_version
-
-
-TRANSPORTS = ["stdio", "http", "unix"]
-ERAS = ["initialize", "discover"]
-
-
-@pytest.fixture(params=TRANSPORTS)
-def transport(request):
-    return request.param
-
-
-@pytest.fixture
-def endpoint(request, transport, binary, tmp_path):
-    """Starts an HTTP or unix-socket server when the transport needs one. Over HTTP the client
-    carries a bearer token; over the unix socket it is the local user the kernel reports."""
-    if transport == "stdio":
-        yield None, None, None
-        return
-    fixture = "http_server" if transport == "http" else "unix_server"
-    server = request.getfixturevalue(fixture)
-    yield server.url, server.socket_path, server.token
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -134,9 +54,7 @@ async def test_lists_tools_and_reports_the_host(transport, era, binary, endpoint
 
 async def test_overview_figures_agree_with_proc(binary, host_truth):
     """The rest of the overview, each figure against its own independent source."""
-    params = StdioServerParameters(command=str(binary), args=["serve"], env=server_env())
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
+    async with stdio_session(binary) as session:
         result = await session.call_tool("system_overview", {})
     overview = result.structured_content
 

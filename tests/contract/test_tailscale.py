@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import start_server, wait_for_record
+from conftest import OPERATOR_TOOLS, READ_TOOLS, start_server, wait_for_record
 from rawclient import modern_call, modern_meta, post, unix_tool_names
 from tailscaled import FakeTailscaled, whois
 
@@ -63,7 +63,7 @@ def server(binary, tailscaled):
 def test_a_forwarded_tailnet_caller_gets_the_role_its_grant_names(server, tailscaled):
     answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
     assert answer.status == 200, answer.body
-    assert names(answer) == ["system_overview", "process_signal"]
+    assert names(answer) == OPERATOR_TOOLS
     assert tailscaled.requests == [
         {"path": "/localapi/v0/whois", "query": {"addr": "100.64.0.1", "svc_name": "svc:systemmanager"}, "host": "local-tailscaled.sock"}
     ]
@@ -77,17 +77,17 @@ def test_a_forwarded_tailnet_caller_gets_the_role_its_grant_names(server, tailsc
 
 def test_the_highest_of_grant_and_login_list_wins(server):
     # carol's grant says viewer, the login list operator.
-    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.2"})) == ["system_overview", "process_signal"]
+    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.2"})) == OPERATOR_TOOLS
 
 
 def test_ipv6_tailnet_addresses_work(server):
-    assert names(listing(server.url, {"X-Forwarded-For": "fd7a:115c:a1e0::4"})) == ["system_overview"]
+    assert names(listing(server.url, {"X-Forwarded-For": "fd7a:115c:a1e0::4"})) == READ_TOOLS
 
 
 def test_the_last_forwarded_address_is_the_one_trusted(server):
     # A client may claim anything first; tailscale serve appends the address it saw.
     answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1, 100.64.0.2"})
-    assert names(answer) == ["system_overview", "process_signal"]
+    assert names(answer) == OPERATOR_TOOLS
 
 
 def test_a_tailnet_user_without_a_role_is_forbidden(server):
@@ -121,10 +121,10 @@ def test_the_unix_socket_forwarded_by_tailscale_serve_is_identified_by_whois(bin
 
     try:
         # Forwarded: the tailnet user, not the local user tailscaled runs as.
-        assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.2"}) == (200, ["system_overview", "process_signal"])
+        assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.2"}) == (200, OPERATOR_TOOLS)
         assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.3"})[0] == 403
         # Not forwarded: a local client, identified by the kernel.
-        assert unix_tool_names(socket_path) == (200, ["system_overview", "process_signal"])
+        assert unix_tool_names(socket_path) == (200, OPERATOR_TOOLS)
     finally:
         assert server.stop() == 0
 

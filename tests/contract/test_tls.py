@@ -14,7 +14,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from certs import Authority
-from conftest import make_config, server_env, start_server
+from conftest import OPERATOR_TOOLS, READ_TOOLS, make_config, server_env, start_server
 from rawclient import modern_meta
 
 LISTING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}})
@@ -101,18 +101,18 @@ def test_a_client_certificate_is_a_credential(binary, pki):
     try:
         status, body = list_tools(server, client_context(pki, "ops"))
         assert status == 200, body
-        assert names(body) == ["system_overview", "process_signal"]  # ops-laptop → operator
+        assert names(body) == OPERATOR_TOOLS  # ops-laptop → operator
 
         # A certificate the CA signed for a name no role maps authenticates nobody...
         status, body = list_tools(server, client_context(pki, "stranger"))
         assert status == 401, body
         # ...but its holder may still bring a token.
         status, body = list_tools(server, client_context(pki, "stranger"), server.token)
-        assert status == 200 and names(body) == ["system_overview"]  # the token is a viewer's
+        assert status == 200 and names(body) == READ_TOOLS  # the token is a viewer's
 
         # No certificate at all: the token decides.
         status, body = list_tools(server, client_context(pki), server.token)
-        assert status == 200 and names(body) == ["system_overview"]
+        assert status == 200 and names(body) == READ_TOOLS
 
         # A certificate from another CA fails the handshake.
         with pytest.raises((ssl.SSLError, ConnectionError, OSError)):

@@ -6,17 +6,19 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use procfs::{FromRead, LoadAverage, Meminfo, Uptime};
+use procfs::{LoadAverage, Meminfo, Uptime};
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::HostConfig;
 use crate::domains::kernel;
 use crate::render;
-use crate::tool::{Render, ToolError};
+use crate::tool::{
+    Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 /// The answer of `system_overview`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -97,6 +99,16 @@ pub struct FilesystemSummary {
     pub available_bytes: u64,
 }
 
+impl From<&LoadAverage> for LoadAverages {
+    fn from(load: &LoadAverage) -> Self {
+        Self {
+            one: kernel::hundredths(load.one),
+            five: kernel::hundredths(load.five),
+            fifteen: kernel::hundredths(load.fifteen),
+        }
+    }
+}
+
 impl Render for SystemOverview {
     fn render_text(&self) -> String {
         let cpu = &self.cpu;
@@ -134,6 +146,44 @@ impl Render for SystemOverview {
     }
 }
 
+pub static SYSTEM_OVERVIEW: Declaration = Declaration {
+    name: "system_overview",
+    title: "System overview",
+    description: "One-call summary of the host: hostname, OS and kernel, architecture, uptime and \
+                  boot time, CPU model and core counts, load averages, memory and swap, the root \
+                  filesystem, and the number of processes. Start here when asked how a machine \
+                  is doing.",
+    domain: Domain::System,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: None,
+};
+
+pub struct SystemOverviewTool {
+    pub collector: Arc<OverviewCollector>,
+}
+
+impl Tool for SystemOverviewTool {
+    type Arguments = NoArguments;
+    type Output = SystemOverview;
+
+    fn declaration(&self) -> &'static Declaration {
+        &SYSTEM_OVERVIEW
+    }
+
+    async fn run(
+        &self,
+        _arguments: NoArguments,
+        _context: ToolContext,
+    ) -> Result<SystemOverview, ToolError> {
+        // statvfs on a hung network root could block; keep it off the async workers.
+        let collector = Arc::clone(&self.collector);
+        blocking(move || collector.collect()).await
+    }
+}
+
 /// Facts read once per process.
 #[derive(Debug, Clone)]
 struct StaticFacts {
@@ -165,9 +215,9 @@ impl OverviewCollector {
         let uname = rustix::system::uname();
         let text = |bytes: &std::ffi::CStr| bytes.to_string_lossy().into_owned();
 
-        let meminfo: Meminfo = read_proc(proc, "meminfo")?;
-        let load: LoadAverage = read_proc(proc, "loadavg")?;
-        let uptime: Uptime = read_proc(proc, "uptime")?;
+        let meminfo: Meminfo = kernel::read_proc(proc, "meminfo")?;
+        let load: LoadAverage = kernel::read_proc(proc, "loadavg")?;
+        let uptime: Uptime = kernel::read_proc(proc, "uptime")?;
         let logical_cpus = online_cpus(&self.host.sys).unwrap_or_else(|| cpuinfo_count(proc));
         let root = filesystem(&self.host.rootfs)?;
 
@@ -189,11 +239,7 @@ impl OverviewCollector {
                 physical_cores: facts.physical_cores.unwrap_or(logical_cpus),
                 sockets: facts.sockets.unwrap_or(1),
             },
-            load_average: LoadAverages {
-                one: hundredths(load.one),
-                five: hundredths(load.five),
-                fifteen: hundredths(load.fifteen),
-            },
+            load_average: LoadAverages::from(&load),
             memory: MemorySummary {
                 total_bytes: meminfo.mem_total,
                 used_bytes: meminfo.mem_total.saturating_sub(available),
@@ -219,21 +265,6 @@ impl OverviewCollector {
             boot_time: kernel::boot_time(proc),
         }
     }
-}
-
-/// The kernel reports load with two decimals; keep them, not f32 noise.
-fn hundredths(value: f32) -> f64 {
-    (f64::from(value) * 100.0).round() / 100.0
-}
-
-fn read_proc<T: FromRead>(proc: &Path, file: &str) -> Result<T, ToolError> {
-    let path = proc.join(file);
-    T::from_file(&path).map_err(|error| {
-        ToolError::unavailable(format!(
-            "cannot read {}: {error} (is host.proc in the config right?)",
-            path.display()
-        ))
-    })
 }
 
 /// `os-release(5)`: `KEY=value` lines, values optionally shell-quoted. Parsed here because the
