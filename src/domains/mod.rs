@@ -7,6 +7,7 @@
 pub mod kernel;
 pub mod process;
 pub mod sampling;
+pub mod storage;
 pub mod system;
 
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::tool::Registry;
 pub fn registry(config: &Config) -> Registry {
     let mut registry = Registry::new(config.security.max_tier());
     system::register(&mut registry, config);
+    storage::register(&mut registry, config);
     process::register(&mut registry, config);
     registry
 }

@@ -9,7 +9,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use crate::config::SamplerConfig;
+
+/// How a rate in an answer was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Over the last `window_seconds`, between two background readings.
+    Interval,
+    /// Averaged since the host booted: the first answer after a quiet spell. Ask again in a
+    /// second for current figures.
+    SinceBoot,
+}
 
 /// One reading and when it was taken.
 #[derive(Debug)]
@@ -32,6 +46,22 @@ impl<T> Readings<T> {
         let window = self.latest.at.saturating_duration_since(previous.at);
         (!window.is_zero()).then_some(window)
     }
+
+    /// The earlier reading and the time since it, when rates can be measured over an interval.
+    pub fn earlier(&self) -> Option<(Duration, &T)> {
+        Some((self.window()?, &self.previous.as_ref()?.value))
+    }
+
+    /// The basis and window (seconds, two decimals) an answer built from these readings has.
+    pub fn basis(&self) -> (Basis, Option<f64>) {
+        match self.window() {
+            Some(window) => (
+                Basis::Interval,
+                Some((window.as_secs_f64() * 100.0).round() / 100.0),
+            ),
+            None => (Basis::SinceBoot, None),
+        }
+    }
 }
 
 struct State<T> {
@@ -52,8 +82,8 @@ pub struct Sampler<T: Send + Sync + 'static> {
 }
 
 impl<T: Send + Sync + 'static> Sampler<T> {
-    /// `collect` takes one reading; it may block (it runs on a blocking thread in the
-    /// background, and on the caller's thread for a first reading).
+    /// `collect` takes one reading: in the background on a blocking thread, and on the
+    /// caller's thread when no recent reading is at hand.
     pub fn new(
         config: &SamplerConfig,
         collect: impl Fn() -> Result<T, String> + Send + Sync + 'static,
@@ -71,17 +101,8 @@ impl<T: Send + Sync + 'static> Sampler<T> {
         }
     }
 
-    /// Whether a recent reading is at hand, so [`readings`](Self::readings) will not collect.
-    pub fn is_warm(&self) -> bool {
-        let state = self.lock();
-        state
-            .latest
-            .as_ref()
-            .is_some_and(|latest| latest.at.elapsed() <= self.interval * 2)
-    }
-
-    /// The readings a tool answers from. Blocking when no reading is recent: call it from a
-    /// blocking thread. Starts the background readings (inside a Tokio runtime) when they are
+    /// The readings a tool answers from. Collects on the caller's thread when no reading is
+    /// recent, so `collect` should be quick (procfs reads are). Starts the background readings (inside a Tokio runtime) when they are
     /// not running.
     pub fn readings(&self) -> Result<Readings<T>, String> {
         let now = Instant::now();

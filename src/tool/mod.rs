@@ -52,6 +52,7 @@ impl fmt::Display for Tier {
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     System,
+    Storage,
     Process,
     Network,
     Hardware,
@@ -65,6 +66,7 @@ impl Domain {
     pub fn as_str(self) -> &'static str {
         match self {
             Domain::System => "system",
+            Domain::Storage => "storage",
             Domain::Process => "process",
             Domain::Network => "network",
             Domain::Hardware => "hardware",

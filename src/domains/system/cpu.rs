@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use procfs::LoadAverage;
 use schemars::JsonSchema;
@@ -19,8 +18,8 @@ use super::overview::LoadAverages;
 use super::pressure::{self, Pressure};
 use crate::config::{HostConfig, SamplerConfig};
 use crate::domains::kernel::{self, tenths};
-use crate::domains::sampling::{Readings, Sampler};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::domains::sampling::{Basis, Readings, Sampler};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
 pub static CPU_USAGE: Declaration = Declaration {
     name: "cpu_usage",
@@ -45,7 +44,7 @@ pub struct CpuUsageArguments {
 }
 
 pub struct CpuUsageTool {
-    pub monitor: Arc<CpuMonitor>,
+    pub monitor: CpuMonitor,
 }
 
 impl Tool for CpuUsageTool {
@@ -61,29 +60,13 @@ impl Tool for CpuUsageTool {
         arguments: CpuUsageArguments,
         _context: ToolContext,
     ) -> Result<CpuUsage, ToolError> {
-        let mut usage = if self.monitor.is_warm() {
-            // A warm sampler answers from memory plus two tiny procfs reads.
-            self.monitor.usage()?
-        } else {
-            let monitor = Arc::clone(&self.monitor);
-            blocking(move || monitor.usage()).await?
-        };
+        // procfs reads are in-memory and take microseconds: no hop to the blocking pool.
+        let mut usage = self.monitor.usage()?;
         if arguments.per_core == Some(false) {
             usage.cores.clear();
         }
         Ok(usage)
     }
-}
-
-/// How a rate was measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Basis {
-    /// Over the last `window_seconds`, between two background readings.
-    Interval,
-    /// Averaged since the host booted: the first answer after a quiet spell. Ask again in a
-    /// second for current figures.
-    SinceBoot,
 }
 
 /// The answer of `cpu_usage`.
@@ -343,12 +326,6 @@ impl CpuMonitor {
         }
     }
 
-    /// Whether a recent background reading exists, so [`usage`](Self::usage) reads nothing
-    /// but `loadavg` and PSI.
-    pub fn is_warm(&self) -> bool {
-        self.sampler.is_warm()
-    }
-
     /// The usage now. May read `/proc/stat` on the caller's thread (a fast in-memory read).
     pub fn usage(&self) -> Result<CpuUsage, ToolError> {
         let readings = self.sampler.readings().map_err(|error| {
@@ -365,16 +342,8 @@ fn usage_from(
     pressure: Option<Pressure>,
 ) -> CpuUsage {
     let latest = &readings.latest.value;
-    let previous = readings
-        .window()
-        .and_then(|window| Some((window, &readings.previous.as_ref()?.value)));
-    let (basis, window_seconds) = match previous {
-        Some((window, _)) => (
-            Basis::Interval,
-            Some((window.as_secs_f64() * 100.0).round() / 100.0),
-        ),
-        None => (Basis::SinceBoot, None),
-    };
+    let previous = readings.earlier();
+    let (basis, window_seconds) = readings.basis();
     let change = |now: &Ticks, before: Option<&Ticks>| match before {
         Some(before) => now.since(before),
         None => *now,

@@ -15,7 +15,7 @@ pub fn register(registry: &mut Registry, config: &Config) {
         collector: Arc::new(overview::OverviewCollector::new(config.host.clone())),
     });
     registry.register(cpu::CpuUsageTool {
-        monitor: Arc::new(cpu::CpuMonitor::new(&config.host, &config.sampler)),
+        monitor: cpu::CpuMonitor::new(&config.host, &config.sampler),
     });
     registry.register(memory::MemoryUsageTool {
         monitor: memory::MemoryMonitor::new(config.host.proc.clone()),
