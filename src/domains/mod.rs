@@ -5,10 +5,15 @@
 //! each other; the gate does the rest.
 
 pub mod kernel;
+pub mod network;
+pub mod paging;
 pub mod process;
 pub mod sampling;
 pub mod storage;
 pub mod system;
+pub mod users;
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::tool::Registry;
@@ -18,6 +23,8 @@ pub fn registry(config: &Config) -> Registry {
     let mut registry = Registry::new(config.security.max_tier());
     system::register(&mut registry, config);
     storage::register(&mut registry, config);
+    let users = Arc::new(users::UserNames::new(&config.host.rootfs));
+    network::register(&mut registry, config, &users);
     process::register(&mut registry, config);
     registry
 }

@@ -239,7 +239,16 @@ def host_truth() -> dict[str, object]:
 
 
 # The read-tier tools, in `tools/list` order: what a viewer sees, and all a read-only server has.
-READ_TOOLS = ["system_overview", "cpu_usage", "memory_usage", "disk_usage", "disk_io"]
+READ_TOOLS = [
+    "system_overview",
+    "cpu_usage",
+    "memory_usage",
+    "disk_usage",
+    "disk_io",
+    "network_interfaces",
+    "network_connections",
+    "network_routes",
+]
 # What an operator sees: the read tools and the operate tier's.
 OPERATOR_TOOLS = [*READ_TOOLS, "process_signal"]
 

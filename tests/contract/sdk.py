@@ -72,9 +72,11 @@ ERAS = ["initialize", "discover"]
 
 
 @asynccontextmanager
-async def stdio_session(binary: Path, *args: str):
-    """An initialized stdio session with a server started with `serve *args`."""
-    params = StdioServerParameters(command=str(binary), args=["serve", *args], env=server_env())
+async def stdio_session(binary: Path, *args: str, wrapper: list[str] | None = None):
+    """An initialized stdio session with a server started with `serve *args`, under `wrapper`
+    (e.g. `ip netns exec NAME`) when given."""
+    command = [*(wrapper or []), str(binary), "serve", *args]
+    params = StdioServerParameters(command=command[0], args=command[1:], env=server_env())
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session

@@ -1,0 +1,492 @@
+//! `network_connections`: TCP and UDP sockets, IPv4 and IPv6, with the process that owns each —
+//! what `ss -tunap` shows, read from `/proc/net/{tcp,tcp6,udp,udp6}`.
+//!
+//! The owner of a socket is found by its inode among the open files of every process
+//! (`/proc/PID/fd`). That walk is the expensive part, so its map is kept for a few seconds and
+//! walked again only when a socket is not in it. Without the right to read another user's
+//! `/proc/PID/fd` (root or CAP_SYS_PTRACE), those sockets show no process, and the answer
+//! says how many.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use procfs::net::{TcpState, UdpState};
+use procfs::process::{FDTarget, Process};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::HostConfig;
+use crate::domains::paging::PageRequest;
+use crate::domains::users::{UserNames, name_of};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+
+pub static NETWORK_CONNECTIONS: Declaration = Declaration {
+    name: "network_connections",
+    title: "Network connections",
+    description: "TCP and UDP sockets, IPv4 and IPv6, like `ss -tunap`: protocol, state, local \
+                  and remote address and port, queues, and the owning pid, process name and \
+                  user. Filter by protocol, state (LISTEN, ESTAB, TIME-WAIT...), port (local or \
+                  remote), pid; listening_only lists what accepts connections (TCP LISTEN and \
+                  unconnected UDP). Sorted by protocol and local port; paged with limit/cursor.",
+    domain: Domain::Network,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: Some("narrow with listening_only, state, port or pid, or page with cursor"),
+};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsArguments {
+    /// `tcp` or `udp`; both when left out.
+    pub protocol: Option<Protocol>,
+    /// Only sockets in this state, as `ss` names them: LISTEN, ESTAB, SYN-SENT, SYN-RECV,
+    /// FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT, CLOSE-WAIT, LAST-ACK, CLOSING, UNCONN.
+    pub state: Option<String>,
+    /// Only sockets whose local or remote port is this.
+    pub port: Option<u16>,
+    /// Only sockets this process owns.
+    pub pid: Option<u32>,
+    /// Only sockets accepting connections: TCP LISTEN and unconnected UDP.
+    pub listening_only: Option<bool>,
+    /// Rows per page (default 100, at most 1000).
+    #[schemars(range(min = 1))]
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// The answer of `network_connections`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NetworkConnections {
+    pub connections: Vec<Connection>,
+    /// Sockets matching the filters, on all pages.
+    pub total: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// What the caller should know about this answer (a reduced limit, unknown owners).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Connection {
+    pub protocol: Protocol,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// As `ss` names it: LISTEN, ESTAB, TIME-WAIT, UNCONN, ...
+    pub state: String,
+    pub local_address: String,
+    pub local_port: u16,
+    /// `*` with port 0 for listening and unconnected sockets.
+    pub remote_address: String,
+    pub remote_port: u16,
+    /// Bytes queued to be read by the process (for LISTEN: connections waiting for accept).
+    pub receive_queue: u32,
+    /// Bytes not yet acknowledged by the peer (for LISTEN: the accept backlog).
+    pub send_queue: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The owning process's name (`comm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The socket's owner.
+    pub user: String,
+}
+
+impl Render for NetworkConnections {
+    fn render_text(&self) -> String {
+        let mut lines: Vec<String> = self
+            .connections
+            .iter()
+            .map(|c| {
+                let remote = if c.remote_port == 0 && c.remote_address == "*" {
+                    "*".to_string()
+                } else {
+                    endpoint(&c.remote_address, c.remote_port)
+                };
+                let owner = match (&c.process, c.pid) {
+                    (Some(process), Some(pid)) => format!(" {process}[{pid}]"),
+                    _ => String::new(),
+                };
+                format!(
+                    "{} {} {} {}{owner} {}",
+                    c.protocol.as_str(),
+                    c.state,
+                    endpoint(&c.local_address, c.local_port),
+                    remote,
+                    c.user
+                )
+            })
+            .collect();
+        if let Some(cursor) = &self.next_cursor {
+            lines.push(format!(
+                "({} of {} shown; cursor \"{cursor}\" for more)",
+                self.connections.len(),
+                self.total
+            ));
+        }
+        lines.extend(self.notes.iter().map(|note| format!("({note})")));
+        lines.join("\n")
+    }
+}
+
+fn endpoint(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// One row of a kernel socket table.
+struct Socket {
+    protocol: Protocol,
+    local: SocketAddr,
+    remote: SocketAddr,
+    state: &'static str,
+    receive_queue: u32,
+    send_queue: u32,
+    uid: u32,
+    inode: u64,
+}
+
+const STATES: &[&str] = &[
+    "LISTEN",
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "TIME-WAIT",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "CLOSING",
+    "UNCONN",
+];
+
+fn tcp_state(state: &TcpState) -> &'static str {
+    match state {
+        TcpState::Established => "ESTAB",
+        TcpState::SynSent => "SYN-SENT",
+        TcpState::SynRecv | TcpState::NewSynRecv => "SYN-RECV",
+        TcpState::FinWait1 => "FIN-WAIT-1",
+        TcpState::FinWait2 => "FIN-WAIT-2",
+        TcpState::TimeWait => "TIME-WAIT",
+        TcpState::Close => "UNCONN",
+        TcpState::CloseWait => "CLOSE-WAIT",
+        TcpState::LastAck => "LAST-ACK",
+        TcpState::Listen => "LISTEN",
+        TcpState::Closing => "CLOSING",
+    }
+}
+
+/// A state as a caller wrote it, in `ss`'s spelling: `established`, `time_wait` and
+/// `TIME-WAIT` all name TIME-WAIT.
+fn parse_state(text: &str) -> Result<&'static str, ToolError> {
+    let normal = text.trim().to_ascii_uppercase().replace('_', "-");
+    let normal = match normal.as_str() {
+        "ESTABLISHED" => "ESTAB",
+        "LISTENING" => "LISTEN",
+        "UNCONNECTED" | "CLOSE" => "UNCONN",
+        other => other,
+    };
+    STATES
+        .iter()
+        .find(|state| **state == normal)
+        .copied()
+        .ok_or_else(|| {
+            ToolError::invalid_arguments(format!(
+                "unknown state `{text}`; valid states: {}",
+                STATES.join(", ")
+            ))
+        })
+}
+
+/// Answers `network_connections` for the server's network namespace.
+pub struct ConnectionCollector {
+    proc: PathBuf,
+    users: Arc<UserNames>,
+    owners: Mutex<Option<(Instant, Arc<OwnerMap>)>>,
+}
+
+/// Socket inode → the process holding it.
+type OwnerMap = HashMap<u64, Owner>;
+
+#[derive(Debug, Clone)]
+struct Owner {
+    pid: u32,
+    name: String,
+}
+
+/// How long a socket-owner map answers before a walk of `/proc` is due anyway.
+const OWNERS_FRESH: Duration = Duration::from_secs(5);
+
+impl ConnectionCollector {
+    pub fn new(host: &HostConfig, users: Arc<UserNames>) -> Self {
+        Self {
+            proc: host.proc.clone(),
+            users,
+            owners: Mutex::new(None),
+        }
+    }
+
+    /// Blocking: walks `/proc/PID/fd` of every process when the owner map is stale.
+    pub fn collect(
+        &self,
+        arguments: &ConnectionsArguments,
+    ) -> Result<NetworkConnections, ToolError> {
+        let state = arguments.state.as_deref().map(parse_state).transpose()?;
+        let page = PageRequest::new(
+            arguments.limit,
+            arguments.cursor.as_deref(),
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+        )?;
+        let listening_only = arguments.listening_only == Some(true);
+        let mut sockets: Vec<Socket> = self
+            .sockets(arguments.protocol)?
+            .into_iter()
+            .filter(|socket| state.is_none_or(|state| socket.state == state))
+            .filter(|socket| !listening_only || matches!(socket.state, "LISTEN" | "UNCONN"))
+            .filter(|socket| {
+                arguments
+                    .port
+                    .is_none_or(|port| socket.local.port() == port || socket.remote.port() == port)
+            })
+            .collect();
+        let owners = self.owners(&sockets);
+        if let Some(pid) = arguments.pid {
+            sockets.retain(|socket| owners.get(&socket.inode).is_some_and(|o| o.pid == pid));
+        }
+        sockets.sort_by_key(|s| {
+            (
+                s.protocol.as_str(),
+                s.local.is_ipv6(),
+                s.local.port(),
+                s.local.ip(),
+                s.remote.port(),
+                s.remote.ip(),
+            )
+        });
+        let mut notes: Vec<String> = page.note.iter().cloned().collect();
+        let unknown = sockets
+            .iter()
+            .filter(|s| s.inode != 0 && !owners.contains_key(&s.inode))
+            .count();
+        if unknown > 0 {
+            let sockets = if unknown == 1 {
+                "socket is"
+            } else {
+                "sockets are"
+            };
+            notes.push(format!(
+                "the owner of {unknown} {sockets} unknown: this server may not read the \
+                 owning processes' /proc/PID/fd (that needs root or CAP_SYS_PTRACE)"
+            ));
+        }
+        let users = self.users.table();
+        let total = sockets.len();
+        let (sockets, next_cursor) = page.take(sockets);
+        let connections = sockets
+            .into_iter()
+            .map(|socket| {
+                let owner = owners.get(&socket.inode);
+                let unspecified = socket.remote.port() == 0 && socket.remote.ip().is_unspecified();
+                Connection {
+                    protocol: socket.protocol,
+                    family: if socket.local.is_ipv6() {
+                        "ipv6"
+                    } else {
+                        "ipv4"
+                    }
+                    .into(),
+                    state: socket.state.into(),
+                    local_address: socket.local.ip().to_string(),
+                    local_port: socket.local.port(),
+                    remote_address: if unspecified {
+                        "*".into()
+                    } else {
+                        socket.remote.ip().to_string()
+                    },
+                    remote_port: socket.remote.port(),
+                    receive_queue: socket.receive_queue,
+                    send_queue: socket.send_queue,
+                    pid: owner.map(|o| o.pid),
+                    process: owner.map(|o| o.name.clone()),
+                    user: name_of(&users, socket.uid),
+                }
+            })
+            .collect();
+        Ok(NetworkConnections {
+            connections,
+            total,
+            next_cursor,
+            notes,
+        })
+    }
+
+    fn sockets(&self, protocol: Option<Protocol>) -> Result<Vec<Socket>, ToolError> {
+        let me = Process::new_with_root(self.proc.join("self")).map_err(|error| {
+            ToolError::unavailable(format!(
+                "cannot open {}/self: {error} (is host.proc right?)",
+                self.proc.display()
+            ))
+        })?;
+        let failed = |table: &str, error: procfs::ProcError| {
+            ToolError::unavailable(format!("cannot read /proc/net/{table}: {error}"))
+        };
+        let mut sockets = Vec::new();
+        if protocol != Some(Protocol::Udp) {
+            for (table, rows) in [("tcp", me.tcp()), ("tcp6", me.tcp6())] {
+                // A kernel without IPv6 has no tcp6 table; that is not an error.
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(_) if table == "tcp6" => Vec::new(),
+                    Err(error) => return Err(failed(table, error)),
+                };
+                sockets.extend(rows.into_iter().map(|row| Socket {
+                    protocol: Protocol::Tcp,
+                    local: row.local_address,
+                    remote: row.remote_address,
+                    state: tcp_state(&row.state),
+                    receive_queue: row.rx_queue,
+                    send_queue: row.tx_queue,
+                    uid: row.uid,
+                    inode: row.inode,
+                }));
+            }
+        }
+        if protocol != Some(Protocol::Tcp) {
+            for (table, rows) in [("udp", me.udp()), ("udp6", me.udp6())] {
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(_) if table == "udp6" => Vec::new(),
+                    Err(error) => return Err(failed(table, error)),
+                };
+                sockets.extend(rows.into_iter().map(|row| Socket {
+                    protocol: Protocol::Udp,
+                    local: row.local_address,
+                    remote: row.remote_address,
+                    state: match row.state {
+                        UdpState::Established => "ESTAB",
+                        UdpState::Close => "UNCONN",
+                    },
+                    receive_queue: row.rx_queue,
+                    send_queue: row.tx_queue,
+                    uid: row.uid,
+                    inode: row.inode,
+                }));
+            }
+        }
+        Ok(sockets)
+    }
+
+    /// The inode → owner map, walked again when stale or missing one of `sockets`.
+    fn owners(&self, sockets: &[Socket]) -> Arc<OwnerMap> {
+        let mut cached = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, owners)) = cached.as_ref()
+            && at.elapsed() < OWNERS_FRESH
+            && sockets
+                .iter()
+                .all(|s| s.inode == 0 || owners.contains_key(&s.inode))
+        {
+            return Arc::clone(owners);
+        }
+        let owners = Arc::new(walk_owners(&self.proc));
+        *cached = Some((Instant::now(), Arc::clone(&owners)));
+        owners
+    }
+}
+
+/// Every socket inode held open by a process we may look into, with that process.
+fn walk_owners(proc: &std::path::Path) -> OwnerMap {
+    let mut owners = HashMap::new();
+    let Ok(processes) = procfs::process::all_processes_with_root(proc) else {
+        return owners;
+    };
+    for process in processes.filter_map(Result::ok) {
+        let Ok(fds) = process.fd() else { continue };
+        let mut name = None;
+        for fd in fds.filter_map(Result::ok) {
+            if let FDTarget::Socket(inode) = fd.target {
+                let name = name.get_or_insert_with(|| {
+                    std::fs::read_to_string(proc.join(process.pid.to_string()).join("comm"))
+                        .map(|comm| comm.trim_end().to_string())
+                        .unwrap_or_default()
+                });
+                // A socket shared by several processes (a forking server) is shown with the
+                // first, usually the parent.
+                owners.entry(inode).or_insert_with(|| Owner {
+                    pid: process.pid as u32,
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    owners
+}
+
+pub struct NetworkConnectionsTool {
+    pub collector: Arc<ConnectionCollector>,
+}
+
+impl Tool for NetworkConnectionsTool {
+    type Arguments = ConnectionsArguments;
+    type Output = NetworkConnections;
+
+    fn declaration(&self) -> &'static Declaration {
+        &NETWORK_CONNECTIONS
+    }
+
+    async fn run(
+        &self,
+        arguments: ConnectionsArguments,
+        _context: ToolContext,
+    ) -> Result<NetworkConnections, ToolError> {
+        let collector = Arc::clone(&self.collector);
+        blocking(move || collector.collect(&arguments)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_read_in_any_common_spelling() {
+        assert_eq!(parse_state("established").expect("known"), "ESTAB");
+        assert_eq!(parse_state("time_wait").expect("known"), "TIME-WAIT");
+        assert_eq!(parse_state("LISTEN").expect("known"), "LISTEN");
+        let error = parse_state("bogus").expect_err("unknown");
+        assert!(
+            error
+                .message
+                .starts_with("unknown state `bogus`; valid states: LISTEN, ESTAB")
+        );
+    }
+}

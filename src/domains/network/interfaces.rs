@@ -1,0 +1,326 @@
+//! `network_interfaces`: each interface's link facts (sysfs), addresses (`getifaddrs`, which
+//! asks the kernel over netlink) and traffic counters (`/proc/net/dev`), with rates from the
+//! background sampler.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use procfs::FromRead;
+use procfs::net::{DeviceStatus, InterfaceDeviceStatus};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{HostConfig, SamplerConfig};
+use crate::domains::sampling::{Readings, Sampler};
+use crate::render;
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+
+pub static NETWORK_INTERFACES: Declaration = Declaration {
+    name: "network_interfaces",
+    title: "Network interfaces",
+    description: "Each network interface: state (up/down), MTU, MAC, IPv4 and IPv6 addresses \
+                  with prefix length, kind, link speed, and traffic — bytes and packets \
+                  received and sent, errors and drops since it came up, and bytes/s over the \
+                  last second (left out of a first answer after a quiet spell: ask again).",
+    domain: Domain::Network,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: Some("pass `name` to ask about one interface"),
+};
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterfacesArguments {
+    /// Only this interface (`eth0`, `wg0`, ...).
+    pub name: Option<String>,
+}
+
+/// The answer of `network_interfaces`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NetworkInterfaces {
+    /// The time the rates are measured over; absent when this answer has no rates yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// Link type: ether, loopback, none (tun, wireguard), ...
+    pub kind: String,
+    /// Operational state as the kernel reports it: up, down, unknown (typical of loopback and
+    /// tunnels), dormant, lowerlayerdown, ...
+    pub state: String,
+    /// Administratively up (`ip link set NAME up`).
+    pub admin_up: bool,
+    pub mtu: u32,
+    /// Hardware address, when the link type has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Negotiated speed, when the driver reports one (physical links that are up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed_mbps: Option<u64>,
+    /// A software interface (bridge, veth, tunnel, ...) rather than a device.
+    #[serde(rename = "virtual")]
+    pub is_virtual: bool,
+    /// Addresses with prefix length: `192.0.2.2/24`, `fd00::2/64`.
+    pub addresses: Vec<String>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_bytes_per_second: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_bytes_per_second: Option<u64>,
+}
+
+impl Render for NetworkInterfaces {
+    fn render_text(&self) -> String {
+        let lines: Vec<String> = self
+            .interfaces
+            .iter()
+            .map(|nic| {
+                let mut line = format!("{} {} mtu {}", nic.name, nic.state, nic.mtu);
+                if let Some(mac) = &nic.mac {
+                    line.push_str(&format!(" {mac}"));
+                }
+                if !nic.addresses.is_empty() {
+                    line.push_str(&format!(" {}", nic.addresses.join(" ")));
+                }
+                line.push_str(&format!(
+                    "; rx {} tx {}",
+                    render::bytes(nic.rx_bytes),
+                    render::bytes(nic.tx_bytes)
+                ));
+                if let (Some(rx), Some(tx)) = (nic.rx_bytes_per_second, nic.tx_bytes_per_second) {
+                    line.push_str(&format!(
+                        " ({}/s in, {}/s out)",
+                        render::bytes(rx),
+                        render::bytes(tx)
+                    ));
+                }
+                let errors = nic.rx_errors + nic.tx_errors;
+                let drops = nic.rx_dropped + nic.tx_dropped;
+                if errors + drops > 0 {
+                    line.push_str(&format!(", {errors} errors, {drops} drops"));
+                }
+                line
+            })
+            .collect();
+        lines.join("\n")
+    }
+}
+
+/// Answers `network_interfaces` for the server's network namespace (see the domain's notes).
+pub struct InterfaceMonitor {
+    sys: PathBuf,
+    sampler: Sampler<BTreeMap<String, DeviceStatus>>,
+}
+
+impl InterfaceMonitor {
+    pub fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
+        let dev = host.proc.join("net/dev");
+        Self {
+            sys: host.sys.clone(),
+            sampler: Sampler::new(sampler, move || {
+                InterfaceDeviceStatus::from_file(&dev)
+                    .map(|status| status.0.into_iter().collect())
+                    .map_err(|error| format!("cannot read {}: {error}", dev.display()))
+            }),
+        }
+    }
+
+    pub fn interfaces(
+        &self,
+        arguments: &InterfacesArguments,
+    ) -> Result<NetworkInterfaces, ToolError> {
+        let readings = self.sampler.readings().map_err(ToolError::unavailable)?;
+        let mut addresses = addresses_by_interface();
+        let names = link_names(&self.sys, &readings);
+        if let Some(wanted) = &arguments.name
+            && !names.contains(wanted)
+        {
+            return Err(ToolError::not_found(format!(
+                "no network interface is named `{wanted}`; there are: {}",
+                names.join(", ")
+            )));
+        }
+        let (_, window_seconds) = readings.basis();
+        let interfaces = names
+            .iter()
+            .filter(|name| arguments.name.as_ref().is_none_or(|wanted| wanted == *name))
+            .map(|name| {
+                let addresses = addresses.remove(name).unwrap_or_default();
+                self.interface(name, addresses, &readings)
+            })
+            .collect();
+        Ok(NetworkInterfaces {
+            window_seconds,
+            interfaces,
+        })
+    }
+
+    fn interface(
+        &self,
+        name: &str,
+        addresses: Vec<String>,
+        readings: &Readings<BTreeMap<String, DeviceStatus>>,
+    ) -> Interface {
+        let link = self.sys.join("class/net").join(name);
+        let read = |file: &str| {
+            std::fs::read_to_string(link.join(file))
+                .ok()
+                .map(|text| text.trim().to_string())
+        };
+        let number = |file: &str| read(file).and_then(|text| text.parse::<u64>().ok());
+        let flags = read("flags")
+            .and_then(|text| u32::from_str_radix(text.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+        let latest = readings.latest.value.get(name);
+        let rate = |pick: fn(&DeviceStatus) -> u64| {
+            let (window, earlier) = readings.earlier()?;
+            let (now, before) = (latest?, earlier.get(name)?);
+            let bytes = pick(now).saturating_sub(pick(before)) as f64;
+            Some((bytes / window.as_secs_f64()).round() as u64)
+        };
+        let counter = |pick: fn(&DeviceStatus) -> u64| latest.map(pick).unwrap_or(0);
+        Interface {
+            name: name.to_string(),
+            index: number("ifindex").unwrap_or(0) as u32,
+            kind: link_kind(number("type").unwrap_or(0)),
+            state: read("operstate").unwrap_or_else(|| "unknown".into()),
+            admin_up: flags & 0x1 != 0,
+            mtu: number("mtu").unwrap_or(0) as u32,
+            mac: read("address").filter(|mac| !mac.is_empty()),
+            // Reads fail (EINVAL) while the link is down; -1 means unknown.
+            speed_mbps: read("speed")
+                .and_then(|text| text.parse::<i64>().ok())
+                .filter(|speed| *speed > 0)
+                .map(|speed| speed as u64),
+            is_virtual: !link.join("device").exists(),
+            addresses,
+            rx_bytes: counter(|s| s.recv_bytes),
+            tx_bytes: counter(|s| s.sent_bytes),
+            rx_packets: counter(|s| s.recv_packets),
+            tx_packets: counter(|s| s.sent_packets),
+            rx_errors: counter(|s| s.recv_errs),
+            tx_errors: counter(|s| s.sent_errs),
+            rx_dropped: counter(|s| s.recv_drop),
+            tx_dropped: counter(|s| s.sent_drop),
+            rx_bytes_per_second: rate(|s| s.recv_bytes),
+            tx_bytes_per_second: rate(|s| s.sent_bytes),
+        }
+    }
+}
+
+/// Interface names in `ifindex` order, as `ip link` lists them: sysfs first, `/proc/net/dev`
+/// when sysfs is not the namespace's.
+fn link_names(sys: &Path, readings: &Readings<BTreeMap<String, DeviceStatus>>) -> Vec<String> {
+    let from_sysfs: Vec<String> = std::fs::read_dir(sys.join("class/net"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names = if from_sysfs.is_empty() {
+        readings.latest.value.keys().cloned().collect()
+    } else {
+        from_sysfs
+    };
+    let index = |name: &String| {
+        std::fs::read_to_string(sys.join("class/net").join(name).join("ifindex"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    };
+    names.sort_by_cached_key(|name| (index(name), name.clone()));
+    names
+}
+
+/// `ARPHRD_*` numbers (`/sys/class/net/NAME/type`) for the kinds people meet.
+fn link_kind(number: u64) -> String {
+    match number {
+        1 => "ether",
+        24 => "ieee1394",
+        32 => "infiniband",
+        512 => "ppp",
+        768 => "ipip",
+        769 => "tunnel6",
+        772 => "loopback",
+        776 => "sit",
+        778 => "gre",
+        801 => "wlan",
+        803 => "radiotap",
+        823 => "ip6gre",
+        65534 => "none",
+        other => return format!("type {other}"),
+    }
+    .into()
+}
+
+/// Every address of every interface, from `getifaddrs(3)`.
+fn addresses_by_interface() -> BTreeMap<String, Vec<String>> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return found;
+    };
+    for entry in addresses {
+        let ip = |storage: &nix::sys::socket::SockaddrStorage| -> Option<IpAddr> {
+            if let Some(v4) = storage.as_sockaddr_in() {
+                return Some(IpAddr::V4(v4.ip()));
+            }
+            storage.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+        };
+        let Some(address) = entry.address.as_ref().and_then(ip) else {
+            continue;
+        };
+        let prefix = entry
+            .netmask
+            .as_ref()
+            .and_then(ip)
+            .map(|mask| match mask {
+                IpAddr::V4(mask) => mask.to_bits().count_ones(),
+                IpAddr::V6(mask) => mask.to_bits().count_ones(),
+            })
+            .unwrap_or(if address.is_ipv4() { 32 } else { 128 });
+        found
+            .entry(entry.interface_name)
+            .or_default()
+            .push(format!("{address}/{prefix}"));
+    }
+    found
+}
+
+pub struct NetworkInterfacesTool {
+    pub monitor: InterfaceMonitor,
+}
+
+impl Tool for NetworkInterfacesTool {
+    type Arguments = InterfacesArguments;
+    type Output = NetworkInterfaces;
+
+    fn declaration(&self) -> &'static Declaration {
+        &NETWORK_INTERFACES
+    }
+
+    async fn run(
+        &self,
+        arguments: InterfacesArguments,
+        _context: ToolContext,
+    ) -> Result<NetworkInterfaces, ToolError> {
+        // sysfs, procfs and one netlink dump: in-memory and quick.
+        self.monitor.interfaces(&arguments)
+    }
+}

@@ -1,0 +1,30 @@
+//! The `network` domain: interfaces, sockets and routes.
+//!
+//! These tools describe the server's own network namespace: `/proc/net/*` as the server sees
+//! it, `getifaddrs`, and `/sys/class/net`. On a host that is the host's; a container deployment
+//! shares the host's namespace (`network_mode: host`) to describe the host.
+
+pub mod connections;
+pub mod interfaces;
+pub mod routes;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domains::users::UserNames;
+use crate::tool::Registry;
+
+pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+    registry.register(interfaces::NetworkInterfacesTool {
+        monitor: interfaces::InterfaceMonitor::new(&config.host, &config.sampler),
+    });
+    registry.register(connections::NetworkConnectionsTool {
+        collector: Arc::new(connections::ConnectionCollector::new(
+            &config.host,
+            Arc::clone(users),
+        )),
+    });
+    registry.register(routes::NetworkRoutesTool {
+        collector: routes::RouteCollector::new(&config.host),
+    });
+}

@@ -1,0 +1,121 @@
+//! Pages of long lists (processes, connections): a `limit` with a small default and a hard
+//! maximum, and an opaque `cursor` for the next page.
+//!
+//! A cursor is an offset into the list as sorted at the time of the next call. Processes and
+//! sockets come and go between calls, so a row may repeat or be skipped across pages; each
+//! page is exact for the moment it was read. An absurd limit is not an error: it is reduced to
+//! the maximum, and the answer says so.
+
+use crate::tool::ToolError;
+
+/// What a caller asked for, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub offset: usize,
+    /// Said in the answer when the limit was reduced.
+    pub note: Option<String>,
+}
+
+impl PageRequest {
+    /// `limit` as given (any integer), `cursor` as a previous answer's `next_cursor`.
+    pub fn new(
+        limit: Option<i64>,
+        cursor: Option<&str>,
+        default: usize,
+        max: usize,
+    ) -> Result<Self, ToolError> {
+        let (limit, note) = match limit {
+            None => (default, None),
+            Some(asked) if asked < 1 => {
+                return Err(ToolError::invalid_arguments(format!(
+                    "limit {asked} is out of range: give at least 1 (default {default}, at most \
+                     {max})"
+                )));
+            }
+            Some(asked) if asked as u64 > max as u64 => (
+                max,
+                Some(format!(
+                    "limit {asked} is more than one page holds: gave at most {max}; use \
+                     next_cursor for the rest"
+                )),
+            ),
+            Some(asked) => (asked as usize, None),
+        };
+        let offset = match cursor {
+            None => 0,
+            Some(cursor) => decode(cursor).ok_or_else(|| {
+                ToolError::invalid_arguments(format!(
+                    "cursor `{cursor}` is not one this tool gave; leave it out to start from the \
+                     first page"
+                ))
+            })?,
+        };
+        Ok(Self {
+            limit,
+            offset,
+            note,
+        })
+    }
+
+    /// Cuts this page out of the whole sorted list: the rows, and the cursor for the next page
+    /// when rows remain.
+    pub fn take<T>(&self, rows: Vec<T>) -> (Vec<T>, Option<String>) {
+        let total = rows.len();
+        let end = self.offset.saturating_add(self.limit).min(total);
+        let next = (end < total).then(|| encode(end));
+        let page = rows
+            .into_iter()
+            .skip(self.offset)
+            .take(end.saturating_sub(self.offset));
+        (page.collect(), next)
+    }
+}
+
+/// Cursors look like `o40`: short, and clearly not a row count a caller should edit.
+fn encode(offset: usize) -> String {
+    format!("o{offset}")
+}
+
+fn decode(cursor: &str) -> Option<usize> {
+    cursor.strip_prefix('o')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_reduce_and_refuse() {
+        let page = |limit| PageRequest::new(limit, None, 20, 500);
+        assert_eq!(page(None).expect("default").limit, 20);
+        let reduced = page(Some(1_000_000)).expect("reduced");
+        assert_eq!(reduced.limit, 500);
+        assert!(
+            reduced
+                .note
+                .expect("said so")
+                .starts_with("limit 1000000 is more than")
+        );
+        let refused = page(Some(-5)).expect_err("refused");
+        assert_eq!(
+            refused.message,
+            "limit -5 is out of range: give at least 1 (default 20, at most 500)"
+        );
+        assert!(page(Some(0)).is_err());
+    }
+
+    #[test]
+    fn cursors_walk_the_list_to_its_end() {
+        let first = PageRequest::new(Some(2), None, 20, 500).expect("first");
+        let (rows, next) = first.take(vec![1, 2, 3, 4, 5]);
+        assert_eq!((rows, next.as_deref()), (vec![1, 2], Some("o2")));
+        let last = PageRequest::new(Some(10), Some("o2"), 20, 500).expect("next");
+        assert_eq!(last.take(vec![1, 2, 3, 4, 5]), (vec![3, 4, 5], None));
+        let bad = PageRequest::new(None, Some("40"), 20, 500).expect_err("foreign cursor");
+        assert!(
+            bad.message
+                .starts_with("cursor `40` is not one this tool gave")
+        );
+    }
+}
