@@ -25,6 +25,6 @@ pub fn registry(config: &Config) -> Registry {
     storage::register(&mut registry, config);
     let users = Arc::new(users::UserNames::new(&config.host.rootfs));
     network::register(&mut registry, config, &users);
-    process::register(&mut registry, config);
+    process::register(&mut registry, config, &users);
     registry
 }

@@ -25,6 +25,9 @@ pub enum Basis {
     SinceBoot,
 }
 
+/// Readings closer together than this measure noise, not a rate.
+pub const SHORTEST_WINDOW: Duration = Duration::from_millis(100);
+
 /// One reading and when it was taken.
 #[derive(Debug)]
 pub struct Reading<T> {
@@ -40,11 +43,12 @@ pub struct Readings<T> {
 }
 
 impl<T> Readings<T> {
-    /// The time between the two readings, when there are two.
+    /// The time between the two readings, when there are two far enough apart to measure a
+    /// rate over.
     pub fn window(&self) -> Option<Duration> {
         let previous = self.previous.as_ref()?;
         let window = self.latest.at.saturating_duration_since(previous.at);
-        (!window.is_zero()).then_some(window)
+        (window >= SHORTEST_WINDOW).then_some(window)
     }
 
     /// The earlier reading and the time since it, when rates can be measured over an interval.
@@ -151,7 +155,9 @@ impl<T: Send + Sync + 'static> Sampler<T> {
         let state = Arc::clone(&self.state);
         let (interval, idle_after) = (self.interval, self.idle_after);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
+            // The caller has just taken a reading: the next is due one interval later.
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
@@ -208,7 +214,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn readings_arrive_in_the_background_while_asked_and_stop_when_not() {
-        let (sampler, count) = counting(100, 1);
+        let (sampler, count) = counting(200, 1);
         let sampler = Arc::new(sampler);
         let first = tokio::task::spawn_blocking({
             let sampler = Arc::clone(&sampler);
@@ -217,13 +223,14 @@ mod tests {
         .await
         .expect("join");
         assert!(first.previous.is_none());
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        tokio::time::sleep(Duration::from_millis(650)).await;
         let later = sampler.readings().expect("reading");
         assert!(
             later.previous.is_some(),
             "a second reading came in the background"
         );
-        assert!(later.window().expect("window") <= Duration::from_millis(250));
+        let window = later.window().expect("window");
+        assert!(window >= Duration::from_millis(150) && window <= Duration::from_millis(450));
         // Nobody asks for more than idle_after: the readings stop.
         tokio::time::sleep(Duration::from_millis(1600)).await;
         let stopped_at = count.load(Ordering::SeqCst);

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,21 @@ def create_token(binary: Path, config: Path, name: str = "test", role: str = "op
     return result.stdout.strip()
 
 
+# Servers started by the current test; any still running when it ends (a failed assertion before
+# its `stop`) are killed, so no test leaves a server behind for the next to trip over.
+STARTED_SERVERS: list[RunningServer] = []
+
+
+@pytest.fixture(autouse=True)
+def no_server_outlives_its_test():
+    yield
+    while STARTED_SERVERS:
+        server = STARTED_SERVERS.pop()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
 def start_server(
     binary: Path, *args: str, config: Path | str | None = None, role: str | None = "operator"
 ) -> RunningServer:
@@ -133,6 +149,7 @@ def start_server(
         text=True,
     )
     server = RunningServer(process, config=config_path, token=token)
+    STARTED_SERVERS.append(server)
     ready = threading.Event()
 
     def pump() -> None:
@@ -238,6 +255,48 @@ def host_truth() -> dict[str, object]:
     }
 
 
+# --- subjects: processes the tests start and the server should see --------------------------------
+
+
+@pytest.fixture
+def subject(tmp_path):
+    """A `sleep` running under a distinctive name (its comm), killed at teardown if still alive."""
+    started = []
+
+    def start(name: str = "sm-test-subject") -> subprocess.Popen:
+        link = tmp_path / name
+        if not link.exists():
+            link.symlink_to("/bin/sleep")
+        process = subprocess.Popen([str(link), "300"])
+        started.append(process)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{process.pid}/comm").read_text().strip() != name[:15]:
+            assert time.monotonic() < deadline, "the subject did not start"
+            time.sleep(0.01)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def start_time_of(pid: int) -> str:
+    """The start time computed independently: btime + starttime / CLK_TCK."""
+    btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    ticks = int(stat_fields(pid)[19])
+    millis = ticks * 1000 // os.sysconf("SC_CLK_TCK")
+    moment = datetime.fromtimestamp(btime + millis / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
+
 # The read-tier tools, in `tools/list` order: what a viewer sees, and all a read-only server has.
 READ_TOOLS = [
     "system_overview",
@@ -248,6 +307,9 @@ READ_TOOLS = [
     "network_interfaces",
     "network_connections",
     "network_routes",
+    "process_list",
+    "process_get",
+    "process_tree",
 ]
 # What an operator sees: the read tools and the operate tier's.
 OPERATOR_TOOLS = [*READ_TOOLS, "process_signal"]

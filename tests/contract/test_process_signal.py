@@ -5,57 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import READ_TOOLS, audit_records, make_config, server_env
+from conftest import READ_TOOLS, audit_records, make_config, server_env, start_time_of, stat_fields
 from rawclient import StdioSession
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def subject(tmp_path):
-    """A `sleep` running under a distinctive name (its comm), killed at teardown if still alive."""
-    started = []
-
-    def start(name: str = "sm-test-subject") -> subprocess.Popen:
-        link = tmp_path / name
-        if not link.exists():
-            link.symlink_to("/bin/sleep")
-        process = subprocess.Popen([str(link), "300"])
-        started.append(process)
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{process.pid}/comm").read_text().strip() != name[:15]:
-            assert time.monotonic() < deadline, "the subject did not start"
-            time.sleep(0.01)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def stat_fields(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
-
-
-def start_time_of(pid: int) -> str:
-    """The start time computed independently: btime + starttime / CLK_TCK."""
-    btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
-    ticks = int(stat_fields(pid)[19])
-    millis = ticks * 1000 // os.sysconf("SC_CLK_TCK")
-    moment = datetime.fromtimestamp(btime + millis / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def signal_call(pid: int, signal: str, start_time: str | None = None, request_id: int = 10) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from conftest import READ_TOOLS
 from sdk import ERAS, connect, open_era, stdio_session
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +101,20 @@ async def test_overview_figures_agree_with_proc(binary, host_truth):
     }
     if cores:
         assert overview["cpu"]["model"] in cores
+
+
+async def test_every_read_tool_answers_within_its_schema(transport, binary, endpoint):
+    """Each read tool, over each transport: a structured answer its output schema accepts, and
+    a compact text rendering beside it."""
+    arguments = {"process_get": {"pid": os.getpid()}, "process_tree": {"pid": os.getpid()}}
+    url, socket_path, token = endpoint
+    async with connect(transport, binary, url, socket_path, token) as session:
+        await session.initialize()
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        assert [name for name, tool in tools.items() if tool.annotations.read_only_hint] == READ_TOOLS
+        for name in READ_TOOLS:
+            result = await session.call_tool(name, arguments.get(name, {}))
+            assert result.is_error is False, f"{name}: {result.content[0].text}"
+            jsonschema.validate(result.structured_content, tools[name].output_schema)
+            text = result.content[0].text
+            assert text and not text.lstrip().startswith("{"), f"{name}: a rendering, not JSON"

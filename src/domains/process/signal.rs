@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded::Bounded;
 use crate::domains::kernel;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
 pub static PROCESS_SIGNAL: Declaration = Declaration {
     name: "process_signal",
@@ -114,9 +114,6 @@ impl Render for SignalSent {
     }
 }
 
-/// Flag of kernel threads in `/proc/PID/stat`.
-const PF_KTHREAD: u32 = 0x0020_0000;
-
 /// What a process is, read from `/proc/PID/stat`.
 struct Observed {
     name: String,
@@ -150,7 +147,7 @@ impl Signaller {
         Ok(Observed {
             name: stat.comm,
             start_ticks: stat.starttime,
-            kernel_thread: stat.flags & PF_KTHREAD != 0,
+            kernel_thread: u64::from(stat.flags) & super::table::PF_KTHREAD != 0,
         })
     }
 
@@ -308,7 +305,7 @@ impl Tool for ProcessSignalTool {
         _: ToolContext,
     ) -> Result<SignalSent, ToolError> {
         let signaller = Arc::clone(&self.signaller);
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             signaller.send(
                 u32::try_from(arguments.pid.get()).unwrap_or(u32::MAX),
                 arguments.signal,
@@ -316,6 +313,5 @@ impl Tool for ProcessSignalTool {
             )
         })
         .await
-        .map_err(|error| ToolError::failed(format!("signalling did not finish: {error}")))?
     }
 }

@@ -1,0 +1,438 @@
+//! `process_get`: one process in depth — command line, executable, working directory, users,
+//! CPU and memory, threads, open files and limits, cgroup and container, I/O counters,
+//! children — and, for the admin tier only, its environment with secret-looking values
+//! redacted.
+//!
+//! One process, many files: read through `procfs`. Files the server may not read (another
+//! user's `exe`, `cwd`, `fd`, `io`, `environ` need root or CAP_SYS_PTRACE) are left out and
+//! named in `unreadable`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use procfs::process::{Limit, LimitValue, Process};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::table;
+use super::usage::{CpuBasis, ProcessUsage};
+use crate::audit::redact::is_secret_key;
+use crate::bounded::Bounded;
+use crate::domains::kernel;
+use crate::domains::users::{UserNames, name_of};
+use crate::render;
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+
+pub static PROCESS_GET: Declaration = Declaration {
+    name: "process_get",
+    title: "Process details",
+    description: "One process in depth: full command line, executable, working directory, real \
+                  and effective user, state, start time, CPU % and CPU seconds, memory (RSS, \
+                  virtual, swap), threads, open file descriptors against their limit, resource \
+                  limits, cgroup and container id, I/O counters, and child pids. \
+                  include_environment (admin tier only) adds its environment, with \
+                  secret-looking values redacted. Pass start_time from process_list to be sure \
+                  the pid still names the same process.",
+    domain: Domain::Process,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: None,
+};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetArguments {
+    pub pid: Bounded<1, 4_194_304>,
+    /// The start time process_list reported; when given, a pid now naming another process is
+    /// an error rather than an answer about the wrong process.
+    pub start_time: Option<String>,
+    /// Add the environment (tier admin; values of secret-looking keys are redacted).
+    pub include_environment: Option<bool>,
+}
+
+/// The answer of `process_get`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProcessDetails {
+    pub pid: u32,
+    pub ppid: u32,
+    pub name: String,
+    pub state: String,
+    /// The arguments, `argv[0]` first; empty for kernel threads and zombies.
+    pub command_line: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The effective user.
+    pub user: String,
+    /// The real user, when it differs (setuid programs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_user: Option<String>,
+    pub start_time: String,
+    pub kernel_thread: bool,
+    pub cpu: ProcessCpu,
+    pub memory: ProcessMemory,
+    pub threads: u64,
+    pub nice: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<OpenFiles>,
+    /// Resource limits (`ulimit`); `unlimited` or a number in the unit given.
+    pub limits: Vec<ResourceLimit>,
+    /// cgroup paths, one per hierarchy (one on cgroup v2 hosts).
+    pub cgroups: Vec<String>,
+    /// The full container id, for a process in a container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io: Option<ProcessIo>,
+    /// Pids of the direct children.
+    pub children: Vec<u32>,
+    /// With include_environment (admin tier): variables, secret-looking values as
+    /// `[redacted]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Parts this server was not allowed to read (another user's process without root or
+    /// CAP_SYS_PTRACE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProcessCpu {
+    /// Per core: 200 is two cores busy.
+    pub percent: f64,
+    pub basis: CpuBasis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProcessMemory {
+    pub rss_bytes: u64,
+    pub virtual_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_bytes: Option<u64>,
+    /// The largest RSS it has had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OpenFiles {
+    pub count: u64,
+    /// The soft limit on open files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ResourceLimit {
+    pub name: String,
+    pub soft: String,
+    pub hard: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// `/proc/PID/io`: bytes through system calls (`rchar`, `wchar`) and bytes that reached storage.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProcessIo {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub read_chars: u64,
+    pub write_chars: u64,
+    pub read_syscalls: u64,
+    pub write_syscalls: u64,
+}
+
+impl Render for ProcessDetails {
+    fn render_text(&self) -> String {
+        let mut lines = vec![format!(
+            "{} {} ({}) user {} started {}, ppid {}",
+            self.pid, self.name, self.state, self.user, self.start_time, self.ppid
+        )];
+        if !self.command_line.is_empty() {
+            lines.push(format!("command: {}", self.command_line.join(" ")));
+        }
+        if let Some(exe) = &self.exe {
+            lines.push(format!("exe: {exe}"));
+        }
+        if let Some(cwd) = &self.cwd {
+            lines.push(format!("cwd: {cwd}"));
+        }
+        lines.push(format!(
+            "cpu {}% ({}s user, {}s system); rss {}, virtual {}; {} threads",
+            self.cpu.percent,
+            self.cpu.user_seconds,
+            self.cpu.system_seconds,
+            render::bytes(self.memory.rss_bytes),
+            render::bytes(self.memory.virtual_bytes),
+            self.threads
+        ));
+        if let Some(files) = &self.open_files {
+            match files.limit {
+                Some(limit) => lines.push(format!("open files {} of {limit}", files.count)),
+                None => lines.push(format!("open files {}", files.count)),
+            }
+        }
+        if let Some(io) = &self.io {
+            lines.push(format!(
+                "io read {} written {}",
+                render::bytes(io.read_bytes),
+                render::bytes(io.write_bytes)
+            ));
+        }
+        if let Some(container) = &self.container_id {
+            lines.push(format!("container {container}"));
+        }
+        if !self.cgroups.is_empty() {
+            lines.push(format!("cgroup {}", self.cgroups.join(" ")));
+        }
+        if !self.children.is_empty() {
+            let children: Vec<String> = self.children.iter().map(u32::to_string).collect();
+            lines.push(format!("children {}", children.join(" ")));
+        }
+        if let Some(environment) = &self.environment {
+            lines.extend(
+                environment
+                    .iter()
+                    .map(|(key, value)| format!("env {key}={value}")),
+            );
+        }
+        if !self.unreadable.is_empty() {
+            lines.push(format!(
+                "(not readable here: {})",
+                self.unreadable.join(", ")
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Answers `process_get`.
+pub struct ProcessInspector {
+    usage: Arc<ProcessUsage>,
+    users: Arc<UserNames>,
+}
+
+impl ProcessInspector {
+    pub fn new(usage: Arc<ProcessUsage>, users: Arc<UserNames>) -> Self {
+        Self { usage, users }
+    }
+
+    /// Blocking: reads several files of `/proc/PID`.
+    pub fn get(&self, arguments: &GetArguments) -> Result<ProcessDetails, ToolError> {
+        let pid = arguments.pid.get() as u32;
+        let proc = self.usage.proc();
+        let gone = || {
+            ToolError::not_found(format!(
+                "no process {pid}: it has exited, or never existed; list the processes again"
+            ))
+        };
+        let process = Process::new_with_root(proc.join(pid.to_string())).map_err(|_| gone())?;
+        let (stat, meter) = self.usage.one(pid)?.ok_or_else(gone)?;
+        let boot = kernel::boot_time(proc).ok_or_else(|| {
+            ToolError::unavailable(format!("cannot read btime from {}/stat", proc.display()))
+        })?;
+        let start_time = kernel::process_start_time(boot, stat.start_ticks);
+        if let Some(expected) = &arguments.start_time
+            && *expected != start_time
+        {
+            return Err(ToolError::not_found(format!(
+                "pid {pid} is another process now ({} started {start_time}, not {expected}): \
+                 the one you saw has exited",
+                stat.name
+            )));
+        }
+
+        let mut unreadable = Vec::new();
+        let mut note = |what: &str| unreadable.push(what.to_string());
+        let status = process.status().ok();
+        let users = self.users.table();
+        let euid = status.as_ref().map_or(stat.uid, |s| s.euid);
+        let ruid = status.as_ref().map(|s| s.ruid).filter(|ruid| *ruid != euid);
+        let kib = |value: Option<u64>| value.map(|kib| kib * 1024);
+        let limits = process.limits().ok();
+        let exe = process.exe().ok().map(|path| path.display().to_string());
+        if exe.is_none() && !stat.kernel_thread() {
+            note("exe");
+        }
+        let cwd = process.cwd().ok().map(|path| path.display().to_string());
+        if cwd.is_none() {
+            note("cwd");
+        }
+        let open_files = match process.fd_count() {
+            Ok(count) => Some(OpenFiles {
+                count: count as u64,
+                limit: limits
+                    .as_ref()
+                    .and_then(|l| match l.max_open_files.soft_limit {
+                        LimitValue::Value(value) => Some(value),
+                        LimitValue::Unlimited => None,
+                    }),
+            }),
+            Err(_) => {
+                note("fd");
+                None
+            }
+        };
+        let io = match process.io() {
+            Ok(io) => Some(ProcessIo {
+                read_bytes: io.read_bytes,
+                write_bytes: io.write_bytes,
+                read_chars: io.rchar,
+                write_chars: io.wchar,
+                read_syscalls: io.syscr,
+                write_syscalls: io.syscw,
+            }),
+            Err(_) => {
+                note("io");
+                None
+            }
+        };
+        let environment = if arguments.include_environment == Some(true) {
+            match process.environ() {
+                Ok(variables) => Some(
+                    variables
+                        .into_iter()
+                        .map(|(key, value)| {
+                            let key = key.to_string_lossy().into_owned();
+                            let value = if is_secret_key(&key) {
+                                "[redacted]".to_string()
+                            } else {
+                                value.to_string_lossy().into_owned()
+                            };
+                            (key, value)
+                        })
+                        .collect(),
+                ),
+                Err(_) => {
+                    note("environ");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let cgroups = table::cgroups(proc, pid);
+        let children = match table::children(proc, pid) {
+            Some(children) => children,
+            None => table::snapshot(proc)
+                .map(|all| table::children_of(&all).remove(&pid).unwrap_or_default())
+                .unwrap_or_default(),
+        };
+        let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
+        let (utime, stime) = process
+            .stat()
+            .map(|full| (full.utime, full.stime))
+            .unwrap_or((stat.cpu_ticks, 0));
+        let (basis, window_seconds) = meter.basis();
+        let page = rustix::param::page_size() as u64;
+        Ok(ProcessDetails {
+            pid,
+            ppid: stat.ppid,
+            name: stat.name.clone(),
+            state: table::state_name(stat.state).into(),
+            command_line: table::command_line(proc, pid).unwrap_or_default(),
+            exe,
+            cwd,
+            user: name_of(&users, euid),
+            real_user: ruid.map(|uid| name_of(&users, uid)),
+            start_time,
+            kernel_thread: stat.kernel_thread(),
+            cpu: ProcessCpu {
+                percent: meter.percent(&stat),
+                basis,
+                window_seconds,
+                user_seconds: (utime as f64 / ticks * 100.0).round() / 100.0,
+                system_seconds: (stime as f64 / ticks * 100.0).round() / 100.0,
+            },
+            memory: ProcessMemory {
+                // status sums the kernel's per-CPU counters; stat's figure is approximate.
+                rss_bytes: kib(status.as_ref().and_then(|s| s.vmrss))
+                    .unwrap_or(stat.rss_pages * page),
+                virtual_bytes: stat.virtual_bytes,
+                swap_bytes: kib(status.as_ref().and_then(|s| s.vmswap)),
+                peak_rss_bytes: kib(status.as_ref().and_then(|s| s.vmhwm)),
+            },
+            threads: stat.threads,
+            nice: stat.nice,
+            open_files,
+            limits: limits.map(|l| resource_limits(&l)).unwrap_or_default(),
+            container_id: table::container_id(&cgroups),
+            cgroups,
+            io,
+            children,
+            environment,
+            unreadable,
+        })
+    }
+}
+
+fn resource_limits(limits: &procfs::process::Limits) -> Vec<ResourceLimit> {
+    let entry = |name: &str, limit: &Limit, unit: Option<&str>| {
+        let text = |value: &LimitValue| match value {
+            LimitValue::Unlimited => "unlimited".to_string(),
+            LimitValue::Value(value) => value.to_string(),
+        };
+        ResourceLimit {
+            name: name.into(),
+            soft: text(&limit.soft_limit),
+            hard: text(&limit.hard_limit),
+            unit: unit.map(String::from),
+        }
+    };
+    vec![
+        entry("open_files", &limits.max_open_files, Some("files")),
+        entry("processes", &limits.max_processes, Some("processes")),
+        entry("cpu_time", &limits.max_cpu_time, Some("seconds")),
+        entry("file_size", &limits.max_file_size, Some("bytes")),
+        entry("data_size", &limits.max_data_size, Some("bytes")),
+        entry("stack_size", &limits.max_stack_size, Some("bytes")),
+        entry("core_file_size", &limits.max_core_file_size, Some("bytes")),
+        entry("resident_set", &limits.max_resident_set, Some("bytes")),
+        entry("locked_memory", &limits.max_locked_memory, Some("bytes")),
+        entry("address_space", &limits.max_address_space, Some("bytes")),
+        entry("file_locks", &limits.max_file_locks, Some("locks")),
+        entry(
+            "pending_signals",
+            &limits.max_pending_signals,
+            Some("signals"),
+        ),
+        entry("msgqueue_size", &limits.max_msgqueue_size, Some("bytes")),
+        entry("nice_priority", &limits.max_nice_priority, None),
+        entry("realtime_priority", &limits.max_realtime_priority, None),
+        entry("realtime_timeout", &limits.max_realtime_timeout, Some("us")),
+    ]
+}
+
+pub struct ProcessGetTool {
+    pub inspector: Arc<ProcessInspector>,
+}
+
+impl Tool for ProcessGetTool {
+    type Arguments = GetArguments;
+    type Output = ProcessDetails;
+
+    fn declaration(&self) -> &'static Declaration {
+        &PROCESS_GET
+    }
+
+    fn required_tier(&self, arguments: &GetArguments) -> Option<(Tier, String)> {
+        (arguments.include_environment == Some(true))
+            .then(|| (Tier::Admin, "include_environment".to_string()))
+    }
+
+    async fn run(
+        &self,
+        arguments: GetArguments,
+        _context: ToolContext,
+    ) -> Result<ProcessDetails, ToolError> {
+        let inspector = Arc::clone(&self.inspector);
+        blocking(move || inspector.get(&arguments)).await
+    }
+}
