@@ -33,6 +33,9 @@ command -v ss >/dev/null || missing_packages+=(iproute2)
 command -v ps >/dev/null || missing_packages+=(procps)     # ground truth: ps, free
 command -v free >/dev/null || missing_packages+=(procps)
 command -v df >/dev/null || missing_packages+=(coreutils)
+command -v lspci >/dev/null || missing_packages+=(pciutils)  # ground truth, and pci.ids for names
+command -v lsusb >/dev/null || missing_packages+=(usbutils)
+command -v lsblk >/dev/null || missing_packages+=(util-linux)  # lsblk, lscpu, lsmem
 command -v curl >/dev/null || missing_packages+=(curl)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then
@@ -70,6 +73,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --all-targets --quiet -- -D warnings
+step "cargo clippy --features nvml (the optional NVIDIA code compiles and is clean)"
+cargo clippy --locked --features nvml --quiet -- -D warnings
 
 step "cargo build"
 cargo build --locked --all-targets

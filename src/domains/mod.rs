@@ -4,6 +4,7 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
+pub mod hardware;
 pub mod kernel;
 pub mod network;
 pub mod paging;
@@ -25,6 +26,7 @@ pub fn registry(config: &Config) -> Registry {
     storage::register(&mut registry, config);
     let users = Arc::new(users::UserNames::new(&config.host.rootfs));
     network::register(&mut registry, config, &users);
+    hardware::register(&mut registry, config);
     process::register(&mut registry, config, &users);
     registry
 }

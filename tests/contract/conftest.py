@@ -307,6 +307,7 @@ READ_TOOLS = [
     "network_interfaces",
     "network_connections",
     "network_routes",
+    "hardware_info",
     "process_list",
     "process_get",
     "process_tree",

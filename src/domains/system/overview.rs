@@ -4,7 +4,6 @@
 //! are read once; everything else is read fresh on every call, which costs a few small reads of
 //! in-memory files.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -218,7 +217,9 @@ impl OverviewCollector {
         let meminfo: Meminfo = kernel::read_proc(proc, "meminfo")?;
         let load: LoadAverage = kernel::read_proc(proc, "loadavg")?;
         let uptime: Uptime = kernel::read_proc(proc, "uptime")?;
-        let logical_cpus = online_cpus(&self.host.sys).unwrap_or_else(|| cpuinfo_count(proc));
+        let logical_cpus = kernel::online_cpus(&self.host.sys)
+            .map(|cpus| cpus.len() as u32)
+            .unwrap_or_else(|| cpuinfo_count(proc));
         let root = filesystem(&self.host.rootfs)?;
 
         let uptime_seconds = uptime.uptime.max(0.0) as u64;
@@ -256,10 +257,16 @@ impl OverviewCollector {
 
     fn static_facts(&self) -> StaticFacts {
         let proc = &self.host.proc;
-        let (physical_cores, sockets) = topology(&self.host.sys).unzip();
+        let (physical_cores, sockets) = kernel::online_cpus(&self.host.sys)
+            .and_then(|online| kernel::topology(&self.host.sys, &online))
+            .unzip();
         StaticFacts {
             os: os_release(&self.host.rootfs),
-            cpu_model: cpu_model(proc),
+            cpu_model: kernel::cpuinfo_field(
+                &kernel::first_cpuinfo_block(proc),
+                kernel::CPU_MODEL_KEYS,
+            )
+            .unwrap_or_else(|| "unknown".into()),
             physical_cores,
             sockets,
             boot_time: kernel::boot_time(proc),
@@ -318,49 +325,6 @@ fn unquote(value: &str) -> String {
     out
 }
 
-/// The CPU model from `/proc/cpuinfo` (x86 `model name`; ARM and others use other keys).
-fn cpu_model(proc: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(proc.join("cpuinfo")) else {
-        return "unknown".into();
-    };
-    let first_block = text.split("\n\n").next().unwrap_or("");
-    [
-        "model name",
-        "Model",
-        "cpu model",
-        "Processor",
-        "cpu",
-        "Hardware",
-    ]
-    .iter()
-    .find_map(|wanted| {
-        first_block.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == *wanted && !value.trim().is_empty()).then(|| value.trim().into())
-        })
-    })
-    .unwrap_or_else(|| "unknown".into())
-}
-
-/// Online CPUs from `/sys/devices/system/cpu/online` (e.g. `0-3,8-11`).
-fn online_cpus(sys: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(sys.join("devices/system/cpu/online")).ok()?;
-    parse_cpu_list(text.trim()).map(|cpus| cpus.len() as u32)
-}
-
-fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
-    let mut cpus = Vec::new();
-    for range in text.split(',').filter(|part| !part.is_empty()) {
-        match range.split_once('-') {
-            Some((start, end)) => {
-                cpus.extend(start.parse::<u32>().ok()?..=end.parse::<u32>().ok()?)
-            }
-            None => cpus.push(range.parse().ok()?),
-        }
-    }
-    (!cpus.is_empty()).then_some(cpus)
-}
-
 fn cpuinfo_count(proc: &Path) -> u32 {
     std::fs::read_to_string(proc.join("cpuinfo"))
         .map(|text| {
@@ -374,28 +338,6 @@ fn cpuinfo_count(proc: &Path) -> u32 {
         })
         .unwrap_or(1)
         .max(1)
-}
-
-/// Physical cores and sockets from the sysfs CPU topology of the online CPUs.
-fn topology(sys: &Path) -> Option<(u32, u32)> {
-    let online = std::fs::read_to_string(sys.join("devices/system/cpu/online")).ok()?;
-    let mut cores = BTreeSet::new();
-    let mut sockets = BTreeSet::new();
-    for cpu in parse_cpu_list(online.trim())? {
-        let topology = sys.join(format!("devices/system/cpu/cpu{cpu}/topology"));
-        let read = |file: &str| -> Option<i64> {
-            std::fs::read_to_string(topology.join(file))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        let package = read("physical_package_id")?;
-        let core = read("core_id")?;
-        sockets.insert(package);
-        cores.insert((package, core));
-    }
-    Some((cores.len() as u32, sockets.len().max(1) as u32))
 }
 
 fn filesystem(mount_point: &Path) -> Result<FilesystemSummary, ToolError> {
@@ -433,17 +375,6 @@ fn process_count(proc: &Path) -> Result<u64, ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists_expand_ranges() {
-        assert_eq!(
-            parse_cpu_list("0-3,8,10-11"),
-            Some(vec![0, 1, 2, 3, 8, 10, 11])
-        );
-        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
-        assert_eq!(parse_cpu_list(""), None);
-        assert_eq!(parse_cpu_list("x"), None);
-    }
 
     #[test]
     fn os_release_values_are_unquoted() {

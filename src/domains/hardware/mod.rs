@@ -1,0 +1,293 @@
+//! The `hardware` domain: what the host is made of — CPU, memory, block, PCI and USB devices,
+//! temperature sensors and GPUs — read from `/proc` and `/sys` (`[host]`), named from the
+//! pci.ids and usb.ids databases when the host has them.
+
+pub mod cpu;
+pub mod devices;
+pub mod gpu;
+pub mod ids;
+pub mod sensors;
+
+use std::sync::Arc;
+
+use procfs::Meminfo;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, HostConfig};
+use crate::domains::kernel;
+use crate::render;
+use crate::tool::{
+    Declaration, Domain, Registry, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
+
+use ids::IdDatabase;
+
+pub fn register(registry: &mut Registry, config: &Config) {
+    registry.register(HardwareInfoTool {
+        inventory: Arc::new(Inventory::new(config.host.clone())),
+    });
+}
+
+pub static HARDWARE_INFO: Declaration = Declaration {
+    name: "hardware_info",
+    title: "Hardware inventory",
+    description: "What the host is made of: CPU (vendor, model, sockets/cores/threads, \
+                  frequency range, caches, notable feature flags, virtualization), memory size, \
+                  block devices (size, model, rotational), PCI and USB devices (ids, names, \
+                  drivers), temperature sensors with high and critical points, and GPUs (with \
+                  memory, load and temperature where the driver reports them). `sections` picks \
+                  parts.",
+    domain: Domain::Hardware,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: Some("ask for fewer `sections`"),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Cpu,
+    Memory,
+    Block,
+    Pci,
+    Usb,
+    Sensors,
+    Gpu,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareArguments {
+    /// Parts to report: cpu, memory, block, pci, usb, sensors, gpu (default all).
+    pub sections: Option<Vec<Section>>,
+}
+
+/// The answer of `hardware_info`; sections not asked for are left out.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct HardwareInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<cpu::CpuDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_devices: Option<Vec<devices::BlockDevice>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pci_devices: Option<Vec<devices::PciDevice>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usb_devices: Option<Vec<devices::UsbDevice>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensors: Option<Vec<sensors::Sensor>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Vec<gpu::Gpu>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MemorySize {
+    /// RAM the kernel manages (`MemTotal`).
+    pub total_bytes: u64,
+    /// Physical memory online, in memory blocks (`lsmem`), when the kernel exposes them;
+    /// larger than `total_bytes` by what firmware and the kernel image reserve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_bytes: Option<u64>,
+}
+
+/// Answers `hardware_info` for the host `[host]` locates.
+pub struct Inventory {
+    host: HostConfig,
+    pci_ids: IdDatabase,
+    usb_ids: IdDatabase,
+}
+
+impl Inventory {
+    pub fn new(host: HostConfig) -> Self {
+        Self {
+            pci_ids: IdDatabase::find(
+                &host.rootfs,
+                &[
+                    "usr/share/misc/pci.ids",
+                    "usr/share/hwdata/pci.ids",
+                    "usr/share/pci.ids",
+                ],
+            ),
+            usb_ids: IdDatabase::find(
+                &host.rootfs,
+                &[
+                    "usr/share/misc/usb.ids",
+                    "usr/share/hwdata/usb.ids",
+                    "var/lib/usbutils/usb.ids",
+                ],
+            ),
+            host,
+        }
+    }
+
+    /// Blocking: many small sysfs reads, and the id databases the first time.
+    pub fn collect(&self, arguments: &HardwareArguments) -> Result<HardwareInfo, ToolError> {
+        let wanted = |section: Section| {
+            arguments
+                .sections
+                .as_ref()
+                .is_none_or(|sections| sections.contains(&section))
+        };
+        let (proc, sys) = (&self.host.proc, &self.host.sys);
+        let mut info = HardwareInfo::default();
+        if wanted(Section::Cpu) {
+            info.cpu = Some(cpu::details(proc, sys));
+        }
+        if wanted(Section::Memory) {
+            let meminfo: Meminfo = kernel::read_proc(proc, "meminfo")?;
+            info.memory = Some(MemorySize {
+                total_bytes: meminfo.mem_total,
+                online_bytes: online_memory(sys),
+            });
+        }
+        if wanted(Section::Block) {
+            info.block_devices = Some(devices::block_devices(sys));
+        }
+        if wanted(Section::Pci) {
+            info.pci_devices = Some(devices::pci_devices(sys, &self.pci_ids));
+        }
+        if wanted(Section::Usb) {
+            info.usb_devices = Some(devices::usb_devices(sys, &self.usb_ids));
+        }
+        if wanted(Section::Sensors) {
+            info.sensors = Some(sensors::temperatures(sys));
+        }
+        if wanted(Section::Gpu) {
+            info.gpus = Some(gpu::gpus(sys, &self.pci_ids, &mut info.notes));
+        }
+        Ok(info)
+    }
+}
+
+/// Online memory blocks × block size, from `/sys/devices/system/memory`.
+fn online_memory(sys: &std::path::Path) -> Option<u64> {
+    let root = sys.join("devices/system/memory");
+    let block = u64::from_str_radix(
+        std::fs::read_to_string(root.join("block_size_bytes"))
+            .ok()?
+            .trim(),
+        16,
+    )
+    .ok()?;
+    let online = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("memory"))
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("online"))
+                .is_ok_and(|text| text.trim() == "1")
+        })
+        .count() as u64;
+    (online > 0).then_some(online * block)
+}
+
+impl Render for HardwareInfo {
+    fn render_text(&self) -> String {
+        let mut lines = Vec::new();
+        if let Some(cpu) = &self.cpu {
+            let caches: Vec<String> = cpu
+                .caches
+                .iter()
+                .map(|cache| format!("{} {}", cache.name, render::bytes(cache.size_bytes)))
+                .collect();
+            lines.push(format!(
+                "cpu {} {}: {} sockets, {} cores, {} threads; {}; flags {}",
+                cpu.vendor,
+                cpu.model,
+                cpu.sockets,
+                cpu.cores,
+                cpu.threads,
+                caches.join(", "),
+                cpu.notable_flags.join(" ")
+            ));
+        }
+        if let Some(memory) = &self.memory {
+            lines.push(format!("memory {}", render::bytes(memory.total_bytes)));
+        }
+        for disk in self.block_devices.iter().flatten() {
+            lines.push(format!(
+                "block {} {}{}{}",
+                disk.name,
+                render::bytes(disk.size_bytes),
+                if disk.rotational { " rotational" } else { "" },
+                disk.model
+                    .as_ref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default()
+            ));
+        }
+        for device in self.pci_devices.iter().flatten() {
+            lines.push(format!(
+                "pci {} {}: {} {}{}",
+                device.address,
+                device.class.as_deref().unwrap_or(&device.class_id),
+                device.vendor.as_deref().unwrap_or(&device.vendor_id),
+                device.device.as_deref().unwrap_or(&device.device_id),
+                device
+                    .driver
+                    .as_ref()
+                    .map(|d| format!(" [{d}]"))
+                    .unwrap_or_default()
+            ));
+        }
+        for device in self.usb_devices.iter().flatten() {
+            lines.push(format!(
+                "usb {:03}:{:03} {}:{} {} {}",
+                device.bus,
+                device.device,
+                device.vendor_id,
+                device.product_id,
+                device.manufacturer.as_deref().unwrap_or(""),
+                device.product.as_deref().unwrap_or("")
+            ));
+        }
+        for sensor in self.sensors.iter().flatten() {
+            let mut line = format!(
+                "sensor {} {} {}°C",
+                sensor.chip, sensor.label, sensor.celsius
+            );
+            if let Some(critical) = sensor.critical_celsius {
+                line.push_str(&format!(" (critical {critical}°C)"));
+            }
+            lines.push(line);
+        }
+        for gpu in self.gpus.iter().flatten() {
+            lines.push(format!(
+                "gpu {} {} {}",
+                gpu.card,
+                gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id),
+                gpu.model.as_deref().unwrap_or(&gpu.device_id)
+            ));
+        }
+        lines.extend(self.notes.iter().map(|note| format!("({note})")));
+        lines.join("\n")
+    }
+}
+
+pub struct HardwareInfoTool {
+    pub inventory: Arc<Inventory>,
+}
+
+impl Tool for HardwareInfoTool {
+    type Arguments = HardwareArguments;
+    type Output = HardwareInfo;
+
+    fn declaration(&self) -> &'static Declaration {
+        &HARDWARE_INFO
+    }
+
+    async fn run(
+        &self,
+        arguments: HardwareArguments,
+        _context: ToolContext,
+    ) -> Result<HardwareInfo, ToolError> {
+        let inventory = Arc::clone(&self.inventory);
+        blocking(move || inventory.collect(&arguments)).await
+    }
+}
