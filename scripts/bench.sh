@@ -6,7 +6,8 @@
 #
 # The gate: what authentication, authorization, admission and the audit record cost per call
 # (benches/gate.rs). stdio: start-up to the `initialize` answer, idle RSS, system_overview and
-# tools/list latency (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# tools/list latency, every read tool's latency and answer size, the samplers' CPU, and
+# process_list with 1,000 extra processes (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core.
 set -euo pipefail
@@ -47,6 +48,21 @@ cargo bench --locked --quiet --bench gate
 echo
 echo "== stdio"
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml"
+
+echo
+echo "== stdio, each read tool from a warm sampler; then the samplers' own CPU over 20 s"
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
+    --each-read-tool --starts 0 --sampler-seconds 20
+
+echo
+echo "== stdio, process_list with 1,000 more processes on the machine"
+SLEEPERS=()
+for _ in $(seq 1000); do sleep 600 & SLEEPERS+=($!); done
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
+    --tool process_list --arguments '{}' --starts 0 --sampler-seconds 20
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
+    --tool process_list --arguments '{"limit": 500}' --starts 0
+kill "${SLEEPERS[@]}" 2>/dev/null; wait "${SLEEPERS[@]}" 2>/dev/null || true
 
 echo
 echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
@@ -101,4 +117,6 @@ if [ "${PEER:-0}" = 1 ]; then
     }
     cargo bench --locked --quiet --bench stdio -- --command "$PEER_VENV/bin/linux-mcp-server" \
         --tool get_system_information --arguments '{"host":"localhost"}' --starts 5
+    cargo bench --locked --quiet --bench stdio -- --command "$PEER_VENV/bin/linux-mcp-server" \
+        --tool list_processes --arguments '{"host":"localhost"}' --starts 0
 fi

@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod network;
 pub mod paging;
 pub mod process;
+pub mod recent;
 pub mod sampling;
 pub mod storage;
 pub mod system;

@@ -143,6 +143,11 @@ impl<T: Send + Sync + 'static> Sampler<T> {
         })
     }
 
+    /// How often background readings are taken.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state
             .lock()

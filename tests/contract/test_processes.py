@@ -110,6 +110,28 @@ async def test_a_busy_loop_tops_the_cpu_sort(binary, tmp_path):
     assert percents == sorted(percents, reverse=True)
 
 
+async def test_a_ranking_from_the_last_interval_is_current_in_who_and_what(binary, subject):
+    """An unfiltered list answers from the sampler's last table (as top does), yet a process
+    started since is in it, one that exited is not, and the rows shown are read now."""
+    leaver, changer = subject("sm-leaver"), subject("sm-changer")
+    async with stdio_session(binary) as session:
+        await call(session, "process_list", {"limit": 1})
+        await asyncio.sleep(1.3)  # the sampler now has two readings, both holding these two
+        leaver.kill()
+        leaver.wait()
+        os.kill(changer.pid, signal.SIGSTOP)
+        while stat_fields(changer.pid)[0] != "T":
+            time.sleep(0.01)
+        newcomer = subject("sm-newcomer")
+        ranking = await call(session, "process_list", {"sort": "start", "limit": 500, "fields": ["pid", "name", "state"]})
+    os.kill(changer.pid, signal.SIGCONT)
+    rows = {row["pid"]: row for row in ranking["processes"]}
+    assert ranking["cpu_basis"] == "interval"
+    assert ranking["processes"][0] == {"pid": newcomer.pid, "name": "sm-newcomer", "state": "sleeping"}
+    assert leaver.pid not in rows
+    assert rows[changer.pid]["state"] == "stopped"
+
+
 async def test_stopped_and_other_users_processes_are_told_apart(binary, subject):
     stopped, other = subject("sm-stopped"), None
     os.kill(stopped.pid, signal.SIGSTOP)

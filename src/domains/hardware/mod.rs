@@ -9,6 +9,7 @@ pub mod ids;
 pub mod sensors;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use procfs::Meminfo;
 use schemars::JsonSchema;
@@ -16,11 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, HostConfig};
 use crate::domains::kernel;
+use crate::domains::recent::Recent;
 use crate::render;
 use crate::tool::{
     Declaration, Domain, Registry, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
 
+use cpu::CpuDetails;
 use ids::IdDatabase;
 
 pub fn register(registry: &mut Registry, config: &Config) {
@@ -101,7 +104,16 @@ pub struct Inventory {
     host: HostConfig,
     pci_ids: IdDatabase,
     usb_ids: IdDatabase,
+    /// Facts that change only on hotplug, kept for a minute: the CPU's take a few hundred
+    /// sysfs and cpuinfo reads, the memory blocks one read each.
+    cpu: Recent<CpuDetails>,
+    online_memory: Recent<Option<u64>>,
+    pci: Recent<Vec<devices::PciDevice>>,
+    usb: Recent<Vec<devices::UsbDevice>>,
 }
+
+/// How long the slowly changing facts are kept; hotplugged devices show within this time.
+const INVENTORY_KEPT: Duration = Duration::from_secs(60);
 
 impl Inventory {
     pub fn new(host: HostConfig) -> Self {
@@ -123,6 +135,10 @@ impl Inventory {
                 ],
             ),
             host,
+            cpu: Recent::new(INVENTORY_KEPT),
+            online_memory: Recent::new(INVENTORY_KEPT),
+            pci: Recent::new(INVENTORY_KEPT),
+            usb: Recent::new(INVENTORY_KEPT),
         }
     }
 
@@ -137,23 +153,29 @@ impl Inventory {
         let (proc, sys) = (&self.host.proc, &self.host.sys);
         let mut info = HardwareInfo::default();
         if wanted(Section::Cpu) {
-            info.cpu = Some(cpu::details(proc, sys));
+            info.cpu = Some((*self.cpu.get_or_read(|| cpu::details(proc, sys))).clone());
         }
         if wanted(Section::Memory) {
             let meminfo: Meminfo = kernel::read_proc(proc, "meminfo")?;
             info.memory = Some(MemorySize {
                 total_bytes: meminfo.mem_total,
-                online_bytes: online_memory(sys),
+                online_bytes: *self.online_memory.get_or_read(|| online_memory(sys)),
             });
         }
         if wanted(Section::Block) {
             info.block_devices = Some(devices::block_devices(sys));
         }
         if wanted(Section::Pci) {
-            info.pci_devices = Some(devices::pci_devices(sys, &self.pci_ids));
+            let pci = self
+                .pci
+                .get_or_read(|| devices::pci_devices(sys, &self.pci_ids));
+            info.pci_devices = Some((*pci).clone());
         }
         if wanted(Section::Usb) {
-            info.usb_devices = Some(devices::usb_devices(sys, &self.usb_ids));
+            let usb = self
+                .usb
+                .get_or_read(|| devices::usb_devices(sys, &self.usb_ids));
+            info.usb_devices = Some((*usb).clone());
         }
         if wanted(Section::Sensors) {
             info.sensors = Some(sensors::temperatures(sys));

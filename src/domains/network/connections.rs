@@ -7,17 +7,16 @@
 //! `/proc/PID/fd` (root or CAP_SYS_PTRACE), those sockets show no process, and the answer
 //! says how many.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procfs::net::{TcpState, UdpState};
-use procfs::process::{FDTarget, Process};
+use procfs::process::FDTarget;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::socket_table::{self, Socket};
 use crate::config::HostConfig;
 use crate::domains::paging::PageRequest;
 use crate::domains::users::{UserNames, name_of};
@@ -155,24 +154,12 @@ fn endpoint(address: &str, port: u16) -> String {
 }
 
 impl Protocol {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
         }
     }
-}
-
-/// One row of a kernel socket table.
-struct Socket {
-    protocol: Protocol,
-    local: SocketAddr,
-    remote: SocketAddr,
-    state: &'static str,
-    receive_queue: u32,
-    send_queue: u32,
-    uid: u32,
-    inode: u64,
 }
 
 const STATES: &[&str] = &[
@@ -188,22 +175,6 @@ const STATES: &[&str] = &[
     "CLOSING",
     "UNCONN",
 ];
-
-fn tcp_state(state: &TcpState) -> &'static str {
-    match state {
-        TcpState::Established => "ESTAB",
-        TcpState::SynSent => "SYN-SENT",
-        TcpState::SynRecv | TcpState::NewSynRecv => "SYN-RECV",
-        TcpState::FinWait1 => "FIN-WAIT-1",
-        TcpState::FinWait2 => "FIN-WAIT-2",
-        TcpState::TimeWait => "TIME-WAIT",
-        TcpState::Close => "UNCONN",
-        TcpState::CloseWait => "CLOSE-WAIT",
-        TcpState::LastAck => "LAST-ACK",
-        TcpState::Listen => "LISTEN",
-        TcpState::Closing => "CLOSING",
-    }
-}
 
 /// A state as a caller wrote it, in `ss`'s spelling: `established`, `time_wait` and
 /// `TIME-WAIT` all name TIME-WAIT.
@@ -231,7 +202,24 @@ fn parse_state(text: &str) -> Result<&'static str, ToolError> {
 pub struct ConnectionCollector {
     proc: PathBuf,
     users: Arc<UserNames>,
-    owners: Mutex<Option<(Instant, Arc<OwnerMap>)>>,
+    owners: Mutex<Option<OwnerWalk>>,
+}
+
+/// The last walk of `/proc`: who held which socket, and which sockets nobody we may look into
+/// held. Remembering the second keeps a socket whose owner is unreadable (another user's, a
+/// process in another namespace) from forcing a fresh walk on every call.
+struct OwnerWalk {
+    at: Instant,
+    owners: Arc<OwnerMap>,
+    unowned: HashSet<u64>,
+}
+
+impl OwnerWalk {
+    fn knows(&self, socket: &Socket) -> bool {
+        socket.inode == 0
+            || self.owners.contains_key(&socket.inode)
+            || self.unowned.contains(&socket.inode)
+    }
 }
 
 /// Socket inode → the process holding it.
@@ -268,8 +256,7 @@ impl ConnectionCollector {
             MAX_LIMIT,
         )?;
         let listening_only = arguments.listening_only == Some(true);
-        let mut sockets: Vec<Socket> = self
-            .sockets(arguments.protocol)?
+        let mut sockets: Vec<Socket> = socket_table::read(&self.proc, arguments.protocol)?
             .into_iter()
             .filter(|socket| state.is_none_or(|state| socket.state == state))
             .filter(|socket| !listening_only || matches!(socket.state, "LISTEN" | "UNCONN"))
@@ -350,75 +337,26 @@ impl ConnectionCollector {
         })
     }
 
-    fn sockets(&self, protocol: Option<Protocol>) -> Result<Vec<Socket>, ToolError> {
-        let me = Process::new_with_root(self.proc.join("self")).map_err(|error| {
-            ToolError::unavailable(format!(
-                "cannot open {}/self: {error} (is host.proc right?)",
-                self.proc.display()
-            ))
-        })?;
-        let failed = |table: &str, error: procfs::ProcError| {
-            ToolError::unavailable(format!("cannot read /proc/net/{table}: {error}"))
-        };
-        let mut sockets = Vec::new();
-        if protocol != Some(Protocol::Udp) {
-            for (table, rows) in [("tcp", me.tcp()), ("tcp6", me.tcp6())] {
-                // A kernel without IPv6 has no tcp6 table; that is not an error.
-                let rows = match rows {
-                    Ok(rows) => rows,
-                    Err(_) if table == "tcp6" => Vec::new(),
-                    Err(error) => return Err(failed(table, error)),
-                };
-                sockets.extend(rows.into_iter().map(|row| Socket {
-                    protocol: Protocol::Tcp,
-                    local: row.local_address,
-                    remote: row.remote_address,
-                    state: tcp_state(&row.state),
-                    receive_queue: row.rx_queue,
-                    send_queue: row.tx_queue,
-                    uid: row.uid,
-                    inode: row.inode,
-                }));
-            }
-        }
-        if protocol != Some(Protocol::Tcp) {
-            for (table, rows) in [("udp", me.udp()), ("udp6", me.udp6())] {
-                let rows = match rows {
-                    Ok(rows) => rows,
-                    Err(_) if table == "udp6" => Vec::new(),
-                    Err(error) => return Err(failed(table, error)),
-                };
-                sockets.extend(rows.into_iter().map(|row| Socket {
-                    protocol: Protocol::Udp,
-                    local: row.local_address,
-                    remote: row.remote_address,
-                    state: match row.state {
-                        UdpState::Established => "ESTAB",
-                        UdpState::Close => "UNCONN",
-                    },
-                    receive_queue: row.rx_queue,
-                    send_queue: row.tx_queue,
-                    uid: row.uid,
-                    inode: row.inode,
-                }));
-            }
-        }
-        Ok(sockets)
-    }
-
-    /// The inode → owner map, walked again when stale or missing one of `sockets`.
+    /// The inode → owner map, walked again when stale or when one of `sockets` is new to it.
     fn owners(&self, sockets: &[Socket]) -> Arc<OwnerMap> {
         let mut cached = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, owners)) = cached.as_ref()
-            && at.elapsed() < OWNERS_FRESH
-            && sockets
-                .iter()
-                .all(|s| s.inode == 0 || owners.contains_key(&s.inode))
+        if let Some(walk) = cached.as_ref()
+            && walk.at.elapsed() < OWNERS_FRESH
+            && sockets.iter().all(|socket| walk.knows(socket))
         {
-            return Arc::clone(owners);
+            return Arc::clone(&walk.owners);
         }
         let owners = Arc::new(walk_owners(&self.proc));
-        *cached = Some((Instant::now(), Arc::clone(&owners)));
+        let unowned = sockets
+            .iter()
+            .map(|socket| socket.inode)
+            .filter(|inode| !owners.contains_key(inode))
+            .collect();
+        *cached = Some(OwnerWalk {
+            at: Instant::now(),
+            owners: Arc::clone(&owners),
+            unowned,
+        });
         owners
     }
 }

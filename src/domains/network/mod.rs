@@ -7,6 +7,7 @@
 pub mod connections;
 pub mod interfaces;
 pub mod routes;
+pub mod socket_table;
 
 use std::sync::Arc;
 

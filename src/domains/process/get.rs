@@ -235,9 +235,7 @@ impl ProcessInspector {
         };
         let process = Process::new_with_root(proc.join(pid.to_string())).map_err(|_| gone())?;
         let (stat, meter) = self.usage.one(pid)?.ok_or_else(gone)?;
-        let boot = kernel::boot_time(proc).ok_or_else(|| {
-            ToolError::unavailable(format!("cannot read btime from {}/stat", proc.display()))
-        })?;
+        let boot = self.usage.boot_time()?;
         let start_time = kernel::process_start_time(boot, stat.start_ticks);
         if let Some(expected) = &arguments.start_time
             && *expected != start_time

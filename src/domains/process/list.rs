@@ -318,7 +318,17 @@ impl ProcessLister {
             .map(|user| uid_of(&users, user))
             .transpose()?;
         let proc = self.usage.proc().to_path_buf();
-        let snapshot = self.usage.snapshot()?;
+        // A filter must see each process as it is now; a ranking may answer from the last
+        // interval, as top does (usage.rs says why).
+        let filtered = arguments.name.is_some()
+            || arguments.name_regex.is_some()
+            || arguments.user.is_some()
+            || arguments.state.is_some();
+        let snapshot = if filtered {
+            self.usage.snapshot()?
+        } else {
+            self.usage.ranking()?
+        };
         let meter = &snapshot.meter;
         let substring = arguments.name.as_ref().map(|name| name.to_lowercase());
 
@@ -375,7 +385,7 @@ impl ProcessLister {
         let total = candidates.len();
         let (rows, next_cursor) = page.take(candidates);
         let fields = arguments.fields.as_deref().unwrap_or(DEFAULT_FIELDS);
-        let context = RowContext::new(&proc)?;
+        let context = RowContext::new(&proc, self.usage.boot_time()?)?;
         let processes = rows
             .into_iter()
             .map(|candidate| context.row(candidate, fields, &users))
@@ -441,10 +451,10 @@ struct RowContext<'a> {
 }
 
 impl<'a> RowContext<'a> {
-    fn new(proc: &'a std::path::Path) -> Result<Self, ToolError> {
-        let boot = kernel::boot_time(proc).ok_or_else(|| {
-            ToolError::unavailable(format!("cannot read btime from {}/stat", proc.display()))
-        })?;
+    fn new(
+        proc: &'a std::path::Path,
+        boot: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, ToolError> {
         let meminfo: procfs::Meminfo = kernel::read_proc(proc, "meminfo")?;
         Ok(Self {
             proc,
@@ -458,10 +468,26 @@ impl<'a> RowContext<'a> {
         let has = |field: Field| fields.contains(&field);
         // `/proc/PID/stat`'s RSS is the kernel's per-CPU approximation (off by up to a few
         // hundred KiB); the rows shown get the exact figure and the effective uid from
-        // `status`, as `ps` does.
-        let exact = (has(Field::RssBytes) || has(Field::MemoryPercent) || has(Field::User))
-            .then(|| table::status(self.proc, candidate.stat.pid))
-            .flatten();
+        // `status`, as `ps` does, and the state, parent and threads as they are now (a
+        // ranking's table may be an interval old).
+        let exact = [
+            Field::RssBytes,
+            Field::MemoryPercent,
+            Field::User,
+            Field::State,
+            Field::Ppid,
+            Field::Threads,
+        ]
+        .into_iter()
+        .any(has)
+        .then(|| table::status(self.proc, candidate.stat.pid))
+        .flatten();
+        if let Some(status) = &exact {
+            let stat = &mut candidate.stat;
+            stat.state = status.state.unwrap_or(stat.state);
+            stat.ppid = status.ppid.unwrap_or(stat.ppid);
+            stat.threads = status.threads.unwrap_or(stat.threads);
+        }
         let rss = exact
             .as_ref()
             .and_then(|status| status.rss_bytes)

@@ -106,10 +106,8 @@ impl ProcessTreeBuilder {
         let root = arguments.pid.map_or(1, |pid| pid.get() as u32);
         let depth = arguments.depth.map_or(4, |depth| depth.get() as usize);
         let budget = arguments.max_nodes.map_or(300, |max| max.get() as usize);
-        let proc = self.usage.proc();
-        let processes = table::snapshot(proc).map_err(|error| {
-            ToolError::unavailable(format!("cannot list {}: {error}", proc.display()))
-        })?;
+        // Every process there is now; parents and names as of the last interval at most.
+        let processes = self.usage.ranking()?.processes;
         let by_pid: HashMap<u32, &ProcessStat> = processes.iter().map(|p| (p.pid, p)).collect();
         if !by_pid.contains_key(&root) {
             return Err(ToolError::not_found(format!(

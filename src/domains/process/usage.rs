@@ -1,16 +1,21 @@
 //! CPU % of processes, as `top` shows it: CPU time used over the last interval, per core (a
 //! process busy on two cores shows 200%).
 //!
-//! The background [`Sampler`] keeps a recent reading of the whole table; a question reads the
-//! table afresh (so a process started a moment ago is in the answer) and measures against
-//! that reading. The first question after a quiet spell has no earlier reading: it gets each
-//! process's average since it started, as `ps` shows it, and says so.
+//! The background [`Sampler`] keeps a recent reading of the whole table. A question that must
+//! see every process as it is now (a filter on name, user or state) reads the table afresh and
+//! measures against that reading. A ranking ("the top 20 by CPU") or a tree answers as `top` does, from
+//! the last interval: the sampler's latest table for the processes it saw, a fresh read for
+//! those started since, and none that have exited; the rows it shows are read afresh. On a
+//! thousand processes that is a list of `/proc` instead of a thousand reads of
+//! `/proc/PID/stat`. The first question after a quiet spell has no earlier reading: it gets
+//! each process's average since it started, as `ps` shows it, and says so.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -85,6 +90,8 @@ impl CpuMeter {
 pub struct ProcessUsage {
     proc: PathBuf,
     sampler: Sampler<Vec<ProcessStat>>,
+    /// Read once: the boot time does not change while the host runs.
+    boot: OnceLock<DateTime<Utc>>,
 }
 
 impl ProcessUsage {
@@ -96,11 +103,26 @@ impl ProcessUsage {
                 table::snapshot(&root)
                     .map_err(|error| format!("cannot list {}: {error}", root.display()))
             }),
+            boot: OnceLock::new(),
         })
     }
 
     pub fn proc(&self) -> &Path {
         &self.proc
+    }
+
+    /// When the host booted (`btime`), which process start times count from.
+    pub fn boot_time(&self) -> Result<DateTime<Utc>, ToolError> {
+        if let Some(boot) = self.boot.get() {
+            return Ok(*boot);
+        }
+        let boot = crate::domains::kernel::boot_time(&self.proc).ok_or_else(|| {
+            ToolError::unavailable(format!(
+                "cannot read btime from {}/stat",
+                self.proc.display()
+            ))
+        })?;
+        Ok(*self.boot.get_or_init(|| boot))
     }
 
     /// The process table now, with a meter for CPU %. Blocking: reads all of `/proc`.
@@ -122,10 +144,43 @@ impl ProcessUsage {
         Ok(Snapshot { processes, meter })
     }
 
+    /// The table as of the last interval when the sampler is warm (see the module comment),
+    /// else [`Self::snapshot`].
+    pub fn ranking(&self) -> Result<Snapshot, ToolError> {
+        let readings = self.readings()?;
+        let Some(previous) = readings.previous.clone() else {
+            return self.snapshot();
+        };
+        let latest = &readings.latest;
+        if latest.at.elapsed() > self.sampler.interval() + SHORTEST_WINDOW
+            || latest.at.saturating_duration_since(previous.at) < SHORTEST_WINDOW
+        {
+            return self.snapshot();
+        }
+        let known: HashMap<u32, &ProcessStat> =
+            latest.value.iter().map(|stat| (stat.pid, stat)).collect();
+        let directory = table::ProcDirectory::open(&self.proc).map_err(|error| {
+            ToolError::unavailable(format!("cannot open {}: {error}", self.proc.display()))
+        })?;
+        let mut buffer = Vec::with_capacity(512);
+        let processes = table::pids(&self.proc)
+            .map_err(|error| {
+                ToolError::unavailable(format!("cannot list {}: {error}", self.proc.display()))
+            })?
+            .into_iter()
+            .filter_map(|pid| match known.get(&pid) {
+                Some(stat) => Some((*stat).clone()),
+                None => directory.read_stat(pid, &mut buffer),
+            })
+            .collect();
+        let meter = self.meter(latest.at, Some(previous))?;
+        Ok(Snapshot { processes, meter })
+    }
+
     /// One process now (`None` when there is no such process), with a meter for its CPU %.
     pub fn one(&self, pid: u32) -> Result<Option<(ProcessStat, CpuMeter)>, ToolError> {
         let readings = self.readings()?;
-        let Some(process) = table::read_stat(&self.proc, pid, &mut String::new()) else {
+        let Some(process) = table::read_stat(&self.proc, pid, &mut Vec::new()) else {
             return Ok(None);
         };
         let meter = self.meter(Instant::now(), baseline(&readings))?;
