@@ -10,8 +10,12 @@ use systemmanager::domains;
 use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::Tier;
 
+/// Every tool there is: the default configuration plus a file root (without one the file
+/// tools are not registered).
 fn registry() -> systemmanager::tool::Registry {
-    domains::registry(&Config::default())
+    let mut config = Config::default();
+    config.files.roots = vec![systemmanager::config::AbsolutePath(std::env::temp_dir())];
+    domains::registry(&config)
 }
 
 #[test]

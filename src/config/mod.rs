@@ -33,6 +33,7 @@ pub struct Config {
     /// Custom roles, by name, beside the built-in `viewer`, `operator` and `admin`.
     pub roles: BTreeMap<String, RoleConfig>,
     pub process: ProcessConfig,
+    pub files: FilesConfig,
 }
 
 /// The roles every server has: name and tiers.
@@ -271,6 +272,101 @@ impl Default for ProcessConfig {
             .map(String::from)
             .to_vec(),
         }
+    }
+}
+
+/// `[files]`: the file tools. No roots: no file tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Directories the file tools may read, each read-only. Absolute paths.
+    pub roots: Vec<AbsolutePath>,
+    /// Globs of paths never read, even inside a root, matched against the path asked for and
+    /// the real path of what was opened (`*` stays within a path component, `**` crosses them).
+    pub deny: Vec<PathGlob>,
+    /// The most bytes one `files_read` or `files_tail` answer carries.
+    pub max_read_bytes: Bounded<1024, { 64 * 1024 * 1024 }>,
+    /// Files larger than this are not hashed by `files_stat`.
+    pub max_hash_bytes: Bounded<0, { 1 << 40 }>,
+    /// Files larger than this are skipped by a content search.
+    pub max_search_file_bytes: Bounded<1024, { 1 << 40 }>,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            deny: [
+                "/etc/shadow",
+                "/etc/shadow-",
+                "/etc/gshadow",
+                "/etc/gshadow-",
+                "**/.ssh/id_*",
+                "**/ssh_host_*_key",
+                "**/*.key",
+                "**/.env",
+                "**/.env.*",
+                "**/.netrc",
+                "**/.docker/config.json",
+                "/var/lib/systemmanager/**",
+            ]
+            .into_iter()
+            .map(|glob| PathGlob::new(glob.to_string()).expect("built-in globs are valid"))
+            .collect(),
+            max_read_bytes: Bounded::constant(256 * 1024),
+            max_hash_bytes: Bounded::constant(1 << 30),
+            max_search_file_bytes: Bounded::constant(16 * 1024 * 1024),
+        }
+    }
+}
+
+/// An absolute path from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AbsolutePath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for AbsolutePath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = PathBuf::deserialize(deserializer)?;
+        if !path.is_absolute() {
+            return Err(serde::de::Error::custom(format!(
+                "`{}` is not an absolute path",
+                path.display()
+            )));
+        }
+        Ok(Self(path))
+    }
+}
+
+/// A path glob, compiled once.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "String")]
+pub struct PathGlob {
+    pub text: String,
+    pub glob: globset::Glob,
+}
+
+impl PathGlob {
+    pub fn new(text: String) -> Result<Self, globset::Error> {
+        let glob = globset::GlobBuilder::new(&text)
+            .literal_separator(true)
+            .build()?;
+        Ok(Self { text, glob })
+    }
+}
+
+impl From<PathGlob> for String {
+    fn from(glob: PathGlob) -> String {
+        glob.text
+    }
+}
+
+impl<'de> Deserialize<'de> for PathGlob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PathGlob::new(text.clone()).map_err(|error| {
+            serde::de::Error::custom(format!("`{text}` is not a valid path glob: {error}"))
+        })
     }
 }
 

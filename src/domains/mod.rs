@@ -4,6 +4,7 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
+pub mod files;
 pub mod hardware;
 pub mod kernel;
 pub mod network;
@@ -29,5 +30,6 @@ pub fn registry(config: &Config) -> Registry {
     network::register(&mut registry, config, &users);
     hardware::register(&mut registry, config);
     process::register(&mut registry, config, &users);
+    files::register(&mut registry, config, &users);
     registry
 }

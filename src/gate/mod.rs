@@ -24,7 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
-use crate::tool::{Answer, Declaration, Prepared, Registry, Tier, ToolContext, ToolError};
+use crate::tool::{
+    Answer, Declaration, Prepared, Progress, Registry, Tier, ToolContext, ToolError,
+};
 
 pub use cap::json_len;
 pub use identity::{Caller, Identity, TransportKind};
@@ -100,6 +102,8 @@ pub struct Call {
     pub admission: Option<Admission>,
     /// The JSON-RPC request id, for the audit trail.
     pub request_id: Option<String>,
+    /// Where the tool's progress notifications go.
+    pub progress: Progress,
 }
 
 impl Call {
@@ -115,11 +119,17 @@ impl Call {
             cancel: CancellationToken::new(),
             admission: None,
             request_id: None,
+            progress: Progress::default(),
         }
     }
 
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
         self
     }
 
@@ -203,6 +213,7 @@ impl Gate {
             cancel,
             admission,
             request_id,
+            progress,
         } = call;
         let trail = Trail {
             audit: &self.audit,
@@ -295,7 +306,7 @@ impl Gate {
         }
 
         let (result, outcome) = self
-            .run(&name, declaration, prepared, &caller, cancel)
+            .run(&name, declaration, prepared, &caller, cancel, progress)
             .await;
         let recorded = trail.record(
             Decision::Allowed,
@@ -323,10 +334,12 @@ impl Gate {
         prepared: Prepared,
         caller: &Arc<Caller>,
         cancel: CancellationToken,
+        progress: Progress,
     ) -> (CallToolResult, Outcome) {
         let context = ToolContext {
             caller: Arc::clone(caller),
             cancel: cancel.child_token(),
+            progress,
         };
         let run = AssertUnwindSafe(prepared.run(context.clone())).catch_unwind();
         let timeout = self.limits.call_timeout;

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::gate::{Admission, Call, Caller, Gate};
+use crate::tool::Progress;
 
 /// An admission the HTTP transport obtained for a `tools/call` before it reached rmcp (so it
 /// could answer 429 itself); the gate uses it instead of admitting the call again.
@@ -149,9 +151,36 @@ impl ServerHandler for McpServer {
             .and_then(|parts| parts.extensions.get::<PreAdmitted>())
             .and_then(PreAdmitted::take);
         let call = Call::new(caller, request.name, request.arguments)
+            .with_progress(progress_to(&context))
             .cancelled_by(context.ct.clone())
             .admitted(admission)
             .with_request_id(request_id(&context.id));
         self.gate.call(call).await.map(CallToolResponse::from)
     }
+}
+
+/// Progress notifications for this request, when the client sent a progress token. The tool
+/// may report from a blocking thread, so each notification is sent from a spawned task.
+fn progress_to(context: &RequestContext<RoleServer>) -> Progress {
+    let (Some(token), Ok(runtime)) = (
+        context.meta.get_progress_token(),
+        tokio::runtime::Handle::try_current(),
+    ) else {
+        return Progress::default();
+    };
+    let peer = context.peer.clone();
+    Progress::new(move |progress, total, message| {
+        let mut notification = ProgressNotificationParam::new(token.clone(), progress);
+        if let Some(total) = total {
+            notification = notification.with_total(total);
+        }
+        if !message.is_empty() {
+            notification = notification.with_message(message);
+        }
+        let peer = peer.clone();
+        runtime.spawn(async move {
+            // A client that went away gets no progress; the call itself will notice.
+            let _ = peer.notify_progress(notification).await;
+        });
+    })
 }

@@ -174,6 +174,28 @@ pub struct ToolContext {
     /// Cancelled when the client cancels the request or the call times out; long work should
     /// stop when it fires.
     pub cancel: CancellationToken,
+    /// Tells the client how far long work has come (MCP progress notifications), when it
+    /// asked for them.
+    pub progress: Progress,
+}
+
+type ProgressSink = dyn Fn(f64, Option<f64>, String) + Send + Sync;
+
+/// Reports progress to the caller; does nothing when the caller gave no progress token.
+/// Callable from any thread, the blocking pool included.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<ProgressSink>>);
+
+impl Progress {
+    pub fn new(sink: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(sink)))
+    }
+
+    pub fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
+        if let Some(sink) = &self.0 {
+            sink(progress, total, message.into());
+        }
+    }
 }
 
 /// Arguments for a tool that takes none. Unknown arguments are still refused.

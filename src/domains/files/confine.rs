@@ -1,0 +1,347 @@
+//! Confinement: every path a caller names is opened beneath one of the configured roots, by
+//! the kernel, never by comparing strings.
+//!
+//! A root is opened once as a directory handle (`cap_std::fs::Dir`). A caller's absolute path
+//! picks its root by a component-wise prefix; the rest is opened relative to that handle with
+//! `openat2(RESOLVE_BENEATH)` (cap-std's own checked resolution on kernels without it), so
+//! `..`, absolute symlinks, symlinks that lead out, `/proc/self/root` tricks and a symlink
+//! swapped in mid-request all fail inside the kernel. What was opened is then checked against
+//! the deny list twice: as the caller named it, and by its real path from `/proc/self/fd`
+//! (a symlink inside a root to a denied file inside the root is still denied).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
+use globset::GlobSet;
+
+use crate::config::FilesConfig;
+use crate::tool::ToolError;
+
+/// The longest path accepted (the kernel's `PATH_MAX`).
+const MAX_PATH_BYTES: usize = 4096;
+
+/// One configured root, opened.
+pub struct Root {
+    /// As configured: what callers write.
+    pub path: PathBuf,
+    /// Where it really is (symlinks in the configured path resolved).
+    real: PathBuf,
+    dir: Dir,
+}
+
+/// The configured roots and the deny list.
+pub struct Roots {
+    roots: Vec<Root>,
+    deny: GlobSet,
+    deny_texts: Vec<String>,
+}
+
+/// A path resolved to a root and a path beneath it.
+pub struct Located<'a> {
+    pub root: &'a Root,
+    /// Relative to the root, `.` for the root itself.
+    pub relative: PathBuf,
+    /// The path as the caller should see it: the root's path joined with `relative`.
+    pub shown: PathBuf,
+}
+
+impl Roots {
+    /// Opens the configured roots; a root that cannot be opened is left out with a warning.
+    pub fn open(config: &FilesConfig) -> Self {
+        let roots = config
+            .roots
+            .iter()
+            .filter_map(|root| {
+                let path = root.0.clone();
+                let opened = Dir::open_ambient_dir(&path, ambient_authority())
+                    .and_then(|dir| Ok((std::fs::canonicalize(&path)?, dir)));
+                match opened {
+                    Ok((real, dir)) => Some(Root { path, real, dir }),
+                    Err(error) => {
+                        tracing::warn!(root = %path.display(), %error, "file root left out: cannot open it");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mut deny = globset::GlobSetBuilder::new();
+        for glob in &config.deny {
+            deny.add(glob.glob.clone());
+        }
+        Self {
+            roots,
+            deny: deny.build().unwrap_or_else(|_| GlobSet::empty()),
+            deny_texts: config.deny.iter().map(|glob| glob.text.clone()).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty()
+    }
+
+    pub fn paths(&self) -> Vec<&Path> {
+        self.roots.iter().map(|root| root.path.as_path()).collect()
+    }
+
+    fn listed(&self) -> String {
+        self.roots
+            .iter()
+            .map(|root| root.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Which root `requested` is in, and the path beneath it. Checks only the string: the
+    /// kernel decides at open time whether the path stays inside.
+    pub fn locate(&self, requested: &str) -> Result<Located<'_>, ToolError> {
+        if requested.as_bytes().contains(&0) {
+            return Err(ToolError::invalid_arguments(
+                "the path contains a NUL byte; no file name can",
+            ));
+        }
+        if requested.len() > MAX_PATH_BYTES {
+            return Err(ToolError::invalid_arguments(format!(
+                "the path is {} bytes; the longest path Linux opens is {MAX_PATH_BYTES}",
+                requested.len()
+            )));
+        }
+        let path = Path::new(requested);
+        if !path.is_absolute() {
+            return Err(ToolError::invalid_arguments(format!(
+                "`{requested}` is not absolute: give a full path inside a root ({})",
+                self.listed()
+            )));
+        }
+        let root = self
+            .roots
+            .iter()
+            .filter(|root| path.starts_with(&root.path))
+            // The innermost root when roots nest.
+            .max_by_key(|root| root.path.components().count())
+            .ok_or_else(|| {
+                ToolError::invalid_arguments(format!(
+                    "`{requested}` is outside the file roots ({}); only paths inside them are \
+                     readable",
+                    self.listed()
+                ))
+            })?;
+        let rest = path.strip_prefix(&root.path).unwrap_or(Path::new(""));
+        let relative = if rest.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            rest.to_path_buf()
+        };
+        Ok(Located {
+            root,
+            shown: root.path.join(rest),
+            relative,
+        })
+    }
+
+    /// The deny-list pattern `path` matches, if any.
+    pub fn denied_by(&self, path: &Path) -> Option<&str> {
+        self.deny
+            .matches(path)
+            .first()
+            .map(|index| self.deny_texts[*index].as_str())
+    }
+
+    fn refuse_denied(&self, shown: &Path, real: Option<&Path>) -> Result<(), ToolError> {
+        for path in std::iter::once(shown).chain(real) {
+            if let Some(pattern) = self.denied_by(path) {
+                return Err(ToolError::invalid_arguments(format!(
+                    "`{}` is on the deny list (`{pattern}`); it is never read",
+                    shown.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a regular file for reading. FIFOs, devices and sockets are refused before they
+    /// are opened for real (a FIFO would block, a device may act on open); the type is checked
+    /// again on the open handle, so a swap in between changes nothing.
+    pub fn open_file(&self, requested: &str) -> Result<(Located<'_>, File), ToolError> {
+        let located = self.locate(requested)?;
+        self.refuse_denied(&located.shown, None)?;
+        let metadata = located
+            .root
+            .dir
+            .metadata(&located.relative)
+            .map_err(|error| explain(&located.shown, error))?;
+        refuse_non_file(&located.shown, kind_of(&metadata))?;
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(libc_nonblock());
+        let file = located
+            .root
+            .dir
+            .open_with(&located.relative, &options)
+            .map_err(|error| explain(&located.shown, error))?;
+        let metadata = file
+            .metadata()
+            .map_err(|error| explain(&located.shown, error))?;
+        refuse_non_file(&located.shown, kind_of(&metadata))?;
+        let real = real_path(file.as_raw_fd());
+        self.check_real(&located, real.as_deref())?;
+        Ok((located, file))
+    }
+
+    /// Opens a directory for listing.
+    pub fn open_dir(&self, requested: &str) -> Result<(Located<'_>, Dir), ToolError> {
+        let located = self.locate(requested)?;
+        self.refuse_denied(&located.shown, None)?;
+        let dir = located
+            .root
+            .dir
+            .open_dir(&located.relative)
+            .map_err(|error| explain(&located.shown, error))?;
+        let real = real_path(dir.as_raw_fd());
+        self.check_real(&located, real.as_deref())?;
+        Ok((located, dir))
+    }
+
+    /// `lstat` of a path beneath its root (a final symlink is not followed), and its target.
+    pub fn symlink_metadata(
+        &self,
+        requested: &str,
+    ) -> Result<(Located<'_>, cap_std::fs::Metadata, Option<PathBuf>), ToolError> {
+        let located = self.locate(requested)?;
+        self.refuse_denied(&located.shown, None)?;
+        let metadata = located
+            .root
+            .dir
+            .symlink_metadata(&located.relative)
+            .map_err(|error| explain(&located.shown, error))?;
+        let target = metadata
+            .is_symlink()
+            .then(|| located.root.dir.read_link_contents(&located.relative).ok())
+            .flatten();
+        Ok((located, metadata, target))
+    }
+
+    /// The real path must be inside the root (it always is, by construction: this is the
+    /// belt to the kernel's braces) and not denied.
+    fn check_real(&self, located: &Located<'_>, real: Option<&Path>) -> Result<(), ToolError> {
+        if let Some(real) = real
+            && !real.starts_with(&located.root.real)
+        {
+            return Err(escapes(&located.shown));
+        }
+        // The real path in the root's own spelling, so deny globs written for the configured
+        // path match too.
+        let respelled = real.and_then(|real| {
+            real.strip_prefix(&located.root.real)
+                .ok()
+                .map(|rest| located.root.path.join(rest))
+        });
+        self.refuse_denied(&located.shown, real)?;
+        self.refuse_denied(&located.shown, respelled.as_deref())
+    }
+}
+
+fn libc_nonblock() -> i32 {
+    rustix::fs::OFlags::NONBLOCK.bits() as i32
+}
+
+/// The path `/proc/self/fd/N` names: where an open handle really is.
+fn real_path(fd: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+}
+
+/// The kind of a directory entry, as answers name it.
+pub fn kind_of(metadata: &cap_std::fs::Metadata) -> &'static str {
+    use cap_std::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_symlink() {
+        "symlink"
+    } else if kind.is_dir() {
+        "directory"
+    } else if kind.is_file() {
+        "file"
+    } else if kind.is_fifo() {
+        "fifo"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() {
+        "block_device"
+    } else if kind.is_char_device() {
+        "char_device"
+    } else {
+        "other"
+    }
+}
+
+fn refuse_non_file(shown: &Path, kind: &str) -> Result<(), ToolError> {
+    match kind {
+        "file" => Ok(()),
+        "directory" => Err(ToolError::invalid_arguments(format!(
+            "`{}` is a directory; files_list or files_tree show what is in it",
+            shown.display()
+        ))),
+        other => Err(ToolError::invalid_arguments(format!(
+            "`{}` is a {}, not a regular file; only regular files are read",
+            shown.display(),
+            other.replace('_', " ")
+        ))),
+    }
+}
+
+fn escapes(shown: &Path) -> ToolError {
+    ToolError::invalid_arguments(format!(
+        "`{}` leads outside its root (through `..` or a symlink); only what is inside a root \
+         is readable",
+        shown.display()
+    ))
+}
+
+/// A filesystem error as a sentence about the caller's path.
+pub fn explain(shown: &Path, error: io::Error) -> ToolError {
+    match error.raw_os_error() {
+        Some(code) if code == rustix::io::Errno::NOENT.raw_os_error() => {
+            ToolError::not_found(format!("`{}` does not exist", shown.display()))
+        }
+        Some(code) if code == rustix::io::Errno::NOTDIR.raw_os_error() => {
+            ToolError::not_found(format!(
+                "`{}`: a component of the path is not a directory",
+                shown.display()
+            ))
+        }
+        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
+            ToolError::invalid_arguments(format!(
+                "`{}` goes through a symlink loop (or too many symlinks)",
+                shown.display()
+            ))
+        }
+        Some(code) if code == rustix::io::Errno::XDEV.raw_os_error() => escapes(shown),
+        Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => {
+            ToolError::failed(format!(
+                "`{}`: permission denied to this server's user",
+                shown.display()
+            ))
+        }
+        Some(code) if code == rustix::io::Errno::NAMETOOLONG.raw_os_error() => {
+            ToolError::invalid_arguments(format!(
+                "`{}`: a name in the path is too long",
+                shown.display()
+            ))
+        }
+        // cap-std's own resolution reports an escape as a PermissionDenied error of its own.
+        None if error.kind() == io::ErrorKind::PermissionDenied => escapes(shown),
+        _ => ToolError::failed(format!("`{}`: {error}", shown.display())),
+    }
+}
+
+/// A path made of normal components only, for showing a relative path joined to a root.
+pub fn is_plain(path: &Path) -> bool {
+    path.components()
+        .all(|component| matches!(component, Component::Normal(_) | Component::CurDir))
+}
+
+/// A file name as UTF-8 for answers; invalid bytes are written `\xNN`.
+pub fn name_text(name: &std::ffi::OsStr) -> String {
+    super::text::escape_invalid(name.as_bytes())
+}

@@ -1,0 +1,67 @@
+//! The `files` domain: list, tree, search, read, tail and stat inside configured roots
+//! (`[files] roots`), each read-only, every open confined beneath its root by the kernel
+//! (`confine.rs`), with a deny list that holds even inside a root.
+//!
+//! No roots configured: no file tools are registered.
+
+pub mod confine;
+pub mod list;
+pub mod read;
+pub mod search;
+pub mod stat;
+pub mod tail;
+pub mod text;
+pub mod tree;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domains::users::UserNames;
+use crate::tool::Registry;
+
+pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+    let roots = Arc::new(confine::Roots::open(&config.files));
+    if roots.is_empty() {
+        if !config.files.roots.is_empty() {
+            tracing::warn!("no file root could be opened: the file tools are off");
+        }
+        return;
+    }
+    let files = &config.files;
+    registry.register(list::FilesListTool {
+        lister: Arc::new(list::DirectoryLister {
+            roots: Arc::clone(&roots),
+            users: Arc::clone(users),
+        }),
+    });
+    registry.register(tree::FilesTreeTool {
+        builder: Arc::new(tree::TreeBuilder {
+            roots: Arc::clone(&roots),
+        }),
+    });
+    registry.register(search::FilesSearchTool {
+        searcher: Arc::new(search::FileSearcher {
+            roots: Arc::clone(&roots),
+            max_file_bytes: files.max_search_file_bytes.get(),
+        }),
+    });
+    registry.register(read::FilesReadTool {
+        reader: Arc::new(read::FileReader {
+            roots: Arc::clone(&roots),
+            max_read_bytes: files.max_read_bytes.get(),
+        }),
+    });
+    registry.register(tail::FilesTailTool {
+        tailer: Arc::new(tail::FileTailer {
+            roots: Arc::clone(&roots),
+            max_read_bytes: files.max_read_bytes.get(),
+        }),
+    });
+    registry.register(stat::FilesStatTool {
+        inspector: Arc::new(stat::FileInspector {
+            roots,
+            users: Arc::clone(users),
+            max_hash_bytes: files.max_hash_bytes.get(),
+        }),
+    });
+}

@@ -1,0 +1,213 @@
+//! `files_tree`: a directory's tree, bounded in depth and entries. Subdirectories are opened
+//! through their parent's handle and symlinks are never followed, so the walk stays inside
+//! the root whatever is renamed or swapped while it runs.
+
+use std::collections::VecDeque;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::confine::{Roots, name_text};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+
+pub static FILES_TREE: Declaration = Declaration {
+    name: "files_tree",
+    title: "Directory tree",
+    description: "The tree under a directory inside the file roots, like `tree`: each node's \
+                  name, type, and size for files. depth (default 3, at most 10) and \
+                  max_entries (default 200, at most 5000) bound it; a directory whose entries \
+                  were cut says how many (`hidden_entries`). Symlinks are shown, not followed; \
+                  dot entries only with hidden: true.",
+    domain: Domain::Files,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: Some("ask for the tree of a subdirectory"),
+};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TreeArguments {
+    /// Absolute path of a directory inside a root.
+    pub path: String,
+    /// Levels below the directory (default 3, at most 10).
+    #[schemars(range(min = 1, max = 10))]
+    pub depth: Option<u32>,
+    /// Entries in the whole answer (default 200, at most 5000).
+    #[schemars(range(min = 1, max = 5000))]
+    pub max_entries: Option<u32>,
+    pub hidden: Option<bool>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TreeNode {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<TreeNode>,
+    /// Entries of this directory left out by the depth or entry bound.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hidden_entries: usize,
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileTree {
+    pub path: String,
+    pub root: TreeNode,
+    pub entries: usize,
+    /// True when depth or max_entries cut the tree.
+    pub cut: bool,
+}
+
+impl Render for FileTree {
+    fn render_text(&self) -> String {
+        fn walk(node: &TreeNode, indent: usize, lines: &mut Vec<String>) {
+            let mut line = format!("{}{}", "  ".repeat(indent), node.name);
+            if node.kind == "directory" {
+                line.push('/');
+            } else if node.kind == "symlink" {
+                line.push('@');
+            }
+            if node.hidden_entries > 0 {
+                line.push_str(&format!(" (+{} more)", node.hidden_entries));
+            }
+            lines.push(line);
+            for child in &node.children {
+                walk(child, indent + 1, lines);
+            }
+        }
+        let mut lines = Vec::new();
+        walk(&self.root, 0, &mut lines);
+        lines.join("\n")
+    }
+}
+
+pub struct TreeBuilder {
+    pub roots: Arc<Roots>,
+}
+
+/// A directory waiting to be read: its handle, depth, and where its node sits in the tree.
+struct Pending {
+    dir: cap_std::fs::Dir,
+    depth: u32,
+    path: Vec<usize>,
+}
+
+impl TreeBuilder {
+    /// Blocking: reads directories breadth-first, so a budget cut leaves the upper levels.
+    pub fn tree(&self, arguments: &TreeArguments) -> Result<FileTree, ToolError> {
+        let max_depth = arguments.depth.unwrap_or(3).clamp(1, 10);
+        let budget = arguments.max_entries.unwrap_or(200).clamp(1, 5000) as usize;
+        let hidden = arguments.hidden == Some(true);
+        let (located, dir) = self.roots.open_dir(&arguments.path)?;
+        let shown = located.shown.display().to_string();
+        let mut root = TreeNode {
+            name: shown.clone(),
+            kind: "directory",
+            size_bytes: None,
+            children: Vec::new(),
+            hidden_entries: 0,
+        };
+        let mut queue = VecDeque::from([Pending {
+            dir,
+            depth: 0,
+            path: Vec::new(),
+        }]);
+        let mut entries = 0;
+        let mut cut = false;
+        while let Some(pending) = queue.pop_front() {
+            let Ok(listing) = pending.dir.entries() else {
+                continue;
+            };
+            let mut children: Vec<(std::ffi::OsString, cap_std::fs::FileType, u64)> = listing
+                .filter_map(Result::ok)
+                .filter(|entry| hidden || !entry.file_name().as_bytes().starts_with(b"."))
+                .filter_map(|entry| {
+                    let kind = entry.file_type().ok()?;
+                    let size = if kind.is_file() {
+                        entry.metadata().map(|m| m.len()).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    Some((entry.file_name(), kind, size))
+                })
+                .collect();
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            let node = node_at(&mut root, &pending.path);
+            for (index, (name, kind, size)) in children.iter().enumerate() {
+                if entries >= budget || pending.depth >= max_depth {
+                    node.hidden_entries = children.len() - index;
+                    cut = true;
+                    break;
+                }
+                entries += 1;
+                let kind_name = if kind.is_symlink() {
+                    "symlink"
+                } else if kind.is_dir() {
+                    "directory"
+                } else if kind.is_file() {
+                    "file"
+                } else {
+                    "other"
+                };
+                node.children.push(TreeNode {
+                    name: name_text(name),
+                    kind: kind_name,
+                    size_bytes: kind.is_file().then_some(*size),
+                    children: Vec::new(),
+                    hidden_entries: 0,
+                });
+                if kind.is_dir()
+                    && let Ok(child) = pending.dir.open_dir(name)
+                {
+                    let mut path = pending.path.clone();
+                    path.push(node.children.len() - 1);
+                    queue.push_back(Pending {
+                        dir: child,
+                        depth: pending.depth + 1,
+                        path,
+                    });
+                }
+            }
+        }
+        Ok(FileTree {
+            path: shown,
+            root,
+            entries,
+            cut,
+        })
+    }
+}
+
+fn node_at<'a>(root: &'a mut TreeNode, path: &[usize]) -> &'a mut TreeNode {
+    path.iter()
+        .fold(root, |node, index| &mut node.children[*index])
+}
+
+pub struct FilesTreeTool {
+    pub builder: Arc<TreeBuilder>,
+}
+
+impl Tool for FilesTreeTool {
+    type Arguments = TreeArguments;
+    type Output = FileTree;
+
+    fn declaration(&self) -> &'static Declaration {
+        &FILES_TREE
+    }
+
+    async fn run(&self, arguments: TreeArguments, _: ToolContext) -> Result<FileTree, ToolError> {
+        let builder = Arc::clone(&self.builder);
+        blocking(move || builder.tree(&arguments)).await
+    }
+}
