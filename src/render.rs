@@ -22,6 +22,20 @@ pub fn bytes(value: u64) -> String {
     format!("{scaled:.decimals$} {}", UNITS[unit])
 }
 
+/// At most `chars` characters of `text`, with `…` marking a cut (on a character boundary).
+pub fn cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// For `#[serde(skip_serializing_if = "crate::render::is_zero")]`: counters that are zero
+/// are left out of an answer.
+pub fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 /// A duration in seconds as its two largest units: `3d 4h`, `5h 12m`, `42s`.
 pub fn duration(seconds: u64) -> String {
     let (days, hours, minutes, secs) = (

@@ -12,7 +12,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
@@ -81,10 +81,6 @@ impl Roots {
 
     pub fn is_empty(&self) -> bool {
         self.roots.is_empty()
-    }
-
-    pub fn paths(&self) -> Vec<&Path> {
-        self.roots.iter().map(|root| root.path.as_path()).collect()
     }
 
     fn listed(&self) -> String {
@@ -333,12 +329,6 @@ pub fn explain(shown: &Path, error: io::Error) -> ToolError {
         None if error.kind() == io::ErrorKind::PermissionDenied => escapes(shown),
         _ => ToolError::failed(format!("`{}`: {error}", shown.display())),
     }
-}
-
-/// A path made of normal components only, for showing a relative path joined to a root.
-pub fn is_plain(path: &Path) -> bool {
-    path.components()
-        .all(|component| matches!(component, Component::Normal(_) | Component::CurDir))
 }
 
 /// A file name as UTF-8 for answers; invalid bytes are written `\xNN`.

@@ -64,7 +64,7 @@ pub struct FileContent {
     pub bytes_returned: u64,
     pub content: String,
     /// Bytes that were not valid UTF-8, each shown as \xNN in `content`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub invalid_bytes: u64,
     /// Where to continue: the next line (when reading by lines) or byte.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,10 +73,6 @@ pub struct FileContent {
     pub next_offset: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 impl Render for FileContent {

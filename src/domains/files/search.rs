@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, name_text};
+use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
 pub static FILES_SEARCH: Declaration = Declaration {
@@ -85,22 +86,18 @@ pub struct SearchResults {
     pub path: String,
     pub results: Vec<SearchHit>,
     pub files_searched: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub binary_skipped: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub large_skipped: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub denied_skipped: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub unreadable: u64,
     /// True when max_results or timeout_seconds stopped the search early.
     pub stopped_early: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 impl Render for SearchResults {
@@ -312,7 +309,7 @@ impl FileSearcher {
                     .extend(hits.into_iter().map(|(line, text)| SearchHit {
                         path: shown_text.clone(),
                         line: Some(line),
-                        text: Some(cut(&text)),
+                        text: Some(render::cut(&text, SNIPPET_CHARS)),
                     }));
                 if answer.files_searched.is_multiple_of(PROGRESS_FILES)
                     || last_report.elapsed() >= PROGRESS_EVERY
@@ -349,13 +346,6 @@ fn has_nul_prefix(file: &std::fs::File) -> bool {
     file.read_at(&mut buffer, 0)
         .map(|read| buffer[..read].contains(&0))
         .unwrap_or(false)
-}
-
-fn cut(text: &str) -> String {
-    match text.char_indices().nth(SNIPPET_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
 }
 
 /// A directory's .gitignore, read through its handle.

@@ -59,17 +59,13 @@ pub struct FileTail {
     pub lines_returned: u64,
     pub content: String,
     /// Bytes that were not valid UTF-8, each shown as \xNN.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub invalid_bytes: u64,
     /// With follow_seconds: what was appended while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub appended: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 impl Render for FileTail {

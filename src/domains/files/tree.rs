@@ -52,12 +52,8 @@ pub struct TreeNode {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<TreeNode>,
     /// Entries of this directory left out by the depth or entry bound.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub hidden_entries: usize,
-}
-
-fn is_zero(value: &usize) -> bool {
-    *value == 0
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

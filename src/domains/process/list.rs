@@ -499,7 +499,7 @@ impl<'a> RowContext<'a> {
             let kernel_thread = candidate.stat.kernel_thread();
             let name = candidate.stat.name.clone();
             match candidate.command(self.proc) {
-                Some(args) => Some(cut(&args.join(" "), COMMAND_CHARS)),
+                Some(args) => Some(render::cut(&args.join(" "), COMMAND_CHARS)),
                 None if kernel_thread => Some(format!("[{name}]")),
                 None => None,
             }
@@ -531,14 +531,6 @@ impl<'a> RowContext<'a> {
     }
 }
 
-/// At most `chars` characters, with `…` marking a cut.
-fn cut(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
-}
-
 pub struct ProcessListTool {
     pub lister: Arc<ProcessLister>,
 }
@@ -567,7 +559,7 @@ mod tests {
 
     #[test]
     fn commands_are_cut_on_character_boundaries() {
-        assert_eq!(cut("short", 10), "short");
-        assert_eq!(cut("ééééé", 3), "ééé…");
+        assert_eq!(render::cut("short", 10), "short");
+        assert_eq!(render::cut("ééééé", 3), "ééé…");
     }
 }

@@ -58,12 +58,8 @@ pub struct TreeNode {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<TreeNode>,
     /// Descendants not shown under this node.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
     pub hidden: usize,
-}
-
-fn is_zero(count: &usize) -> bool {
-    *count == 0
 }
 
 impl Render for ProcessTree {
