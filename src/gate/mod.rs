@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
 use crate::tool::{
-    Answer, Declaration, Prepared, Progress, Registry, Tier, ToolContext, ToolError,
+    Answer, ClientRoots, Declaration, Prepared, Progress, Registry, Tier, ToolContext, ToolError,
 };
 
 pub use cap::json_len;
@@ -70,6 +70,8 @@ pub enum Outcome {
     ShuttingDown,
     /// A change about to be made (the audit record written before it).
     Started,
+    /// The audit record could not be written, so the call was refused or its answer withheld.
+    AuditUnavailable,
 }
 
 impl fmt::Display for Outcome {
@@ -87,6 +89,7 @@ impl fmt::Display for Outcome {
             Outcome::RateLimited => "rate_limited",
             Outcome::ShuttingDown => "shutting_down",
             Outcome::Started => "started",
+            Outcome::AuditUnavailable => "audit_unavailable",
         })
     }
 }
@@ -104,6 +107,8 @@ pub struct Call {
     pub request_id: Option<String>,
     /// Where the tool's progress notifications go.
     pub progress: Progress,
+    /// The client's MCP Roots, narrowing the file roots.
+    pub client_roots: ClientRoots,
 }
 
 impl Call {
@@ -120,7 +125,13 @@ impl Call {
             admission: None,
             request_id: None,
             progress: Progress::default(),
+            client_roots: ClientRoots::default(),
         }
+    }
+
+    pub fn within_client_roots(mut self, client_roots: ClientRoots) -> Self {
+        self.client_roots = client_roots;
+        self
     }
 
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
@@ -206,6 +217,15 @@ impl Gate {
     /// goes wrong inside a known tool is an `isError` result whose text says what to do next.
     /// Every decision is logged and audited.
     pub async fn call(&self, call: Call) -> Result<CallToolResult, ErrorData> {
+        self.call_with_outcome(call).await.map(|(result, _)| result)
+    }
+
+    /// [`Gate::call`], also saying how the call ended, for callers that answer in other terms
+    /// than a tool result (a `resources/read` maps a missing file to "resource not found").
+    pub async fn call_with_outcome(
+        &self,
+        call: Call,
+    ) -> Result<(CallToolResult, Outcome), ErrorData> {
         let Call {
             caller,
             tool: name,
@@ -214,6 +234,7 @@ impl Gate {
             admission,
             request_id,
             progress,
+            client_roots,
         } = call;
         let trail = Trail {
             audit: &self.audit,
@@ -237,18 +258,18 @@ impl Gate {
         };
         if self.draining.load(Ordering::Acquire) {
             let text = "the server is shutting down and takes no new calls; retry once it is back";
-            return Ok(trail.refuse(Decision::Refused, Outcome::ShuttingDown, None, text.into()));
+            return Ok((
+                trail.refuse(Decision::Refused, Outcome::ShuttingDown, None, text.into()),
+                Outcome::ShuttingDown,
+            ));
         }
         // Every attempt counts against the caller's budget, allowed or not.
         let _admission = match admission.map_or_else(|| self.throttle.admit(&caller), Ok) {
             Ok(admission) => admission,
             Err(throttled) => {
-                return Ok(trail.refuse(
-                    Decision::RateLimited,
-                    Outcome::RateLimited,
-                    None,
-                    throttled.to_string(),
-                ));
+                let text = throttled.to_string();
+                let result = trail.refuse(Decision::RateLimited, Outcome::RateLimited, None, text);
+                return Ok((result, Outcome::RateLimited));
             }
         };
 
@@ -260,7 +281,8 @@ impl Gate {
                 .authorize(&caller.role, declaration, declaration.tier, None)
         {
             let tier = Some(declaration.tier);
-            return Ok(trail.refuse(Decision::Denied, Outcome::Denied, tier, denial.to_string()));
+            let result = trail.refuse(Decision::Denied, Outcome::Denied, tier, denial.to_string());
+            return Ok((result, Outcome::Denied));
         }
         let prepared = match tool.prepare(arguments.unwrap_or_default()) {
             Ok(prepared) => prepared,
@@ -275,7 +297,7 @@ impl Gate {
                     result_len(&result),
                     first_text(&result),
                 );
-                return Ok(result);
+                return Ok((result, outcome));
             }
         };
         let tier = match prepared.escalation.clone() {
@@ -284,12 +306,9 @@ impl Gate {
                     self.policy
                         .authorize(&caller.role, declaration, tier, Some(reason))
                 {
-                    return Ok(trail.refuse(
-                        Decision::Denied,
-                        Outcome::Denied,
-                        Some(tier),
-                        denial.to_string(),
-                    ));
+                    let text = denial.to_string();
+                    let result = trail.refuse(Decision::Denied, Outcome::Denied, Some(tier), text);
+                    return Ok((result, Outcome::Denied));
                 }
                 tier
             }
@@ -302,11 +321,23 @@ impl Gate {
                 .is_err()
             && self.audit.fails_closed()
         {
-            return Ok(CallToolResult::error(vec![Content::text(AUDIT_REFUSAL)]));
+            let result = CallToolResult::error(vec![Content::text(AUDIT_REFUSAL)]);
+            return Ok((result, Outcome::AuditUnavailable));
         }
 
         let (result, outcome) = self
-            .run(&name, declaration, prepared, &caller, cancel, progress)
+            .run(
+                &name,
+                declaration,
+                prepared,
+                &cancel,
+                ToolContext {
+                    caller: Arc::clone(&caller),
+                    cancel: cancel.child_token(),
+                    progress,
+                    client_roots,
+                },
+            )
             .await;
         let recorded = trail.record(
             Decision::Allowed,
@@ -321,9 +352,10 @@ impl Gate {
         );
         // Nothing read leaves without its record; a change already made is reported anyway.
         if recorded.is_err() && self.audit.fails_closed() && tier == Tier::Read {
-            return Ok(CallToolResult::error(vec![Content::text(AUDIT_WITHHELD)]));
+            let result = CallToolResult::error(vec![Content::text(AUDIT_WITHHELD)]);
+            return Ok((result, Outcome::AuditUnavailable));
         }
-        Ok(result)
+        Ok((result, outcome))
     }
 
     /// Runs a prepared call under the timeout, cancellation, panic catching and the output cap.
@@ -332,15 +364,9 @@ impl Gate {
         name: &str,
         declaration: &Declaration,
         prepared: Prepared,
-        caller: &Arc<Caller>,
-        cancel: CancellationToken,
-        progress: Progress,
+        cancel: &CancellationToken,
+        context: ToolContext,
     ) -> (CallToolResult, Outcome) {
-        let context = ToolContext {
-            caller: Arc::clone(caller),
-            cancel: cancel.child_token(),
-            progress,
-        };
         let run = AssertUnwindSafe(prepared.run(context.clone())).catch_unwind();
         let timeout = self.limits.call_timeout;
         let finished = self

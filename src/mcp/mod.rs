@@ -4,18 +4,25 @@
 //! tokens or tools' insides: every `tools/call` goes to the [`Gate`] with the caller the
 //! transport resolved.
 
+pub mod codes;
+mod resources;
+mod roots;
+
 use std::sync::Arc;
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::gate::{Admission, Call, Caller, Gate};
-use crate::tool::Progress;
+use crate::tool::{ClientRoots, Domain, Progress};
+
+use roots::{Narrowing, SessionRoots};
 
 /// An admission the HTTP transport obtained for a `tools/call` before it reached rmcp (so it
 /// could answer 429 itself); the gate uses it instead of admitting the call again.
@@ -48,6 +55,8 @@ pub struct McpServer {
     /// The caller for transports without per-request identity (stdio). HTTP requests carry
     /// theirs in the request extensions instead.
     session_caller: Option<Arc<Caller>>,
+    /// The client's MCP Roots, for a legacy session.
+    session_roots: SessionRoots,
 }
 
 impl McpServer {
@@ -56,6 +65,7 @@ impl McpServer {
         Self {
             gate,
             session_caller: None,
+            session_roots: SessionRoots::default(),
         }
     }
 
@@ -64,6 +74,7 @@ impl McpServer {
         Self {
             gate,
             session_caller: Some(Arc::new(caller)),
+            session_roots: SessionRoots::default(),
         }
     }
 
@@ -79,6 +90,37 @@ impl McpServer {
             .ok_or_else(|| {
                 ErrorData::internal_error("the transport did not identify the caller", None)
             })
+    }
+
+    /// Whether `tool` reads files, and so is narrowed by the client's roots. Other tools never
+    /// cost the client a `roots/list`.
+    fn touches_files(&self, tool: &str) -> bool {
+        self.gate
+            .registry()
+            .get(tool)
+            .is_some_and(|tool| tool.declaration().domain == Domain::Files)
+    }
+
+    /// The gate call for a request, with its progress, cancellation, admission and id.
+    fn call_for(
+        &self,
+        caller: Arc<Caller>,
+        tool: impl Into<String>,
+        arguments: Option<rmcp::model::JsonObject>,
+        client_roots: ClientRoots,
+        context: &RequestContext<RoleServer>,
+    ) -> Call {
+        let admission = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<PreAdmitted>())
+            .and_then(PreAdmitted::take);
+        Call::new(caller, tool, arguments)
+            .with_progress(progress_to(context))
+            .cancelled_by(context.ct.clone())
+            .admitted(admission)
+            .with_request_id(request_id(&context.id))
+            .within_client_roots(client_roots)
     }
 }
 
@@ -97,7 +139,15 @@ fn server_implementation() -> Implementation {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if resources::offered(&self.gate) {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(server_implementation())
             .with_instructions(INSTRUCTIONS)
     }
@@ -145,17 +195,92 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context)?;
-        let admission = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<PreAdmitted>())
-            .and_then(PreAdmitted::take);
-        let call = Call::new(caller, request.name, request.arguments)
-            .with_progress(progress_to(&context))
-            .cancelled_by(context.ct.clone())
-            .admitted(admission)
-            .with_request_id(request_id(&context.id));
+        let client_roots = if self.touches_files(&request.name) {
+            match self
+                .session_roots
+                .narrowing(request.input_responses.as_ref(), &context)
+                .await
+            {
+                Narrowing::Ready(client_roots) => client_roots,
+                Narrowing::Ask(input_required) => return Ok(input_required.into()),
+            }
+        } else {
+            ClientRoots::Unrestricted
+        };
+        let call = self.call_for(
+            caller,
+            request.name,
+            request.arguments,
+            client_roots,
+            &context,
+        );
         self.gate.call(call).await.map(CallToolResponse::from)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if !resources::offered(&self.gate) {
+            return Err(ErrorData::method_not_found::<
+                ListResourceTemplatesRequestMethod,
+            >());
+        }
+        // The template is listed only to callers who may read files.
+        let caller = self.caller(&context)?;
+        Ok(
+            ListResourceTemplatesResult::with_all_items(resources::templates_for(
+                &self.gate,
+                &caller.role,
+            ))
+            .with_ttl_ms(LISTING_TTL_MS)
+            .with_cache_scope(CacheScope::Private),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if !resources::offered(&self.gate) {
+            return Err(ErrorData::method_not_found::<ListResourcesRequestMethod>());
+        }
+        // Files are reached through the template; none is listed one by one.
+        Ok(ListResourcesResult::with_all_items(Vec::new())
+            .with_ttl_ms(LISTING_TTL_MS)
+            .with_cache_scope(CacheScope::Public))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let arguments = resources::read_arguments(&self.gate, &request.uri)?;
+        let client_roots = match self
+            .session_roots
+            .narrowing(request.input_responses.as_ref(), &context)
+            .await
+        {
+            Narrowing::Ready(client_roots) => client_roots,
+            Narrowing::Ask(input_required) => return Ok(input_required.into()),
+        };
+        let call = self.call_for(
+            caller,
+            resources::READ_TOOL,
+            Some(arguments),
+            client_roots,
+            &context,
+        );
+        let answer = self.gate.call_with_outcome(call).await?;
+        resources::contents(&request.uri, answer).map(ReadResourceResponse::from)
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        self.session_roots.forget().await;
     }
 }
 

@@ -177,6 +177,22 @@ pub struct ToolContext {
     /// Tells the client how far long work has come (MCP progress notifications), when it
     /// asked for them.
     pub progress: Progress,
+    /// The directories the client exposes (MCP Roots), which narrow the file roots.
+    pub client_roots: ClientRoots,
+}
+
+/// What the client said it exposes through MCP Roots. Roots only ever narrow what the server's
+/// own configuration allows; they never widen it.
+#[derive(Debug, Clone, Default)]
+pub enum ClientRoots {
+    /// The client has no roots capability: the server's configuration alone decides.
+    #[default]
+    Unrestricted,
+    /// Only paths inside one of these directories (possibly none).
+    Within(Arc<[std::path::PathBuf]>),
+    /// The client has roots but they could not be read: nothing is visible (fail closed), and
+    /// this says why.
+    Unavailable(String),
 }
 
 type ProgressSink = dyn Fn(f64, Option<f64>, String) + Send + Sync;

@@ -265,3 +265,26 @@ async def test_file_tools_over_http(binary, tree):
         assert server.stop() == 0
     assert read["content"] == "start\nERROR disk full\nok\n"
     assert [hit["line"] for hit in search["results"]] == [2]
+
+
+async def test_big_reads_are_held_to_the_output_cap(binary, tmp_path):
+    """A file's text appears twice in an answer and JSON escaping can grow it: reads are held so
+    the answer fits limits.max_output_bytes (64 KiB by default) and say where to go on."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "plain.log").write_text("".join(f"line {n:06}\n" for n in range(40_000)))
+    (root / "tabs.log").write_bytes(b"\t\x01\"\\\n" * 60_000)
+    config = make_config(f'[files]\nroots = ["{root}"]\n')
+    async with stdio_session(binary, "--config", str(config)) as session:
+        plain = await call(session, "files_read", {"path": f"{root}/plain.log"})
+        escaped = await call(session, "files_read", {"path": f"{root}/tabs.log", "offset": 0, "max_bytes": 200_000})
+        tail = await call(session, "files_tail", {"path": f"{root}/plain.log", "lines": 10_000})
+        by_lines = await call(session, "files_read", {"path": f"{root}/plain.log", "start_line": 5, "lines": 9_000})
+    held = "so the answer fits limits.max_output_bytes (65536); continue from where it ends"
+    data = (root / "plain.log").read_bytes()
+    assert plain["content"] == data[: plain["bytes_returned"]].decode() and plain["next_line"] > 1
+    assert any(held in note for note in plain["notes"])
+    assert 0 < escaped["bytes_returned"] < 32_768 and escaped["next_offset"] == escaped["bytes_returned"]
+    assert any(held in note for note in escaped["notes"])
+    assert tail["content"] == data[tail["offset"]:].decode() and 0 < tail["lines_returned"] < 10_000
+    assert by_lines["content"].startswith("line 000004\n") and by_lines["next_line"] == 5 + by_lines["content"].count("\n")

@@ -19,7 +19,7 @@ use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use globset::GlobSet;
 
 use crate::config::FilesConfig;
-use crate::tool::ToolError;
+use crate::tool::{ClientRoots, ToolError};
 
 /// The longest path accepted (the kernel's `PATH_MAX`).
 const MAX_PATH_BYTES: usize = 4096;
@@ -91,9 +91,10 @@ impl Roots {
             .join(", ")
     }
 
-    /// Which root `requested` is in, and the path beneath it. Checks only the string: the
-    /// kernel decides at open time whether the path stays inside.
-    pub fn locate(&self, requested: &str) -> Result<Located<'_>, ToolError> {
+    /// Which root `requested` is in, and the path beneath it, when the client's roots allow it.
+    /// Checks only the string: the kernel decides at open time whether the path stays inside,
+    /// and the opened handle's real path is checked against the client's roots again.
+    pub fn locate(&self, requested: &str, scope: &ClientRoots) -> Result<Located<'_>, ToolError> {
         if requested.as_bytes().contains(&0) {
             return Err(ToolError::invalid_arguments(
                 "the path contains a NUL byte; no file name can",
@@ -131,11 +132,18 @@ impl Roots {
         } else {
             rest.to_path_buf()
         };
-        Ok(Located {
+        let located = Located {
             root,
-            shown: root.path.join(rest),
+            // Joining an empty rest would add a trailing slash.
+            shown: if rest.as_os_str().is_empty() {
+                root.path.clone()
+            } else {
+                root.path.join(rest)
+            },
             relative,
-        })
+        };
+        within_client_roots(&located.shown, scope)?;
+        Ok(located)
     }
 
     /// The deny-list pattern `path` matches, if any.
@@ -161,8 +169,12 @@ impl Roots {
     /// Opens a regular file for reading. FIFOs, devices and sockets are refused before they
     /// are opened for real (a FIFO would block, a device may act on open); the type is checked
     /// again on the open handle, so a swap in between changes nothing.
-    pub fn open_file(&self, requested: &str) -> Result<(Located<'_>, File), ToolError> {
-        let located = self.locate(requested)?;
+    pub fn open_file(
+        &self,
+        requested: &str,
+        scope: &ClientRoots,
+    ) -> Result<(Located<'_>, File), ToolError> {
+        let located = self.locate(requested, scope)?;
         self.refuse_denied(&located.shown, None)?;
         let metadata = located
             .root
@@ -182,13 +194,17 @@ impl Roots {
             .map_err(|error| explain(&located.shown, error))?;
         refuse_non_file(&located.shown, kind_of(&metadata))?;
         let real = real_path(file.as_raw_fd());
-        self.check_real(&located, real.as_deref())?;
+        self.check_real(&located, real.as_deref(), scope)?;
         Ok((located, file))
     }
 
     /// Opens a directory for listing.
-    pub fn open_dir(&self, requested: &str) -> Result<(Located<'_>, Dir), ToolError> {
-        let located = self.locate(requested)?;
+    pub fn open_dir(
+        &self,
+        requested: &str,
+        scope: &ClientRoots,
+    ) -> Result<(Located<'_>, Dir), ToolError> {
+        let located = self.locate(requested, scope)?;
         self.refuse_denied(&located.shown, None)?;
         let dir = located
             .root
@@ -196,17 +212,36 @@ impl Roots {
             .open_dir(&located.relative)
             .map_err(|error| explain(&located.shown, error))?;
         let real = real_path(dir.as_raw_fd());
-        self.check_real(&located, real.as_deref())?;
+        self.check_real(&located, real.as_deref(), scope)?;
         Ok((located, dir))
     }
 
     /// `lstat` of a path beneath its root (a final symlink is not followed), and its target.
+    /// Under client roots, the directory holding it must really be inside them (a symlinked
+    /// parent could lead elsewhere in the root).
     pub fn symlink_metadata(
         &self,
         requested: &str,
+        scope: &ClientRoots,
     ) -> Result<(Located<'_>, cap_std::fs::Metadata, Option<PathBuf>), ToolError> {
-        let located = self.locate(requested)?;
+        let located = self.locate(requested, scope)?;
         self.refuse_denied(&located.shown, None)?;
+        if let ClientRoots::Within(_) = scope
+            && let Some(parent) = located.relative.parent()
+        {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            let dir = located
+                .root
+                .dir
+                .open_dir(parent)
+                .map_err(|error| explain(&located.shown, error))?;
+            let real = real_path(dir.as_raw_fd());
+            self.check_real_scope(&located, real.as_deref(), scope)?;
+        }
         let metadata = located
             .root
             .dir
@@ -221,22 +256,94 @@ impl Roots {
 
     /// The real path must be inside the root (it always is, by construction: this is the
     /// belt to the kernel's braces) and not denied.
-    fn check_real(&self, located: &Located<'_>, real: Option<&Path>) -> Result<(), ToolError> {
+    fn check_real(
+        &self,
+        located: &Located<'_>,
+        real: Option<&Path>,
+        scope: &ClientRoots,
+    ) -> Result<(), ToolError> {
+        let respelled = self.check_real_scope(located, real, scope)?;
+        self.refuse_denied(&located.shown, real)?;
+        self.refuse_denied(&located.shown, respelled.as_deref())
+    }
+
+    /// The real path must be inside the root and, under client roots, inside one of them (in
+    /// either spelling). Returns the real path in the root's own spelling, so deny globs
+    /// written for the configured path match too.
+    fn check_real_scope(
+        &self,
+        located: &Located<'_>,
+        real: Option<&Path>,
+        scope: &ClientRoots,
+    ) -> Result<Option<PathBuf>, ToolError> {
         if let Some(real) = real
             && !real.starts_with(&located.root.real)
         {
             return Err(escapes(&located.shown));
         }
-        // The real path in the root's own spelling, so deny globs written for the configured
-        // path match too.
         let respelled = real.and_then(|real| {
             real.strip_prefix(&located.root.real)
                 .ok()
                 .map(|rest| located.root.path.join(rest))
         });
-        self.refuse_denied(&located.shown, real)?;
-        self.refuse_denied(&located.shown, respelled.as_deref())
+        if let ClientRoots::Within(client_roots) = scope {
+            let inside = |path: &Path| client_roots.iter().any(|root| path.starts_with(root));
+            // No real path (no /proc) leaves the lexical check made by `locate`.
+            if real.is_some()
+                && !real.is_some_and(inside)
+                && !respelled.as_deref().is_some_and(inside)
+            {
+                return Err(outside_client_roots(&located.shown, client_roots));
+            }
+        }
+        Ok(respelled)
     }
+}
+
+/// The lexical half of the client-roots check: `shown` must lie inside one of them, named
+/// without `..` (which the kernel would resolve past a client root that is not a file root).
+fn within_client_roots(shown: &Path, scope: &ClientRoots) -> Result<(), ToolError> {
+    match scope {
+        ClientRoots::Unrestricted => Ok(()),
+        ClientRoots::Unavailable(reason) => Err(ToolError::unavailable(format!(
+            "the client declared MCP Roots but they could not be read ({reason}); no file is \
+             visible until they can"
+        ))),
+        ClientRoots::Within(client_roots) => {
+            if shown
+                .components()
+                .any(|component| component == std::path::Component::ParentDir)
+            {
+                return Err(ToolError::invalid_arguments(format!(
+                    "`{}` goes through `..`; with the client's roots in force, name the path \
+                     without it",
+                    shown.display()
+                )));
+            }
+            if client_roots.iter().any(|root| shown.starts_with(root)) {
+                Ok(())
+            } else {
+                Err(outside_client_roots(shown, client_roots))
+            }
+        }
+    }
+}
+
+fn outside_client_roots(shown: &Path, client_roots: &[PathBuf]) -> ToolError {
+    let listed = if client_roots.is_empty() {
+        "the client exposes none".to_string()
+    } else {
+        client_roots
+            .iter()
+            .map(|root| root.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    ToolError::invalid_arguments(format!(
+        "`{}` is outside the client's roots ({listed}); the client narrowed what this server \
+         may show",
+        shown.display()
+    ))
 }
 
 fn libc_nonblock() -> i32 {

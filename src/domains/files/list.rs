@@ -14,7 +14,9 @@ use super::stat::time_of;
 use crate::domains::paging::PageRequest;
 use crate::domains::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{
+    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 pub static FILES_LIST: Declaration = Declaration {
     name: "files_list",
@@ -144,14 +146,18 @@ pub struct DirectoryLister {
 
 impl DirectoryLister {
     /// Blocking: reads the directory.
-    pub fn list(&self, arguments: &ListArguments) -> Result<Listing, ToolError> {
+    pub fn list(
+        &self,
+        arguments: &ListArguments,
+        scope: &ClientRoots,
+    ) -> Result<Listing, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
             arguments.cursor.as_deref(),
             DEFAULT_LIMIT,
             MAX_LIMIT,
         )?;
-        let (located, dir) = self.roots.open_dir(&arguments.path)?;
+        let (located, dir) = self.roots.open_dir(&arguments.path, scope)?;
         let shown = located.shown.display().to_string();
         let hidden = arguments.hidden == Some(true);
         let mut names: Vec<std::ffi::OsString> = dir
@@ -214,8 +220,12 @@ impl Tool for FilesListTool {
         &FILES_LIST
     }
 
-    async fn run(&self, arguments: ListArguments, _: ToolContext) -> Result<Listing, ToolError> {
+    async fn run(
+        &self,
+        arguments: ListArguments,
+        context: ToolContext,
+    ) -> Result<Listing, ToolError> {
         let lister = Arc::clone(&self.lister);
-        blocking(move || lister.list(&arguments)).await
+        blocking(move || lister.list(&arguments, &context.client_roots)).await
     }
 }

@@ -5,6 +5,7 @@
 //! No roots configured: no file tools are registered.
 
 pub mod confine;
+pub mod fit;
 pub mod list;
 pub mod read;
 pub mod search;
@@ -49,12 +50,14 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
         reader: Arc::new(read::FileReader {
             roots: Arc::clone(&roots),
             max_read_bytes: files.max_read_bytes.get(),
+            max_output_bytes: config.limits.max_output_bytes.get(),
         }),
     });
     registry.register(tail::FilesTailTool {
         tailer: Arc::new(tail::FileTailer {
             roots: Arc::clone(&roots),
             max_read_bytes: files.max_read_bytes.get(),
+            max_output_bytes: config.limits.max_output_bytes.get(),
         }),
     });
     registry.register(stat::FilesStatTool {

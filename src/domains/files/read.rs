@@ -7,8 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::confine::Roots;
-use super::text;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use super::{fit, text};
+use crate::tool::{
+    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 pub static FILES_READ: Declaration = Declaration {
     name: "files_read",
@@ -97,11 +99,17 @@ impl Render for FileContent {
 pub struct FileReader {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
+    /// The gate's output cap, which the answer must fit (see `fit.rs`).
+    pub max_output_bytes: u64,
 }
 
 impl FileReader {
     /// Blocking: reads the file.
-    pub fn read(&self, arguments: &ReadArguments) -> Result<FileContent, ToolError> {
+    pub fn read(
+        &self,
+        arguments: &ReadArguments,
+        scope: &ClientRoots,
+    ) -> Result<FileContent, ToolError> {
         if arguments.start_line.is_some() && arguments.offset.is_some() {
             return Err(ToolError::invalid_arguments(
                 "give start_line or offset, not both",
@@ -114,7 +122,27 @@ impl FileReader {
         }
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
-        let (located, file) = self.roots.open_file(&arguments.path)?;
+        let (mut content, budget) =
+            fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
+                self.read_at_most(arguments, scope, budget, notes.clone())
+            })?;
+        if budget < max_bytes && (content.next_line.is_some() || content.next_offset.is_some()) {
+            content
+                .notes
+                .push(fit::held_note(budget, self.max_output_bytes));
+        }
+        Ok(content)
+    }
+
+    /// One read of at most `max_bytes`.
+    fn read_at_most(
+        &self,
+        arguments: &ReadArguments,
+        scope: &ClientRoots,
+        max_bytes: u64,
+        mut notes: Vec<String>,
+    ) -> Result<FileContent, ToolError> {
+        let (located, file) = self.roots.open_file(&arguments.path, scope)?;
         let shown = located.shown.display().to_string();
         let size = file
             .metadata()
@@ -284,9 +312,9 @@ impl Tool for FilesReadTool {
     async fn run(
         &self,
         arguments: ReadArguments,
-        _: ToolContext,
+        context: ToolContext,
     ) -> Result<FileContent, ToolError> {
         let reader = Arc::clone(&self.reader);
-        blocking(move || reader.read(&arguments)).await
+        blocking(move || reader.read(&arguments, &context.client_roots)).await
     }
 }

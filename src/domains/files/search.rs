@@ -188,7 +188,9 @@ impl FileSearcher {
         let hidden = arguments.hidden == Some(true);
         let gitignore = arguments.gitignore == Some(true);
 
-        let (located, dir) = self.roots.open_dir(&arguments.path)?;
+        let (located, dir) = self
+            .roots
+            .open_dir(&arguments.path, &context.client_roots)?;
         let mut answer = SearchResults {
             path: located.shown.display().to_string(),
             ..SearchResults::default()

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use super::confine::{Roots, kind_of};
 use crate::domains::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{
+    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 pub static FILES_STAT: Declaration = Declaration {
     name: "files_stat",
@@ -102,9 +104,13 @@ pub fn time_of(seconds: i64, nanoseconds: i64) -> Option<DateTime<Utc>> {
 
 impl FileInspector {
     /// Blocking: a stat, and a full read when hashing.
-    pub fn stat(&self, arguments: &StatArguments) -> Result<FileStat, ToolError> {
+    pub fn stat(
+        &self,
+        arguments: &StatArguments,
+        scope: &ClientRoots,
+    ) -> Result<FileStat, ToolError> {
         use cap_std::fs::MetadataExt;
-        let (located, metadata, target) = self.roots.symlink_metadata(&arguments.path)?;
+        let (located, metadata, target) = self.roots.symlink_metadata(&arguments.path, scope)?;
         let shown = located.shown.display().to_string();
         let kind = kind_of(&metadata);
         let mut notes = Vec::new();
@@ -113,7 +119,7 @@ impl FileInspector {
                 notes.push(format!("a {kind} has no content to hash"));
                 None
             } else {
-                let (_, file) = self.roots.open_file(&arguments.path)?;
+                let (_, file) = self.roots.open_file(&arguments.path, scope)?;
                 let size = file
                     .metadata()
                     .map_err(|error| ToolError::failed(format!("`{shown}`: {error}")))?
@@ -180,8 +186,12 @@ impl Tool for FilesStatTool {
         &FILES_STAT
     }
 
-    async fn run(&self, arguments: StatArguments, _: ToolContext) -> Result<FileStat, ToolError> {
+    async fn run(
+        &self,
+        arguments: StatArguments,
+        context: ToolContext,
+    ) -> Result<FileStat, ToolError> {
         let inspector = Arc::clone(&self.inspector);
-        blocking(move || inspector.stat(&arguments)).await
+        blocking(move || inspector.stat(&arguments, &context.client_roots)).await
     }
 }

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::Roots;
 use super::read::{binary, bounded_bytes};
-use super::text;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use super::{fit, text};
+use crate::tool::{
+    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 pub static FILES_TAIL: Declaration = Declaration {
     name: "files_tail",
@@ -85,6 +87,8 @@ impl Render for FileTail {
 pub struct FileTailer {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
+    /// The gate's output cap, which the answer must fit (see `fit.rs`).
+    pub max_output_bytes: u64,
 }
 
 /// An open file being tailed, handed from the first read to the follow loop.
@@ -97,7 +101,11 @@ struct Opened {
 
 impl FileTailer {
     /// Blocking: the backwards read.
-    fn tail(&self, arguments: &TailArguments) -> Result<(FileTail, Opened), ToolError> {
+    fn tail(
+        &self,
+        arguments: &TailArguments,
+        scope: &ClientRoots,
+    ) -> Result<(FileTail, Opened), ToolError> {
         let wanted = arguments.lines.unwrap_or(DEFAULT_LINES);
         if !(1..=MAX_LINES).contains(&wanted) {
             return Err(ToolError::invalid_arguments(format!(
@@ -106,7 +114,33 @@ impl FileTailer {
         }
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
-        let (located, file) = self.roots.open_file(&arguments.path)?;
+        let mut opened = None;
+        let (mut tail, budget) = fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
+            let (tail, file) =
+                self.tail_at_most(arguments, scope, wanted, budget, notes.clone())?;
+            opened = Some(file);
+            Ok(tail)
+        })?;
+        let mut opened = opened.ok_or_else(|| ToolError::failed("the tail was never read"))?;
+        if budget < max_bytes && tail.offset > 0 && tail.lines_returned < wanted {
+            tail.notes
+                .push(fit::held_note(budget, self.max_output_bytes));
+        }
+        // What a follow appends shares the answer with what was read.
+        opened.max_bytes = budget.saturating_sub(tail.content.len() as u64);
+        Ok((tail, opened))
+    }
+
+    /// One backwards read of at most `max_bytes`.
+    fn tail_at_most(
+        &self,
+        arguments: &TailArguments,
+        scope: &ClientRoots,
+        wanted: u64,
+        max_bytes: u64,
+        mut notes: Vec<String>,
+    ) -> Result<(FileTail, Opened), ToolError> {
+        let (located, file) = self.roots.open_file(&arguments.path, scope)?;
         let shown = located.shown.display().to_string();
         let mut file = file.into_std();
         let failed = |error: std::io::Error| ToolError::failed(format!("`{shown}`: {error}"));
@@ -254,7 +288,8 @@ impl Tool for FilesTailTool {
             )));
         }
         let tailer = Arc::clone(&self.tailer);
-        let (mut tail, opened) = blocking(move || tailer.tail(&arguments)).await?;
+        let scope = context.client_roots.clone();
+        let (mut tail, opened) = blocking(move || tailer.tail(&arguments, &scope)).await?;
         if follow_seconds > 0 {
             let mut notes = Vec::new();
             let appended = follow(opened, follow_seconds, &context, &mut notes).await?;

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, name_text};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{
+    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+};
 
 pub static FILES_TREE: Declaration = Declaration {
     name: "files_tree",
@@ -101,11 +103,15 @@ struct Pending {
 
 impl TreeBuilder {
     /// Blocking: reads directories breadth-first, so a budget cut leaves the upper levels.
-    pub fn tree(&self, arguments: &TreeArguments) -> Result<FileTree, ToolError> {
+    pub fn tree(
+        &self,
+        arguments: &TreeArguments,
+        scope: &ClientRoots,
+    ) -> Result<FileTree, ToolError> {
         let max_depth = arguments.depth.unwrap_or(3).clamp(1, 10);
         let budget = arguments.max_entries.unwrap_or(200).clamp(1, 5000) as usize;
         let hidden = arguments.hidden == Some(true);
-        let (located, dir) = self.roots.open_dir(&arguments.path)?;
+        let (located, dir) = self.roots.open_dir(&arguments.path, scope)?;
         let shown = located.shown.display().to_string();
         let mut root = TreeNode {
             name: shown.clone(),
@@ -202,8 +208,12 @@ impl Tool for FilesTreeTool {
         &FILES_TREE
     }
 
-    async fn run(&self, arguments: TreeArguments, _: ToolContext) -> Result<FileTree, ToolError> {
+    async fn run(
+        &self,
+        arguments: TreeArguments,
+        context: ToolContext,
+    ) -> Result<FileTree, ToolError> {
         let builder = Arc::clone(&self.builder);
-        blocking(move || builder.tree(&arguments)).await
+        blocking(move || builder.tree(&arguments, &context.client_roots)).await
     }
 }

@@ -6,11 +6,7 @@ use axum::response::Response;
 use rmcp::ErrorData;
 use rmcp::model::{ErrorCode, NumberOrString, ServerJsonRpcMessage};
 
-/// Error codes of our own, outside the JSON-RPC reserved range as the MCP specification asks,
-/// named after the HTTP status they accompany.
-pub const UNAUTHORIZED: i32 = -31401;
-pub const FORBIDDEN: i32 = -31403;
-pub const RATE_LIMITED: i32 = -31429;
+pub use crate::mcp::codes::{FORBIDDEN, RATE_LIMITED, UNAUTHORIZED};
 
 /// A response with `status` and a JSON-RPC error body.
 pub fn jsonrpc_error(

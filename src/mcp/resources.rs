@@ -1,0 +1,141 @@
+//! Files as MCP resources: the `file:///{+path}` template, read through `files_read`.
+//!
+//! A `resources/read` is a `files_read` call made through the gate, so it is confined,
+//! deny-listed, narrowed by the client's roots, authorized, rate-limited and audited exactly as
+//! the tool is; only the answer is shaped differently. Offered only when file roots are
+//! configured, and listed only to callers whose role may call `files_read`.
+
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolResult, ErrorCode, JsonObject, ReadResourceResult, ResourceContents, ResourceTemplate,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::codes::{FORBIDDEN, RATE_LIMITED};
+use super::roots::file_uri_path;
+use crate::gate::{Gate, Outcome, Role};
+use crate::tool::ToolErrorKind;
+
+/// The tool a resource read is.
+pub const READ_TOOL: &str = "files_read";
+
+const TEMPLATE: &str = "file:///{+path}";
+
+/// As much as the server's `files.max_read_bytes` allows: `files_read` bounds it and says so.
+const AS_MUCH_AS_ALLOWED: u64 = u64::MAX;
+
+/// Whether this server offers file resources at all (file roots are configured).
+pub fn offered(gate: &Gate) -> bool {
+    gate.registry().get(READ_TOOL).is_some()
+}
+
+/// The templates `role` may use.
+pub fn templates_for(gate: &Gate, role: &Role) -> Vec<ResourceTemplate> {
+    let Some(tool) = gate.registry().get(READ_TOOL) else {
+        return Vec::new();
+    };
+    if !gate.policy().lists(role, tool.declaration()) {
+        return Vec::new();
+    }
+    vec![
+        ResourceTemplate::new(TEMPLATE, "file")
+            .with_title("A file inside the file roots")
+            .with_description(
+                "The text of a file inside this server's file roots (files.roots), under the \
+                 same rules as files_read: the deny list, the client's roots, at most \
+                 files.max_read_bytes. Larger files are cut; files_read pages through them.",
+            )
+            .with_mime_type("text/plain"),
+    ]
+}
+
+/// The `files_read` arguments for a resource URI.
+pub fn read_arguments(gate: &Gate, uri: &str) -> Result<JsonObject, ErrorData> {
+    if !offered(gate) {
+        return Err(ErrorData::resource_not_found(
+            "this server has no file roots (files.roots), so it offers no resources",
+            Some(json!({ "uri": uri })),
+        ));
+    }
+    let path = file_uri_path(uri).ok_or_else(|| {
+        ErrorData::invalid_params(
+            format!(
+                "`{uri}` is not a file:// URI of this host; resources here are \
+                 file:///ABSOLUTE/PATH inside the file roots"
+            ),
+            Some(json!({ "uri": uri })),
+        )
+    })?;
+    let path = path.to_str().ok_or_else(|| {
+        ErrorData::invalid_params(
+            format!("`{uri}` names a path that is not UTF-8; files_list shows such names escaped"),
+            Some(json!({ "uri": uri })),
+        )
+    })?;
+    let mut arguments = JsonObject::new();
+    arguments.insert("path".into(), json!(path));
+    // By bytes, so a cut answer says the byte to go on from.
+    arguments.insert("offset".into(), json!(0));
+    arguments.insert("max_bytes".into(), json!(AS_MUCH_AS_ALLOWED));
+    Ok(arguments)
+}
+
+/// The fields of a `files_read` answer a resource needs.
+#[derive(Deserialize)]
+struct Read {
+    content: String,
+    size_bytes: u64,
+    bytes_returned: u64,
+    next_offset: Option<u64>,
+}
+
+/// The resource for a finished `files_read` call, or the protocol error its failure means.
+pub fn contents(
+    uri: &str,
+    (result, outcome): (CallToolResult, Outcome),
+) -> Result<ReadResourceResult, ErrorData> {
+    let message = || {
+        result
+            .content
+            .iter()
+            .find_map(|block| block.as_text().map(|text| text.text.clone()))
+            .unwrap_or_else(|| format!("{READ_TOOL} failed"))
+    };
+    let data = Some(json!({ "uri": uri }));
+    match outcome {
+        Outcome::Ok | Outcome::Truncated => {}
+        Outcome::ToolError(ToolErrorKind::NotFound) => {
+            return Err(ErrorData::resource_not_found(message(), data));
+        }
+        Outcome::ToolError(ToolErrorKind::InvalidArguments) => {
+            return Err(ErrorData::invalid_params(message(), data));
+        }
+        Outcome::Denied => return Err(ErrorData::new(ErrorCode(FORBIDDEN), message(), data)),
+        Outcome::RateLimited => {
+            return Err(ErrorData::new(ErrorCode(RATE_LIMITED), message(), data));
+        }
+        _ => return Err(ErrorData::internal_error(message(), data)),
+    }
+    let read: Read = result
+        .structured_content
+        .and_then(|value| serde_json::from_value(value).ok())
+        .ok_or_else(|| ErrorData::internal_error(format!("{READ_TOOL} gave no content"), None))?;
+    let mut contents = ResourceContents::text(read.content, uri);
+    if let Some(next_offset) = read.next_offset {
+        // A client that reads resources whole should know this is not the whole file.
+        let mut meta = rmcp::model::MetaObject::new();
+        meta.insert(
+            "truncated".into(),
+            json!({
+                "bytes_returned": read.bytes_returned,
+                "size_bytes": read.size_bytes,
+                "hint": format!(
+                    "this is the start of the file; {READ_TOOL} with offset {next_offset} reads on"
+                ),
+            }),
+        );
+        contents = contents.with_meta(meta);
+    }
+    Ok(ReadResourceResult::new(vec![contents]))
+}
