@@ -4,7 +4,7 @@
 //!
 //! Run through the bench script, or directly:
 //! `cargo bench --bench stdio -- [--command "PROGRAM ARGS"] [--tool NAME] [--arguments JSON]
-//! [--starts N] [--each-read-tool] [--sampler-seconds N]`. The defaults measure
+//! [--starts N] [--calls N] [--each-read-tool] [--sampler-seconds N]`. The defaults measure
 //! `target/release/systemmanager serve` and its `system_overview`; `--each-read-tool` measures
 //! every read tool in turn (each warm: the samplers run from the first call); the options let
 //! the same driver measure a peer server side by side. `--sampler-seconds N` then leaves the
@@ -16,7 +16,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WARM_UP: usize = 50;
+/// Calls measured per tool unless `--calls N` says otherwise (slow tools, such as a content
+/// search over 100 MB, take fewer); a tenth as many warm up first.
 const CALLS: usize = 500;
 
 /// Every read tool with the arguments a first question would carry.
@@ -133,7 +134,7 @@ fn millis(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
-fn latency(server: &mut Server, name: &str, message: &str) {
+fn latency(server: &mut Server, name: &str, message: &str, calls: usize) {
     // A label that tells two calls of one tool apart by their arguments.
     let label = match message.split_once(r#""arguments":"#) {
         Some((_, arguments)) if !arguments.starts_with("{}") => {
@@ -145,20 +146,20 @@ fn latency(server: &mut Server, name: &str, message: &str) {
         _ => name.to_string(),
     };
     let name = label.as_str();
-    for _ in 0..WARM_UP {
+    for _ in 0..calls.div_ceil(10) {
         server.request(message);
     }
-    let mut samples = Vec::with_capacity(CALLS);
+    let mut samples = Vec::with_capacity(calls);
     let mut bytes = 0;
-    for _ in 0..CALLS {
+    for _ in 0..calls {
         let started = Instant::now();
         bytes = server.request(message).len();
         samples.push(started.elapsed());
     }
     samples.sort();
-    let mean = samples.iter().sum::<Duration>() / CALLS as u32;
+    let mean = samples.iter().sum::<Duration>() / calls as u32;
     println!(
-        "stdio {name:<28} p50 {:>7}  p99 {:>7}  mean {:>7}  max {:>7}  ({CALLS} calls, {bytes} bytes/answer)",
+        "stdio {name:<28} p50 {:>7}  p99 {:>7}  mean {:>7}  max {:>7}  ({calls} calls, {bytes} bytes/answer)",
         micros(percentile(&samples, 0.50)),
         micros(percentile(&samples, 0.99)),
         micros(mean),
@@ -173,6 +174,7 @@ struct Options {
     starts: usize,
     each_read_tool: bool,
     sampler_seconds: u64,
+    calls: usize,
 }
 
 fn options() -> Options {
@@ -183,6 +185,7 @@ fn options() -> Options {
         starts: 50,
         each_read_tool: false,
         sampler_seconds: 0,
+        calls: CALLS,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -198,6 +201,7 @@ fn options() -> Options {
             "--arguments" => options.arguments = value(),
             "--starts" => options.starts = value().parse().expect("--starts N"),
             "--each-read-tool" => options.each_read_tool = true,
+            "--calls" => options.calls = value().parse().expect("--calls N"),
             "--sampler-seconds" => {
                 options.sampler_seconds = value().parse().expect("--sampler-seconds N")
             }
@@ -217,6 +221,7 @@ fn main() {
         starts: start_count,
         each_read_tool,
         sampler_seconds,
+        calls: call_count,
     } = options();
     println!("command: {}", command.join(" "));
     let processes = std::fs::read_dir("/proc")
@@ -275,17 +280,18 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(2200));
     for (tool, arguments) in &calls {
-        latency(&mut server, tool, &call(tool, arguments));
+        latency(&mut server, tool, &call(tool, arguments), call_count);
     }
     latency(
         &mut server,
         "tools/list",
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        CALLS,
     );
     let (rss, peak) = server.memory_kib();
     println!(
         "stdio RSS after {} calls: {:.1} MiB (peak {:.1} MiB)",
-        (calls.len() + 1) * (WARM_UP + CALLS),
+        calls.len() * (call_count + call_count.div_ceil(10)) + CALLS + CALLS / 10,
         rss as f64 / 1024.0,
         peak as f64 / 1024.0
     );

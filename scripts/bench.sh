@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Measures SystemManager and prints the figures docs/benchmarks.md records.
 #
-#   ./scripts/bench.sh            # about two minutes
+#   ./scripts/bench.sh            # about six minutes
 #   PEER=1 ./scripts/bench.sh     # also the closest peer, through the same stdio driver
 #
 # The gate: what authentication, authorization, admission and the audit record cost per call
 # (benches/gate.rs). stdio: start-up to the `initialize` answer, idle RSS, system_overview and
 # tools/list latency, every read tool's latency and answer size, the samplers' CPU, and
-# process_list with 1,000 extra processes (benches/stdio.rs). HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# process_list with 1,000 extra processes (benches/stdio.rs). Files: files_search over 100 MB
+# beside ripgrep's own binary, files_tail on 1 GiB, a files_list page of 100,000 entries. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core.
 set -euo pipefail
@@ -63,6 +64,40 @@ cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $ST
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
     --tool process_list --arguments '{"limit": 500}' --starts 0
 kill "${SLEEPERS[@]}" 2>/dev/null; wait "${SLEEPERS[@]}" 2>/dev/null || true
+
+echo
+echo "== files: content search over 10,000 files / 100 MB beside rg, files_tail on 1 GiB, a"
+echo "   files_list page of a directory of 100,000 entries (scripts/bench/make_files.py)"
+command -v rg >/dev/null || { apt-get update -qq && apt-get install -y -qq ripgrep >/dev/null; }
+FILES=$STATE/files
+python3 scripts/bench/make_files.py "$FILES"
+sed "s|^\[security\]|[files]\nroots = [\"$FILES\"]\n[security]|" "$STATE/config.toml" >"$STATE/files.toml"
+NEEDLE='ERROR upstream timeout'
+median_ms() { # the median wall time of five runs of a command, after one to warm the cache
+    local runs=()
+    for _ in 1 2 3 4 5 6; do
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null
+        end=$(date +%s%N)
+        runs+=($(((end - start) / 1000)))
+    done
+    printf '%s\n' "${runs[@]:1}" | sort -n | sed -n 3p | awk '{printf "%.1f ms", $1 / 1000}'
+}
+echo "rg (ripgrep $(rg --version | head -n 1 | cut -d' ' -f2)), $(nproc) threads: $(median_ms rg -c "$NEEDLE" "$FILES/tree")" \
+    " matching files: $(rg -l "$NEEDLE" "$FILES/tree" | wc -l)"
+echo "rg -j1 (one thread, as files_search walks): $(median_ms rg -j1 -c "$NEEDLE" "$FILES/tree")"
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/files.toml" --starts 0 \
+    --calls 20 --tool files_search --arguments "{\"path\":\"$FILES/tree\",\"content\":\"$NEEDLE\",\"max_results\":1000}" |
+    grep files_search
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/files.toml" --starts 0 \
+    --tool files_tail --arguments "{\"path\":\"$FILES/big.log\",\"lines\":50}" | grep files_tail
+for sort in name none; do
+    cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/files.toml" --starts 0 \
+        --calls 50 --tool files_list --arguments "{\"path\":\"$FILES/wide\",\"limit\":100,\"sort\":\"$sort\"}" |
+        grep -E 'files_list|RSS after'
+done
+rm -rf "$FILES"
 
 echo
 echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
