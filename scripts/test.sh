@@ -6,7 +6,8 @@
 # On a fresh Debian machine (root, package registries reachable) it installs what is missing:
 # Debian packages, a Python venv with the official MCP client (tests/contract/requirements.txt),
 # and the Node clients pinned in tests/npm (the MCP Inspector CLI and the official conformance
-# suite, with the Node 22 it needs). Then it lints, builds once (the dev profile), runs the Rust
+# suite, with the Node 22 it needs), and a running Docker Engine with a test image
+# (scripts/testbed/docker.sh). Then it lints, builds once (the dev profile), runs the Rust
 # tests and the contract tests, and ends with each runner's summary line.
 #
 # Under CI=true nothing is skipped: a missing component is a failure.
@@ -65,6 +66,13 @@ if [ ! -x "$NPM_CLIENTS/node_modules/.bin/mcp-inspector" ] ||
     (cd "$NPM_CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     cp "$NPM_CLIENTS/package-lock.json" "$NPM_CLIENTS/node_modules/.installed-lock.json"
 fi
+
+# The Docker Engine the Docker tests talk to: docker.io, a running dockerd, a busybox image.
+step "Docker Engine for the Docker tests (scripts/testbed/docker.sh)"
+[ "$(id -u)" = 0 ] || fail "the Docker tests need root to install and start dockerd"
+SM_DOCKER_IMAGE=$("$ROOT/scripts/testbed/docker.sh")
+export SM_DOCKER_IMAGE
+echo "dockerd $(docker version --format '{{.Server.Version}}' 2>/dev/null), image $SM_DOCKER_IMAGE"
 
 # --- lint, build, test ---------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ pub struct Config {
     pub roles: BTreeMap<String, RoleConfig>,
     pub process: ProcessConfig,
     pub files: FilesConfig,
+    pub docker: DockerConfig,
 }
 
 /// The roles every server has: name and tiers.
@@ -242,6 +243,48 @@ impl<'de> Deserialize<'de> for ToolPattern {
             serde::de::Error::custom(format!("`{text}` is not a valid tool-name glob: {error}"))
         })?;
         Ok(Self { text, glob })
+    }
+}
+
+/// `[docker]`: the Docker tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerConfig {
+    /// Offer the Docker tools. On by default: a host without Docker gets a clear error from
+    /// them, and a daemon started later is found without restarting the server.
+    pub enabled: bool,
+    /// Where the Engine API is: `unix:///var/run/docker.sock` or `tcp://HOST:PORT` (a socket
+    /// proxy, for example). Unset: `DOCKER_HOST`, else the default socket.
+    pub host: Option<DockerHost>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: None,
+        }
+    }
+}
+
+/// A Docker Engine address bollard can reach: `unix://` or `tcp://` / `http://`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DockerHost(pub String);
+
+impl<'de> Deserialize<'de> for DockerHost {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let host = String::deserialize(deserializer)?;
+        if ["unix:///", "tcp://", "http://"]
+            .iter()
+            .any(|scheme| host.starts_with(scheme))
+        {
+            Ok(Self(host))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "`{host}` is not a Docker address: give unix:///PATH or tcp://HOST:PORT"
+            )))
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
+pub mod docker;
 pub mod files;
 pub mod hardware;
 pub mod kernel;
@@ -31,5 +32,6 @@ pub fn registry(config: &Config) -> Registry {
     hardware::register(&mut registry, config);
     process::register(&mut registry, config, &users);
     files::register(&mut registry, config, &users);
+    docker::register(&mut registry, config);
     registry
 }

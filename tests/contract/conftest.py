@@ -297,8 +297,8 @@ def start_time_of(pid: int) -> str:
 
 
 
-# The read-tier tools, in `tools/list` order: what a viewer sees, and all a read-only server has.
-READ_TOOLS = [
+# The tools in `tools/list` order (registration order: domain by domain).
+HOST_READ_TOOLS = [
     "system_overview",
     "cpu_usage",
     "memory_usage",
@@ -312,8 +312,26 @@ READ_TOOLS = [
     "process_get",
     "process_tree",
 ]
+DOCKER_READ_TOOLS = [
+    "docker_info",
+    "docker_container_list",
+    "docker_container_inspect",
+    "docker_container_logs",
+    "docker_container_stats",
+    "docker_container_top",
+    "docker_image_list",
+]
+DOCKER_OPERATE_TOOLS = [
+    "docker_container_start",
+    "docker_container_stop",
+    "docker_container_restart",
+    "docker_container_pause",
+    "docker_container_unpause",
+]
+# What a viewer sees, and all a read-only server has.
+READ_TOOLS = [*HOST_READ_TOOLS, *DOCKER_READ_TOOLS]
 # What an operator sees: the read tools and the operate tier's.
-OPERATOR_TOOLS = [*READ_TOOLS, "process_signal"]
+OPERATOR_TOOLS = [*HOST_READ_TOOLS, "process_signal", *DOCKER_READ_TOOLS, *DOCKER_OPERATE_TOOLS]
 
 
 def require(condition: bool, reason: str) -> None:

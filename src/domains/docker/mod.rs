@@ -1,0 +1,70 @@
+//! The `docker` domain: the Docker Engine through its API (bollard), read tools and the
+//! container lifecycle behind the `operate` tier.
+//!
+//! The engine is reached on first use and again after it was unreachable, so the tools work
+//! as soon as the daemon does, without restarting the server (`engine.rs`).
+
+pub mod containers;
+pub mod engine;
+pub mod images;
+pub mod info;
+pub mod lifecycle;
+pub mod logs;
+pub mod names;
+pub mod stats;
+pub mod top;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::tool::Registry;
+
+/// Where the engine is: the config, else `DOCKER_HOST`, else the default socket.
+pub fn host(config: &Config) -> String {
+    config
+        .docker
+        .host
+        .as_ref()
+        .map(|host| host.0.clone())
+        .or_else(|| {
+            std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|host| !host.is_empty())
+        })
+        .unwrap_or_else(|| engine::DEFAULT_HOST.to_string())
+}
+
+pub fn register(registry: &mut Registry, config: &Config) {
+    if !config.docker.enabled {
+        return;
+    }
+    let engine = Arc::new(engine::Engine::new(host(config)));
+    registry.register(info::DockerInfoTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(containers::ContainerListTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(containers::ContainerInspectTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(logs::ContainerLogsTool {
+        engine: Arc::clone(&engine),
+        max_output_bytes: config.limits.max_output_bytes.get(),
+    });
+    registry.register(stats::ContainerStatsTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(top::ContainerTopTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(images::ImageListTool {
+        engine: Arc::clone(&engine),
+    });
+    for action in lifecycle::Action::ALL {
+        registry.register(lifecycle::ContainerLifecycleTool {
+            engine: Arc::clone(&engine),
+            action,
+        });
+    }
+}

@@ -1,0 +1,86 @@
+//! How Docker objects are named in our answers and checked in our arguments.
+//!
+//! A name or id goes into the Engine API's URL path, so it is checked before it is sent: a
+//! `/` or `..` there would address another endpoint.
+
+use crate::tool::ToolError;
+
+/// The first 12 hex digits of an id, as docker shows them (`sha256:` dropped).
+pub fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+/// A time from the Engine API (RFC 3339 with nanoseconds), to the second.
+pub fn time_text(time: String) -> String {
+    match chrono::DateTime::parse_from_rfc3339(&time) {
+        Ok(parsed) => parsed
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        Err(_) => time,
+    }
+}
+
+/// Seconds since the epoch, as RFC 3339.
+pub fn unix_time_text(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// A container (or network, volume) reference: an id, an id prefix or a name, as Docker
+/// allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, a leading `/` tolerated.
+pub fn container_reference(reference: &str) -> Result<String, ToolError> {
+    object_reference("container", reference)
+}
+
+pub fn object_reference(kind: &str, reference: &str) -> Result<String, ToolError> {
+    let name = reference.strip_prefix('/').unwrap_or(reference);
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(ToolError::invalid_arguments(format!(
+            "`{reference}` is not a {kind} id or name: Docker names are letters, digits, `_`, \
+             `.` and `-`, starting with a letter or digit"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_that_could_leave_the_url_path_are_refused() {
+        assert_eq!(container_reference("/web-1").expect("valid"), "web-1");
+        assert_eq!(container_reference("3f2a9c").expect("valid"), "3f2a9c");
+        for bad in [
+            "",
+            "../images/json",
+            "a/b",
+            "web?x=1",
+            ".hidden",
+            "a b",
+            "-x",
+        ] {
+            assert!(container_reference(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_and_times_are_shown_as_docker_shows_them() {
+        assert_eq!(short_id("sha256:0123456789abcdef0123"), "0123456789ab");
+        assert_eq!(
+            time_text("2026-11-24T10:00:01.123456789Z".into()),
+            "2026-11-24T10:00:01Z"
+        );
+        assert_eq!(unix_time_text(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,213 @@
+"""The Docker tools against a real Docker Engine (scripts/testbed/docker.sh starts one and
+imports a busybox image), through the official Python client; every answer is checked against
+`docker inspect` / `docker ps` / `docker top`. A second, private dockerd is stopped and started
+mid-session to show the tools fail clearly and then recover without a server restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import make_config, require, start_server
+from sdk import connect, stdio_session
+
+pytestmark = pytest.mark.anyio
+
+IMAGE = os.environ.get("SM_DOCKER_IMAGE", "sm-busybox:test")
+# Prints known lines on both streams, then ticks.
+SCRIPT = "echo line-one; echo line-two >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
+
+
+def docker(*args: str, host: str | None = None) -> str:
+    env = dict(os.environ)
+    if host:
+        env["DOCKER_HOST"] = host
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+def docker_inspect(container: str) -> dict:
+    return json.loads(docker("inspect", container))[0]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    require(shutil.which("docker") is not None, "the docker CLI (scripts/testbed/docker.sh installs it)")
+    ready = subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    require(ready, "a running dockerd (scripts/testbed/docker.sh starts one)")
+    present = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode == 0
+    require(present, f"the test image {IMAGE} (scripts/testbed/docker.sh imports it)")
+    return IMAGE
+
+
+@pytest.fixture
+def container(engine):
+    name = f"sm-test-{uuid.uuid4().hex[:8]}"
+    docker("create", "--name", name, "--label", "sm-test=lifecycle", "-e", "PLAIN=visible", "-e", "API_TOKEN=hunter2", engine, "sh", "-c", SCRIPT)
+    yield name
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+async def call(session, tool, arguments):
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error is False, result.content[0].text
+    return result.structured_content
+
+
+async def refusal(session, tool, arguments) -> str:
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error is True, result.structured_content
+    return result.content[0].text
+
+
+async def test_a_container_lifecycle_checked_against_docker(binary, container):
+    async with stdio_session(binary) as session:
+        info = await call(session, "docker_info", {})
+        created = await call(session, "docker_container_list", {"all": True, "name": container})
+        started = await call(session, "docker_container_start", {"container": container})
+        again = await call(session, "docker_container_start", {"container": container})
+        time.sleep(1)  # a few ticks
+        running = await call(session, "docker_container_list", {"label": ["sm-test=lifecycle"], "status": ["running"]})
+        inspected = await call(session, "docker_container_inspect", {"container": container})
+        state_only = await call(session, "docker_container_inspect", {"container": container, "fields": ["state"]})
+        truth = docker_inspect(container)
+        stats = await call(session, "docker_container_stats", {"containers": [container]})
+        logs = await call(session, "docker_container_logs", {"container": container, "tail": 10_000})
+        stdout_only = await call(session, "docker_container_logs", {"container": container, "tail": 3, "stderr": False})
+        top = await call(session, "docker_container_top", {"container": container})
+        docker_top = docker("top", container)
+        paused = await call(session, "docker_container_pause", {"container": container})
+        paused_truth = docker_inspect(container)["State"]["Status"]
+        unpaused = await call(session, "docker_container_unpause", {"container": container})
+        restarted = await call(session, "docker_container_restart", {"container": container, "timeout_seconds": 1})
+        restarted_truth = docker_inspect(container)
+        stopped = await call(session, "docker_container_stop", {"container": container, "timeout_seconds": 1})
+        stopped_truth = docker_inspect(container)["State"]
+
+    assert info["server_version"] == docker("version", "--format", "{{.Server.Version}}")
+    assert info["containers"] >= 1 and info["images"] >= 1
+    assert [row["name"] for row in created["containers"]] == [container]
+    assert created["containers"][0]["state"] == "created"
+    assert created["containers"][0]["id"] == truth["Id"][:12]
+    assert (started["state_before"], started["state_after"], started["changed"]) == ("created", "running", True)
+    assert (again["state_after"], again["changed"]) == ("running", False)
+    assert [row["name"] for row in running["containers"]] == [container]
+    assert inspected["id"] == truth["Id"] and inspected["state"]["pid"] == truth["State"]["Pid"] > 0
+    assert inspected["state"]["status"] == "running" and inspected["image"] == IMAGE
+    assert inspected["config"]["command"] == ["sh", "-c", SCRIPT]
+    # The stdio caller is an operator: environment values are not shown below admin.
+    assert sorted(inspected["environment"]) == sorted(["API_TOKEN=[redacted]", "PLAIN=[redacted]", "PATH=[redacted]"])
+    assert inspected["labels"] == {"sm-test": "lifecycle"}
+    assert inspected["host_config"]["privileged"] is False
+    assert set(state_only) == {"id", "name", "image", "image_id", "created", "state"}
+    [row] = stats["containers"]
+    assert row["name"] == container and row["id"] == truth["Id"][:12]
+    assert row["pids"] >= 2 and row["memory_used_bytes"] > 0 and row["memory_limit_bytes"] > 0
+    assert 0 <= row["cpu_percent"] <= 100 * os.cpu_count()
+    lines = [(line["stream"], line["text"]) for line in logs["lines"]]
+    assert ("stdout", "line-one") in lines and ("stderr", "line-two") in lines
+    assert any(text.startswith("tick ") for _, text in lines)
+    assert len(stdout_only["lines"]) == 3 and all(line["stream"] == "stdout" for line in stdout_only["lines"])
+    # The shell is there for good; its `sleep` children come and go every 0.2 s.
+    assert top["titles"] == docker_top.splitlines()[0].split()
+    pid_column = top["titles"].index("PID")
+    assert str(truth["State"]["Pid"]) in {process[pid_column] for process in top["processes"]}
+    assert str(truth["State"]["Pid"]) in {line.split()[1] for line in docker_top.splitlines()[1:]}
+    assert (paused["state_after"], paused_truth) == ("paused", "paused")
+    assert unpaused["state_after"] == "running"
+    assert restarted["state_after"] == "running" and restarted_truth["State"]["Running"] is True
+    assert restarted_truth["State"]["StartedAt"] > truth["State"]["StartedAt"]
+    assert (stopped["state_before"], stopped["state_after"]) == ("running", "exited")
+    assert stopped["exit_code"] == stopped_truth["ExitCode"] and stopped_truth["Status"] == "exited"
+
+
+async def test_bad_references_and_missing_containers_are_clear(binary, engine):
+    async with stdio_session(binary) as session:
+        missing = await refusal(session, "docker_container_inspect", {"container": "sm-no-such-container"})
+        missing_start = await refusal(session, "docker_container_start", {"container": "sm-no-such-container"})
+        traversal = await refusal(session, "docker_container_inspect", {"container": "../images/json"})
+        empty = await refusal(session, "docker_container_logs", {"container": ""})
+        bad_time = await refusal(session, "docker_container_logs", {"container": "x", "since": "yesterday"})
+        timeout_on_start = await refusal(session, "docker_container_start", {"container": "x", "timeout_seconds": 5})
+        too_many = await refusal(session, "docker_container_stats", {"containers": []})
+    assert missing == "No such container: sm-no-such-container"
+    assert missing_start == "No such container: sm-no-such-container"
+    assert traversal == "`../images/json` is not a container id or name: Docker names are letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+    assert empty.startswith("`` is not a container id or name")
+    assert bad_time.startswith("`yesterday` is not a time: give RFC 3339")
+    assert timeout_on_start == "timeout_seconds applies to stop and restart, not start"
+    assert too_many.startswith("containers: give 1 to 100 ids or names")
+
+
+async def test_roles_over_http_viewer_reads_and_cannot_stop(binary, container):
+    docker("start", container)
+    server = start_server(binary, "--http", "127.0.0.1:0", role="viewer")
+    try:
+        async with connect("http", binary, server.url, None, server.token) as session:
+            await session.initialize()
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            listed = await call(session, "docker_container_list", {"name": container})
+            denied = await refusal(session, "docker_container_stop", {"container": container})
+    finally:
+        assert server.stop() == 0
+    assert "docker_container_list" in names and "docker_container_stop" not in names
+    assert [row["name"] for row in listed["containers"]] == [container]
+    assert "operate" in denied and docker_inspect(container)["State"]["Running"] is True
+
+
+@pytest.fixture
+def private_engine(engine, tmp_path_factory):
+    """A second dockerd on its own socket, data root and network namespace, which the test may
+    stop and start."""
+    directory = Path(tmp_path_factory.mktemp("dockerd"))
+    socket = directory / "docker.sock"
+    # In a network namespace of its own: a dockerd started with `--bridge none` deletes the
+    # docker0 interface it finds, which would be the main daemon's.
+    command = [
+        "unshare", "--net", "dockerd", "--host", f"unix://{socket}", "--data-root", str(directory / "data"),
+        "--exec-root", str(directory / "exec"), "--pidfile", str(directory / "docker.pid"),
+        "--bridge", "none", "--iptables=false", "--ip6tables=false",
+    ]
+    processes = []
+
+    def start():
+        log = open(directory / "dockerd.log", "a")
+        processes.append(subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
+        for _ in range(120):
+            if subprocess.run(["docker", "info"], capture_output=True, env={**os.environ, "DOCKER_HOST": f"unix://{socket}"}).returncode == 0:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"the private dockerd did not start:\n{(directory / 'dockerd.log').read_text()[-2000:]}")
+
+    def stop():
+        process = processes[-1]
+        process.terminate()
+        process.wait(timeout=30)
+
+    start()
+    yield socket, start, stop
+    if processes and processes[-1].poll() is None:
+        stop()
+
+
+async def test_a_stopped_daemon_is_a_clear_error_and_tools_recover(binary, private_engine):
+    socket, start, stop = private_engine
+    config = make_config(f'[docker]\nhost = "unix://{socket}"\n')
+    async with stdio_session(binary, "--config", str(config)) as session:
+        before = await call(session, "docker_info", {})
+        stop()
+        down = await refusal(session, "docker_info", {})
+        down_list = await refusal(session, "docker_container_list", {})
+        start()
+        after = await call(session, "docker_info", {})
+    assert before["host"] == after["host"] == f"unix://{socket}"
+    assert down.startswith(f"Docker is not reachable at unix://{socket}: ")
+    assert "is dockerd running?" in down and "docker.host in the config, or DOCKER_HOST" in down
+    assert down_list.startswith(f"Docker is not reachable at unix://{socket}: ")
+    assert after["server_version"] == before["server_version"]
