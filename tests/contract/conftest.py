@@ -320,6 +320,10 @@ DOCKER_READ_TOOLS = [
     "docker_container_stats",
     "docker_container_top",
     "docker_image_list",
+    "docker_network_list",
+    "docker_network_inspect",
+    "docker_volume_list",
+    "docker_volume_inspect",
 ]
 DOCKER_OPERATE_TOOLS = [
     "docker_container_start",
@@ -327,6 +331,8 @@ DOCKER_OPERATE_TOOLS = [
     "docker_container_restart",
     "docker_container_pause",
     "docker_container_unpause",
+    "docker_network_connect",
+    "docker_network_disconnect",
 ]
 # What a viewer sees, and all a read-only server has.
 READ_TOOLS = [*HOST_READ_TOOLS, *DOCKER_READ_TOOLS]

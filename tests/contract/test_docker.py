@@ -211,3 +211,60 @@ async def test_a_stopped_daemon_is_a_clear_error_and_tools_recover(binary, priva
     assert "is dockerd running?" in down and "docker.host in the config, or DOCKER_HOST" in down
     assert down_list.startswith(f"Docker is not reachable at unix://{socket}: ")
     assert after["server_version"] == before["server_version"]
+
+
+ADMIN = '[security]\nadmin_tier = true\nlocal_role = "admin"\n'
+
+
+async def test_networks_created_connected_disconnected_removed(binary, container):
+    docker("start", container)
+    network = f"sm-net-{uuid.uuid4().hex[:8]}"
+    config = make_config(ADMIN)
+    try:
+        async with stdio_session(binary, "--config", str(config)) as session:
+            created = await call(session, "docker_network_create", {"name": network, "subnet": "10.231.7.0/24", "gateway": "10.231.7.1", "labels": {"sm-test": "net"}})
+            listed = await call(session, "docker_network_list", {"name": network})
+            connected = await call(session, "docker_network_connect", {"network": network, "container": container, "aliases": ["web"]})
+            inspected = await call(session, "docker_network_inspect", {"network": network})
+            truth = json.loads(docker("network", "inspect", network))[0]
+            disconnected = await call(session, "docker_network_disconnect", {"network": network, "container": container})
+            after = json.loads(docker("network", "inspect", network))[0]
+            removed = await call(session, "docker_network_remove", {"network": network})
+            builtin = await refusal(session, "docker_network_remove", {"network": "bridge"})
+            gone = await refusal(session, "docker_network_inspect", {"network": network})
+    finally:
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+    assert created["id"] == truth["Id"]
+    assert [(row["name"], row["subnets"], row["driver"]) for row in listed["networks"]] == [(network, ["10.231.7.0/24"], "bridge")]
+    assert connected["container_networks"] == sorted(["bridge", network])
+    [endpoint] = truth["Containers"].values()
+    assert inspected["containers"] == {container: endpoint["IPv4Address"]}
+    assert endpoint["IPv4Address"].startswith("10.231.7.")
+    assert inspected["gateways"] == ["10.231.7.1"] and inspected["labels"] == {"sm-test": "net"}
+    assert disconnected["container_networks"] == ["bridge"] and after["Containers"] == {}
+    assert removed == {"kind": "network", "name": network}
+    assert builtin == "`bridge` is one of Docker's built-in networks, which cannot be removed"
+    assert gone == f"network {network} not found"
+
+
+async def test_volumes_listed_inspected_removed(binary, engine):
+    volume = f"sm-vol-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", "--label", "sm-test=vol", volume)
+    operator_config = make_config()
+    try:
+        async with stdio_session(binary, "--config", str(operator_config)) as session:
+            listed = await call(session, "docker_volume_list", {"name": volume})
+            inspected = await call(session, "docker_volume_inspect", {"volume": volume})
+            names = {tool.name for tool in (await session.list_tools()).tools}
+        async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+            removed = await call(session, "docker_volume_remove", {"volume": volume})
+            again = await refusal(session, "docker_volume_remove", {"volume": volume})
+    finally:
+        subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
+    truth_mountpoint = f"/var/lib/docker/volumes/{volume}/_data"
+    assert [(row["name"], row["driver"], row["labels"]) for row in listed["volumes"]] == [(volume, "local", {"sm-test": "vol"})]
+    assert inspected["mountpoint"] == truth_mountpoint and inspected["scope"] == "local"
+    assert "docker_volume_remove" not in names, "an operator does not see admin tools"
+    assert removed == {"kind": "volume", "name": volume}
+    assert again == f"get {volume}: no such volume"
+    assert subprocess.run(["docker", "volume", "inspect", volume], capture_output=True).returncode != 0

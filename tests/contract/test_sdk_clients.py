@@ -106,25 +106,30 @@ async def test_overview_figures_agree_with_proc(binary, host_truth):
 
 @pytest.fixture(scope="module")
 def running_container():
-    """A running container for the Docker tools that name one."""
+    """A running container and a volume for the Docker tools that name one."""
     require(shutil.which("docker") is not None, "the docker CLI (scripts/testbed/docker.sh installs it)")
     image = os.environ.get("SM_DOCKER_IMAGE", "sm-busybox:test")
     started = subprocess.run(["docker", "run", "-d", "--rm", image, "sleep", "600"], capture_output=True, text=True)
     require(started.returncode == 0, f"a running dockerd with {image} (scripts/testbed/docker.sh): {started.stderr}")
     container = started.stdout.strip()
-    yield container
+    volume = subprocess.run(["docker", "volume", "create"], capture_output=True, text=True).stdout.strip()
+    yield container, volume
     subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
 
 
 async def test_every_read_tool_answers_within_its_schema(transport, binary, endpoint, running_container):
     """Each read tool, over each transport: a structured answer its output schema accepts, and
     a compact text rendering beside it."""
+    running_container, volume = running_container
     arguments = {
         "process_get": {"pid": os.getpid()},
         "process_tree": {"pid": os.getpid()},
         "docker_container_inspect": {"container": running_container},
         "docker_container_logs": {"container": running_container},
         "docker_container_top": {"container": running_container},
+        "docker_network_inspect": {"network": "bridge"},
+        "docker_volume_inspect": {"volume": volume},
     }
     url, socket_path, token = endpoint
     async with connect(transport, binary, url, socket_path, token) as session:

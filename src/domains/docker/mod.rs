@@ -11,8 +11,11 @@ pub mod info;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
+pub mod networks;
+pub mod removed;
 pub mod stats;
 pub mod top;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -61,10 +64,37 @@ pub fn register(registry: &mut Registry, config: &Config) {
     registry.register(images::ImageListTool {
         engine: Arc::clone(&engine),
     });
+    registry.register(networks::NetworkListTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(networks::NetworkInspectTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(volumes::VolumeListTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(volumes::VolumeInspectTool {
+        engine: Arc::clone(&engine),
+    });
     for action in lifecycle::Action::ALL {
         registry.register(lifecycle::ContainerLifecycleTool {
             engine: Arc::clone(&engine),
             action,
         });
     }
+    for connect in [true, false] {
+        registry.register(networks::NetworkAttachmentTool {
+            engine: Arc::clone(&engine),
+            connect,
+        });
+    }
+    registry.register(networks::NetworkCreateTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(networks::NetworkRemoveTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(volumes::VolumeRemoveTool {
+        engine: Arc::clone(&engine),
+    });
 }
