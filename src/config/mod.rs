@@ -256,6 +256,10 @@ pub struct DockerConfig {
     /// Where the Engine API is: `unix:///var/run/docker.sock` or `tcp://HOST:PORT` (a socket
     /// proxy, for example). Unset: `DOCKER_HOST`, else the default socket.
     pub host: Option<DockerHost>,
+    /// Credentials for `docker_image_pull`, by registry host (`registry.example.com`,
+    /// `127.0.0.1:5000`, `docker.io`). The password is read from a file when a pull needs it,
+    /// so it is never in this file.
+    pub registries: BTreeMap<String, RegistryCredentials>,
 }
 
 impl Default for DockerConfig {
@@ -263,8 +267,18 @@ impl Default for DockerConfig {
         Self {
             enabled: true,
             host: None,
+            registries: BTreeMap::new(),
         }
     }
+}
+
+/// `[docker.registries."HOST"]`: a registry login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryCredentials {
+    pub username: String,
+    /// A file holding the password or token (one line; trailing newline ignored).
+    pub password_file: AbsolutePath,
 }
 
 /// A Docker Engine address bollard can reach: `unix://` or `tcp://` / `http://`.

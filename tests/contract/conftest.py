@@ -320,6 +320,7 @@ DOCKER_READ_TOOLS = [
     "docker_container_stats",
     "docker_container_top",
     "docker_image_list",
+    "docker_image_inspect",
     "docker_network_list",
     "docker_network_inspect",
     "docker_volume_list",

@@ -268,3 +268,72 @@ async def test_volumes_listed_inspected_removed(binary, engine):
     assert removed == {"kind": "volume", "name": volume}
     assert again == f"get {volume}: no such volume"
     assert subprocess.run(["docker", "volume", "inspect", volume], capture_output=True).returncode != 0
+
+
+PUBLIC = "127.0.0.1:5000/sm-busybox:1"
+PRIVATE = "127.0.0.1:5001/sm-private:1"
+PASSWORD_FILE = Path("/var/lib/sm-testbed/registry.password")
+
+
+def registry_up(port: int) -> bool:
+    return subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/v2/"]).returncode == 0
+
+
+async def test_images_pulled_with_progress_inspected_and_removed(binary, engine):
+    require(registry_up(5000) and registry_up(5001), "the local registries (scripts/testbed/docker.sh starts them)")
+    for image in (PUBLIC, PRIVATE):
+        subprocess.run(["docker", "rmi", image], capture_output=True)
+    config = make_config(ADMIN + f'[docker.registries."127.0.0.1:5001"]\nusername = "sm-test"\npassword_file = "{PASSWORD_FILE}"\n')
+    no_login = make_config(ADMIN)
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append((done, total, message))
+
+    try:
+        async with stdio_session(binary, "--config", str(config)) as session:
+            pulled = await session.call_tool("docker_image_pull", {"image": PUBLIC}, progress_callback=on_progress)
+            again = await call(session, "docker_image_pull", {"image": PUBLIC})
+            private = await call(session, "docker_image_pull", {"image": PRIVATE})
+            inspected = await call(session, "docker_image_inspect", {"image": PUBLIC})
+            listed = await call(session, "docker_image_list", {"reference": "127.0.0.1:5000/*"})
+            truth = json.loads(docker("image", "inspect", PUBLIC))[0]
+            removed = await call(session, "docker_image_remove", {"image": PUBLIC})
+            missing = await refusal(session, "docker_image_inspect", {"image": PUBLIC})
+            invalid = await refusal(session, "docker_image_pull", {"image": "Not/A:Valid:Ref"})
+        async with stdio_session(binary, "--config", str(no_login)) as session:
+            subprocess.run(["docker", "rmi", PRIVATE], capture_output=True)
+            unauthorized = await refusal(session, "docker_image_pull", {"image": PRIVATE})
+    finally:
+        for image in (PUBLIC, PRIVATE):
+            subprocess.run(["docker", "rmi", image], capture_output=True)
+    assert pulled.is_error is False, pulled.content[0].text
+    answer = pulled.structured_content
+    assert answer["image"] == PUBLIC and answer["status"] == f"Downloaded newer image for {PUBLIC}"
+    assert answer["id"] == truth["Id"] and answer["layers"] >= 1 and answer["authenticated"] is False
+    assert progress, "progress notifications arrive while layers download"
+    assert all(total and 0 <= done <= total for done, total, _ in progress)
+    assert progress[-1][0] == progress[-1][1], "the last notification says the download is complete"
+    assert again["status"] == f"Image is up to date for {PUBLIC}"
+    assert private["authenticated"] is True and private["status"] == f"Downloaded newer image for {PRIVATE}"
+    # Both registries hold the same image, so both tags name one id.
+    assert inspected["id"] == truth["Id"] and sorted(inspected["tags"]) == sorted(truth["RepoTags"]) == sorted([PUBLIC, PRIVATE])
+    assert inspected["layers"] == len(truth["RootFS"]["Layers"]) and inspected["size_bytes"] == truth["Size"]
+    assert [row["tags"] for row in listed["images"]] == [[PUBLIC]]
+    # The other tag keeps the image: only this reference goes.
+    assert PUBLIC in removed["untagged"] and removed["deleted"] == []
+    assert missing.endswith(f"No such image: {PUBLIC}")  # the engine's own words
+    assert invalid.startswith("`Not/A:Valid:Ref` is not a valid image reference")
+    assert unauthorized.startswith(f'pulling {PRIVATE}: 127.0.0.1:5001 wants a login: add [docker.registries."127.0.0.1:5001"] with username and password_file to the server\'s config (')
+
+
+async def test_containers_removed_only_when_stopped_or_forced(binary, container):
+    docker("start", container)
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        refused = await refusal(session, "docker_container_remove", {"container": container})
+        still_there = docker_inspect(container)["State"]["Running"]
+        removed = await call(session, "docker_container_remove", {"container": container, "force": True})
+    assert refused.startswith("conflict: You cannot remove a running container")
+    assert still_there is True
+    assert removed == {"kind": "container", "name": container}
+    assert subprocess.run(["docker", "inspect", container], capture_output=True).returncode != 0

@@ -128,6 +128,7 @@ async def test_every_read_tool_answers_within_its_schema(transport, binary, endp
         "docker_container_inspect": {"container": running_container},
         "docker_container_logs": {"container": running_container},
         "docker_container_top": {"container": running_container},
+        "docker_image_inspect": {"image": os.environ.get("SM_DOCKER_IMAGE", "sm-busybox:test")},
         "docker_network_inspect": {"network": "bridge"},
         "docker_volume_inspect": {"volume": volume},
     }

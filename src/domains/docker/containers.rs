@@ -648,3 +648,63 @@ mod tests {
         );
     }
 }
+
+pub static DOCKER_CONTAINER_REMOVE: Declaration = Declaration {
+    name: "docker_container_remove",
+    title: "Remove a Docker container",
+    description: "Removes a container (`docker rm`). A running container is refused unless \
+                  force (which kills it first); volumes also removes its anonymous volumes.",
+    domain: Domain::Docker,
+    tier: Tier::Admin,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+    paging_hint: None,
+};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRemoveArguments {
+    /// Id, unique id prefix, or name.
+    pub container: String,
+    /// Kill it first if it is running.
+    #[serde(default)]
+    pub force: bool,
+    /// Also remove the anonymous volumes it created.
+    #[serde(default)]
+    pub volumes: bool,
+}
+
+pub struct ContainerRemoveTool {
+    pub engine: Arc<Engine>,
+}
+
+impl Tool for ContainerRemoveTool {
+    type Arguments = ContainerRemoveArguments;
+    type Output = super::removed::Removed;
+
+    fn declaration(&self) -> &'static Declaration {
+        &DOCKER_CONTAINER_REMOVE
+    }
+
+    async fn run(
+        &self,
+        arguments: ContainerRemoveArguments,
+        _: ToolContext,
+    ) -> Result<super::removed::Removed, ToolError> {
+        let container = super::names::container_reference(&arguments.container)?;
+        let target = container.clone();
+        let options = bollard::query_parameters::RemoveContainerOptions {
+            force: arguments.force,
+            v: arguments.volumes,
+            link: false,
+        };
+        self.engine
+            .run(|docker| async move { docker.remove_container(&target, Some(options)).await })
+            .await?;
+        Ok(super::removed::Removed {
+            kind: "container",
+            name: container,
+        })
+    }
+}

@@ -144,3 +144,199 @@ impl Tool for ImageListTool {
         })
     }
 }
+
+pub static DOCKER_IMAGE_INSPECT: Declaration = Declaration {
+    name: "docker_image_inspect",
+    title: "Docker image details",
+    description: "One image (by reference or id): id, tags and digests, created, size, OS and \
+                  architecture, the default command and entrypoint, working dir, user, exposed \
+                  ports, volumes, labels, and layer count.",
+    domain: Domain::Docker,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: None,
+};
+
+pub static DOCKER_IMAGE_REMOVE: Declaration = Declaration {
+    name: "docker_image_remove",
+    title: "Remove a Docker image",
+    description: "Removes an image or one of its tags (`docker rmi`): untags the reference and \
+                  deletes layers nothing else uses. Docker refuses while a container uses the \
+                  image, unless force.",
+    domain: Domain::Docker,
+    tier: Tier::Admin,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+    paging_hint: None,
+};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageArguments {
+    /// A reference (`nginx:1.27`) or an image id.
+    pub image: String,
+    /// Remove: even when containers use it or it has several tags.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageDetails {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+    pub created: String,
+    pub size_bytes: i64,
+    pub os: String,
+    pub architecture: String,
+    pub command: Vec<String>,
+    pub entrypoint: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub layers: usize,
+}
+
+impl Render for ImageDetails {
+    fn render_text(&self) -> String {
+        format!(
+            "{} {} {} {}/{} created {}; cmd {} entrypoint {}; {} layers",
+            short_id(&self.id),
+            self.tags.join(", "),
+            crate::render::bytes(self.size_bytes.max(0) as u64),
+            self.os,
+            self.architecture,
+            self.created,
+            self.command.join(" "),
+            self.entrypoint.join(" "),
+            self.layers
+        )
+    }
+}
+
+pub struct ImageInspectTool {
+    pub engine: Arc<Engine>,
+}
+
+impl Tool for ImageInspectTool {
+    type Arguments = ImageArguments;
+    type Output = ImageDetails;
+
+    fn declaration(&self) -> &'static Declaration {
+        &DOCKER_IMAGE_INSPECT
+    }
+
+    async fn run(
+        &self,
+        arguments: ImageArguments,
+        _: ToolContext,
+    ) -> Result<ImageDetails, ToolError> {
+        if arguments.force {
+            return Err(ToolError::invalid_arguments(
+                "force applies to removing an image, not inspecting it",
+            ));
+        }
+        let image = super::names::image_reference(&arguments.image)?;
+        let inspected = self
+            .engine
+            .run(|docker| async move { docker.inspect_image(&image).await })
+            .await?;
+        let config = inspected.config.unwrap_or_default();
+        Ok(ImageDetails {
+            id: inspected.id.unwrap_or_default(),
+            tags: inspected.repo_tags.unwrap_or_default(),
+            digests: inspected.repo_digests.unwrap_or_default(),
+            created: inspected
+                .created
+                .map(super::names::time_text)
+                .unwrap_or_default(),
+            size_bytes: inspected.size.unwrap_or(0),
+            os: inspected.os.unwrap_or_default(),
+            architecture: inspected.architecture.unwrap_or_default(),
+            command: config.cmd.unwrap_or_default(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            working_dir: config.working_dir.unwrap_or_default(),
+            user: config.user.unwrap_or_default(),
+            exposed_ports: config.exposed_ports.unwrap_or_default(),
+            volumes: config.volumes.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            layers: inspected
+                .root_fs
+                .and_then(|root| root.layers)
+                .map_or(0, |layers| layers.len()),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageRemoved {
+    pub image: String,
+    /// References untagged.
+    pub untagged: Vec<String>,
+    /// Image and layer ids deleted.
+    pub deleted: Vec<String>,
+}
+
+impl Render for ImageRemoved {
+    fn render_text(&self) -> String {
+        format!(
+            "removed {}: untagged {}; deleted {}",
+            self.image,
+            self.untagged.join(", "),
+            self.deleted
+                .iter()
+                .map(|id| short_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+pub struct ImageRemoveTool {
+    pub engine: Arc<Engine>,
+}
+
+impl Tool for ImageRemoveTool {
+    type Arguments = ImageArguments;
+    type Output = ImageRemoved;
+
+    fn declaration(&self) -> &'static Declaration {
+        &DOCKER_IMAGE_REMOVE
+    }
+
+    async fn run(
+        &self,
+        arguments: ImageArguments,
+        _: ToolContext,
+    ) -> Result<ImageRemoved, ToolError> {
+        let image = super::names::image_reference(&arguments.image)?;
+        let target = image.clone();
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: arguments.force,
+            noprune: false,
+            platforms: None,
+        };
+        let items = self
+            .engine
+            .run(|docker| async move { docker.remove_image(&target, Some(options), None).await })
+            .await?;
+        Ok(ImageRemoved {
+            image,
+            untagged: items
+                .iter()
+                .filter_map(|item| item.untagged.clone())
+                .collect(),
+            deleted: items
+                .iter()
+                .filter_map(|item| item.deleted.clone())
+                .collect(),
+        })
+    }
+}

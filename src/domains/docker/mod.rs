@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod networks;
+pub mod pull;
 pub mod removed;
 pub mod stats;
 pub mod top;
@@ -64,6 +65,9 @@ pub fn register(registry: &mut Registry, config: &Config) {
     registry.register(images::ImageListTool {
         engine: Arc::clone(&engine),
     });
+    registry.register(images::ImageInspectTool {
+        engine: Arc::clone(&engine),
+    });
     registry.register(networks::NetworkListTool {
         engine: Arc::clone(&engine),
     });
@@ -88,6 +92,16 @@ pub fn register(registry: &mut Registry, config: &Config) {
             connect,
         });
     }
+    registry.register(containers::ContainerRemoveTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(pull::ImagePullTool {
+        engine: Arc::clone(&engine),
+        registries: config.docker.registries.clone(),
+    });
+    registry.register(images::ImageRemoveTool {
+        engine: Arc::clone(&engine),
+    });
     registry.register(networks::NetworkCreateTool {
         engine: Arc::clone(&engine),
     });

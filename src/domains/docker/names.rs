@@ -53,6 +53,57 @@ pub fn object_reference(kind: &str, reference: &str) -> Result<String, ToolError
     }
 }
 
+/// The distribution reference grammar (docker/distribution `reference/regexp.go`): an optional
+/// registry (host[:port]), slash-separated lowercase path components, an optional tag and an
+/// optional digest. It never contains `..` or a leading `/`, so it stays one URL path.
+static IMAGE_REFERENCE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    let host = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?";
+    let component = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*";
+    let tag = r"[\w][\w.-]{0,127}";
+    let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+    regex::Regex::new(&format!(
+        "^(?:{host}/)?{component}(?:/{component})*(?::{tag})?(?:@{digest})?$"
+    ))
+    .expect("the reference grammar compiles")
+});
+
+static IMAGE_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^(?:sha256:)?[0-9a-f]{12,64}$").expect("the id pattern compiles")
+});
+
+/// An image reference (`nginx`, `nginx:1.27`, `registry:5000/team/app@sha256:...`) or id.
+pub fn image_reference(reference: &str) -> Result<String, ToolError> {
+    // A first part that names no registry host is a path component, which is lowercase.
+    let names_a_host = registry_of(reference) != "docker.io";
+    let first_is_lowercase = !reference
+        .split('/')
+        .next()
+        .is_some_and(|first| first.chars().any(|c| c.is_ascii_uppercase()));
+    if reference.len() <= 512
+        && (names_a_host || first_is_lowercase)
+        && (IMAGE_REFERENCE.is_match(reference) || IMAGE_ID.is_match(reference))
+    {
+        Ok(reference.to_string())
+    } else {
+        Err(ToolError::invalid_arguments(format!(
+            "`{reference}` is not a valid image reference: give [REGISTRY[:PORT]/]NAME[:TAG] \
+             [@DIGEST] with a lowercase name (e.g. nginx:1.27, 127.0.0.1:5000/team/app:2), or \
+             an image id"
+        )))
+    }
+}
+
+/// The registry a reference pulls from: its first component when that names a host (a `.`
+/// or `:` in it, or `localhost`), else Docker Hub.
+pub fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +123,36 @@ mod tests {
         ] {
             assert!(container_reference(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn image_references_follow_the_distribution_grammar() {
+        for good in [
+            "nginx",
+            "nginx:1.27",
+            "library/nginx:latest",
+            "127.0.0.1:5000/sm-busybox:1",
+            "registry.example.com/team/app@sha256:0123456789abcdef0123456789abcdef",
+            "sha256:0123456789abcdef",
+            "3d616b698744",
+        ] {
+            assert!(image_reference(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "UPPER/case",
+            "nginx:",
+            "../../containers/json",
+            "a//b",
+            "/nginx",
+            "x y",
+        ] {
+            assert!(image_reference(bad).is_err(), "{bad}");
+        }
+        assert_eq!(registry_of("127.0.0.1:5000/app:1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/org/app"), "ghcr.io");
+        assert_eq!(registry_of("library/nginx"), "docker.io");
+        assert_eq!(registry_of("nginx"), "docker.io");
     }
 
     #[test]
