@@ -260,6 +260,11 @@ pub struct DockerConfig {
     /// `127.0.0.1:5000`, `docker.io`). The password is read from a file when a pull needs it,
     /// so it is never in this file.
     pub registries: BTreeMap<String, RegistryCredentials>,
+    /// What `docker_container_create` and `docker_container_run` may ask for.
+    pub policy: DockerPolicy,
+    /// Offer `docker_container_exec` (admin tier). Off by default: a command inside a
+    /// container is as powerful as the container.
+    pub exec_enabled: bool,
 }
 
 impl Default for DockerConfig {
@@ -268,8 +273,26 @@ impl Default for DockerConfig {
             enabled: true,
             host: None,
             registries: BTreeMap::new(),
+            policy: DockerPolicy::default(),
+            exec_enabled: false,
         }
     }
+}
+
+/// `[docker.policy]`: the create policy. Everything is refused unless allowed here; a refusal
+/// names the setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerPolicy {
+    pub allow_privileged: bool,
+    /// The host's PID namespace (`pid_mode = "host"`).
+    pub allow_host_pid: bool,
+    /// The host's network namespace (`network = "host"`).
+    pub allow_host_network: bool,
+    /// Capabilities that may be added (`NET_ADMIN`, ...); none by default.
+    pub allowed_capabilities: Vec<String>,
+    /// Host directories under which bind mounts may be made; none by default.
+    pub bind_mount_roots: Vec<AbsolutePath>,
 }
 
 /// `[docker.registries."HOST"]`: a registry login.

@@ -337,3 +337,71 @@ async def test_containers_removed_only_when_stopped_or_forced(binary, container)
     assert still_there is True
     assert removed == {"kind": "container", "name": container}
     assert subprocess.run(["docker", "inspect", container], capture_output=True).returncode != 0
+
+
+def exists(container: str) -> bool:
+    return subprocess.run(["docker", "inspect", container], capture_output=True).returncode == 0
+
+
+async def test_create_and_run_under_the_create_policy(binary, engine, tmp_path):
+    allowed_root = tmp_path / "data"
+    (allowed_root / "app").mkdir(parents=True)
+    (allowed_root / "app" / "hello.txt").write_text("from the host\n")
+    (allowed_root / "escape").symlink_to("/etc")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{allowed_root}"]\n')
+    base = f"sm-create-{uuid.uuid4().hex[:8]}"
+    names = [f"{base}-{n}" for n in range(8)]
+    try:
+        async with stdio_session(binary, "--config", str(config)) as session:
+            created = await call(session, "docker_container_create", {
+                "image": engine, "name": names[0], "command": ["sleep", "600"],
+                "env": {"MODE": "test"}, "labels": {"sm-test": "create"},
+                "ports": ["127.0.0.1:18080:80"], "restart": "on-failure", "memory_bytes": 64 * 1024 * 1024, "cpus": 0.5,
+                "mounts": [{"type": "bind", "source": f"{allowed_root}/app", "target": "/data", "read_only": True},
+                           {"type": "tmpfs", "target": "/scratch"}],
+            })
+            create_truth = docker_inspect(names[0])
+            ran = await call(session, "docker_container_run", {
+                "image": engine, "name": names[1], "command": ["sh", "-c", "cat /data/hello.txt; sleep 600"],
+                "mounts": [{"type": "bind", "source": f"{allowed_root}/app", "target": "/data", "read_only": True}],
+            })
+            ran_truth = docker_inspect(names[1])
+            time.sleep(0.5)
+            logs = await call(session, "docker_container_logs", {"container": names[1]})
+            refusals = {
+                "privileged": await refusal(session, "docker_container_run", {"image": engine, "name": names[2], "privileged": True}),
+                "host_pid": await refusal(session, "docker_container_run", {"image": engine, "name": names[3], "pid_mode": "host"}),
+                "host_network": await refusal(session, "docker_container_run", {"image": engine, "name": names[4], "network": "host"}),
+                "cap_add": await refusal(session, "docker_container_create", {"image": engine, "name": names[5], "cap_add": ["NET_ADMIN"]}),
+                "bind_outside": await refusal(session, "docker_container_create", {"image": engine, "name": names[6], "mounts": [{"type": "bind", "source": "/etc", "target": "/host-etc"}]}),
+                "bind_symlink": await refusal(session, "docker_container_create", {"image": engine, "name": names[6], "mounts": [{"type": "bind", "source": f"{allowed_root}/escape", "target": "/x"}]}),
+                "bind_dotdot": await refusal(session, "docker_container_create", {"image": engine, "name": names[6], "mounts": [{"type": "bind", "source": f"{allowed_root}/../x", "target": "/x"}]}),
+            }
+            no_start = await refusal(session, "docker_container_run", {"image": engine, "name": names[7], "command": ["/no/such/binary"]})
+            duplicate = await refusal(session, "docker_container_create", {"image": engine, "name": names[0]})
+            bad_port = await refusal(session, "docker_container_create", {"image": engine, "ports": ["80"]})
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+    host = create_truth["HostConfig"]
+    assert created["id"] == create_truth["Id"] and created["state"] == "created" and created["name"] == names[0]
+    assert create_truth["Config"]["Cmd"] == ["sleep", "600"] and "MODE=test" in create_truth["Config"]["Env"]
+    assert create_truth["Config"]["Labels"] == {"sm-test": "create"}
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    assert host["RestartPolicy"]["Name"] == "on-failure" and host["Memory"] == 64 * 1024 * 1024 and host["NanoCpus"] == 500_000_000
+    assert host["Privileged"] is False
+    assert [(m["Type"], m.get("Source", ""), m["Target"], m.get("ReadOnly", False)) for m in host["Mounts"]] == [
+        ("bind", f"{allowed_root}/app", "/data", True), ("tmpfs", "", "/scratch", False)]
+    assert ran["state"] == "running" and ran_truth["State"]["Running"] is True and ran["id"] == ran_truth["Id"]
+    assert [line["text"] for line in logs["lines"]] == ["from the host"]
+    rule = "(docker.policy.{} in the server's config)"
+    assert refusals["privileged"] == "refused by the create policy: privileged containers are not allowed " + rule.format("allow_privileged")
+    assert refusals["host_pid"] == "refused by the create policy: the host's PID namespace is not allowed " + rule.format("allow_host_pid")
+    assert refusals["host_network"] == "refused by the create policy: the host's network namespace is not allowed " + rule.format("allow_host_network")
+    assert refusals["cap_add"] == "refused by the create policy: adding the capability NET_ADMIN is not allowed " + rule.format("allowed_capabilities")
+    assert refusals["bind_outside"] == f"refused by the create policy: bind mount of `/etc` is outside the allowed bind mount roots ({allowed_root}) " + rule.format("bind_mount_roots")
+    assert refusals["bind_symlink"].startswith(f"refused by the create policy: bind mount of `{allowed_root}/escape` is outside")
+    assert refusals["bind_dotdot"] == f"bind mount source `{allowed_root}/../x` must be an absolute host path without `..`"
+    assert not any(exists(name) for name in names[2:]), "a refused or failed create leaves no container"
+    assert no_start.startswith("the container was created but did not start: ") and no_start.endswith("the created container was removed again")
+    assert duplicate.startswith("conflict: ") and names[0] in duplicate
+    assert bad_port == "port `80` is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"

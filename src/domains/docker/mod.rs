@@ -5,6 +5,7 @@
 //! as soon as the daemon does, without restarting the server (`engine.rs`).
 
 pub mod containers;
+pub mod create;
 pub mod engine;
 pub mod images;
 pub mod info;
@@ -12,6 +13,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod networks;
+pub mod policy;
 pub mod pull;
 pub mod removed;
 pub mod stats;
@@ -90,6 +92,13 @@ pub fn register(registry: &mut Registry, config: &Config) {
         registry.register(networks::NetworkAttachmentTool {
             engine: Arc::clone(&engine),
             connect,
+        });
+    }
+    for start in [false, true] {
+        registry.register(create::ContainerCreateTool {
+            engine: Arc::clone(&engine),
+            policy: config.docker.policy.clone(),
+            start,
         });
     }
     registry.register(containers::ContainerRemoveTool {

@@ -1,0 +1,440 @@
+//! `docker_container_create` and `docker_container_run` (admin): a container from a curated
+//! set of options, checked against the create policy (`policy.rs`) before the engine hears of
+//! it. Run is create then start; a container that cannot start is removed again, so a failed
+//! run leaves nothing behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::engine::Engine;
+use super::names::{container_reference, image_reference, object_reference, short_id};
+use super::policy::{self, Request};
+use crate::config::DockerPolicy;
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+
+const fn admin(name: &'static str, title: &'static str, description: &'static str) -> Declaration {
+    Declaration {
+        name,
+        title,
+        description,
+        domain: Domain::Docker,
+        tier: Tier::Admin,
+        destructive: false,
+        idempotent: false,
+        open_world: false,
+        paging_hint: None,
+    }
+}
+
+pub static DOCKER_CONTAINER_CREATE: Declaration = admin(
+    "docker_container_create",
+    "Create a Docker container",
+    "Creates a container from an image without starting it (`docker create`): name, command, \
+     entrypoint, environment, labels, published ports, mounts (bind, volume, tmpfs), network, \
+     restart policy, memory and CPU limits, user, working dir, read-only root. Privileged \
+     mode, the host's PID or network namespace, added capabilities and bind mounts are refused \
+     unless the server's create policy (docker.policy) allows them; a refusal names the rule.",
+);
+pub static DOCKER_CONTAINER_RUN: Declaration = admin(
+    "docker_container_run",
+    "Run a Docker container",
+    "Creates and starts a container, detached (`docker run -d`), with the options and the \
+     create policy of docker_container_create. If it cannot start, the created container is \
+     removed again.",
+);
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MountArgument {
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// Bind: the host path; volume: the volume's name (created if missing); tmpfs: none.
+    pub source: Option<String>,
+    /// The path inside the container.
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    No,
+    OnFailure,
+    Always,
+    UnlessStopped,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArguments {
+    pub image: String,
+    pub name: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, e.g. `127.0.0.1:8080:80`.
+    pub ports: Option<Vec<String>>,
+    pub mounts: Option<Vec<MountArgument>>,
+    /// A network to join (default bridge); `host` and `none` are Docker's own.
+    pub network: Option<String>,
+    /// `host` to share the host's PID namespace (policy: allow_host_pid).
+    pub pid_mode: Option<String>,
+    #[serde(default)]
+    pub privileged: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub restart: Option<Restart>,
+    pub memory_bytes: Option<i64>,
+    pub cpus: Option<f64>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub read_only_rootfs: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContainerCreated {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// created, or running after a run.
+    pub state: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Render for ContainerCreated {
+    fn render_text(&self) -> String {
+        let mut text = format!(
+            "{} {} from {}: {}",
+            short_id(&self.id),
+            self.name,
+            self.image,
+            self.state
+        );
+        for warning in &self.warnings {
+            text.push_str(&format!("\nwarning: {warning}"));
+        }
+        text
+    }
+}
+
+/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]` → (`PORT/PROTO`, binding).
+fn port(spec: &str) -> Result<(String, PortBinding), ToolError> {
+    let invalid = || {
+        ToolError::invalid_arguments(format!(
+            "port `{spec}` is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"
+        ))
+    };
+    let (mapping, proto) = match spec.rsplit_once('/') {
+        Some((mapping, proto @ ("tcp" | "udp" | "sctp"))) => (mapping, proto),
+        Some(_) => return Err(invalid()),
+        None => (spec, "tcp"),
+    };
+    let parts: Vec<&str> = mapping.rsplitn(3, ':').collect();
+    let (container, host_port, host_ip) = match parts.as_slice() {
+        [container, host] => (*container, *host, ""),
+        [container, host, ip] => (*container, *host, ip.trim_matches(['[', ']'])),
+        _ => return Err(invalid()),
+    };
+    let valid_port = |text: &str| text.parse::<u16>().is_ok_and(|port| port > 0);
+    if !valid_port(container) || !valid_port(host_port) {
+        return Err(invalid());
+    }
+    if !host_ip.is_empty() && host_ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(invalid());
+    }
+    Ok((
+        format!("{container}/{proto}"),
+        PortBinding {
+            host_ip: (!host_ip.is_empty()).then(|| host_ip.to_string()),
+            host_port: Some(host_port.to_string()),
+        },
+    ))
+}
+
+/// The engine's create body for checked arguments.
+fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBody, ToolError> {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for spec in arguments.ports.iter().flatten() {
+        let (key, binding) = port(spec)?;
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    let mut mounts = Vec::new();
+    for mount in arguments.mounts.iter().flatten() {
+        if !mount.target.starts_with('/') {
+            return Err(ToolError::invalid_arguments(format!(
+                "mount target `{}` must be an absolute path in the container",
+                mount.target
+            )));
+        }
+        let (typ, source) = match (mount.kind, &mount.source) {
+            (MountKind::Bind, Some(source)) => (MountType::BIND, Some(source.clone())),
+            (MountKind::Volume, Some(source)) => {
+                (MountType::VOLUME, Some(object_reference("volume", source)?))
+            }
+            (MountKind::Volume, None) => (MountType::VOLUME, None),
+            (MountKind::Tmpfs, None) => (MountType::TMPFS, None),
+            (MountKind::Bind, None) => {
+                return Err(ToolError::invalid_arguments(
+                    "a bind mount needs its host path as `source`",
+                ));
+            }
+            (MountKind::Tmpfs, Some(_)) => {
+                return Err(ToolError::invalid_arguments(
+                    "a tmpfs mount takes no `source`",
+                ));
+            }
+        };
+        mounts.push(Mount {
+            target: Some(mount.target.clone()),
+            source,
+            typ: Some(typ),
+            read_only: Some(mount.read_only),
+            ..Default::default()
+        });
+    }
+    if let Some(cpus) = arguments.cpus
+        && !(cpus > 0.0 && cpus <= 1024.0)
+    {
+        return Err(ToolError::invalid_arguments(format!(
+            "cpus {cpus} is out of range: give a positive number of CPUs"
+        )));
+    }
+    if arguments
+        .memory_bytes
+        .is_some_and(|bytes| bytes < 6 * 1024 * 1024)
+    {
+        return Err(ToolError::invalid_arguments(
+            "memory_bytes is below Docker's minimum of 6 MiB",
+        ));
+    }
+    let network = arguments
+        .network
+        .as_deref()
+        .map(|network| object_reference("network", network))
+        .transpose()?;
+    let restart = arguments.restart.map(|restart| RestartPolicy {
+        name: Some(match restart {
+            Restart::No => RestartPolicyNameEnum::NO,
+            Restart::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+            Restart::Always => RestartPolicyNameEnum::ALWAYS,
+            Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+        }),
+        maximum_retry_count: None,
+    });
+    let host_config = HostConfig {
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings.clone()),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        network_mode: network.clone(),
+        pid_mode: arguments.pid_mode.clone(),
+        privileged: Some(arguments.privileged),
+        cap_add: arguments.cap_add.clone(),
+        restart_policy: restart,
+        memory: arguments.memory_bytes,
+        nano_cpus: arguments.cpus.map(|cpus| (cpus * 1e9) as i64),
+        readonly_rootfs: Some(arguments.read_only_rootfs),
+        ..Default::default()
+    };
+    let networking_config = network
+        .filter(|network| !["bridge", "host", "none"].contains(&network.as_str()))
+        .map(|network| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
+        });
+    Ok(ContainerCreateBody {
+        image: Some(image),
+        cmd: arguments.command.clone(),
+        entrypoint: arguments.entrypoint.clone(),
+        env: arguments.env.as_ref().map(|env| {
+            env.iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect()
+        }),
+        labels: arguments
+            .labels
+            .as_ref()
+            .map(|labels| labels.clone().into_iter().collect()),
+        exposed_ports: (!port_bindings.is_empty()).then(|| port_bindings.keys().cloned().collect()),
+        user: arguments.user.clone(),
+        working_dir: arguments.working_dir.clone(),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    })
+}
+
+pub struct ContainerCreateTool {
+    pub engine: Arc<Engine>,
+    pub policy: DockerPolicy,
+    /// Start it too (run).
+    pub start: bool,
+}
+
+impl Tool for ContainerCreateTool {
+    type Arguments = CreateArguments;
+    type Output = ContainerCreated;
+
+    fn declaration(&self) -> &'static Declaration {
+        if self.start {
+            &DOCKER_CONTAINER_RUN
+        } else {
+            &DOCKER_CONTAINER_CREATE
+        }
+    }
+
+    async fn run(
+        &self,
+        arguments: CreateArguments,
+        _: ToolContext,
+    ) -> Result<ContainerCreated, ToolError> {
+        let image = image_reference(&arguments.image)?;
+        let name = arguments
+            .name
+            .as_deref()
+            .map(container_reference)
+            .transpose()?;
+        if let Some(mode) = &arguments.pid_mode
+            && mode != "host"
+        {
+            return Err(ToolError::invalid_arguments(format!(
+                "pid_mode `{mode}` is not supported: give `host` or leave it out"
+            )));
+        }
+        let bind_sources = arguments
+            .mounts
+            .iter()
+            .flatten()
+            .filter(|mount| matches!(mount.kind, MountKind::Bind))
+            .filter_map(|mount| mount.source.as_deref())
+            .collect();
+        policy::check(
+            &self.policy,
+            &Request {
+                privileged: arguments.privileged,
+                host_pid: arguments.pid_mode.as_deref() == Some("host"),
+                host_network: arguments.network.as_deref() == Some("host"),
+                capabilities: arguments.cap_add.as_deref().unwrap_or_default(),
+                bind_sources,
+            },
+        )?;
+        let body = body(&arguments, image.clone())?;
+        let options = CreateContainerOptions {
+            name: name.clone(),
+            platform: String::new(),
+        };
+        let created = self
+            .engine
+            .run(|docker| async move { docker.create_container(Some(options), body).await })
+            .await?;
+        let id = created.id.clone();
+        if self.start {
+            let target = id.clone();
+            let started = self
+                .engine
+                .run(|docker| async move {
+                    docker
+                        .start_container(&target, None::<StartContainerOptions>)
+                        .await
+                })
+                .await;
+            if let Err(error) = started {
+                // Leave nothing behind: the run failed as a whole.
+                let target = id.clone();
+                let removed = self
+                    .engine
+                    .run(|docker| async move {
+                        let options = RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        };
+                        docker.remove_container(&target, Some(options)).await
+                    })
+                    .await;
+                let cleanup = match removed {
+                    Ok(()) => "the created container was removed again".to_string(),
+                    Err(failed) => format!(
+                        "the created container {} could not be removed: {failed}",
+                        short_id(&id)
+                    ),
+                };
+                return Err(ToolError::failed(format!(
+                    "the container was created but did not start: {error}; {cleanup}"
+                )));
+            }
+        }
+        let target = id.clone();
+        let inspected = self
+            .engine
+            .run(|docker| async move {
+                docker
+                    .inspect_container(
+                        &target,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+            })
+            .await?;
+        Ok(ContainerCreated {
+            id,
+            name: inspected
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image,
+            state: inspected
+                .state
+                .and_then(|state| state.status)
+                .map(|status| status.to_string())
+                .unwrap_or_default(),
+            warnings: created.warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_read_as_docker_reads_them() {
+        let (key, binding) = port("127.0.0.1:8080:80").expect("valid");
+        assert_eq!(key, "80/tcp");
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port.as_deref(), Some("8080"));
+        assert_eq!(port("5353:53/udp").expect("valid").0, "53/udp");
+        for bad in [
+            "80",
+            "x:80",
+            "0:80",
+            "8080:80/icmp",
+            "nohost:8080:80",
+            "1:2:3:4",
+        ] {
+            assert!(port(bad).is_err(), "{bad}");
+        }
+    }
+}
