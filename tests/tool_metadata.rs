@@ -11,10 +11,12 @@ use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::Tier;
 
 /// Every tool there is: the default configuration plus a file root (without one the file
-/// tools are not registered).
+/// tools are not registered), the admin tier and Docker exec (both off by default).
 fn registry() -> systemmanager::tool::Registry {
     let mut config = Config::default();
     config.files.roots = vec![systemmanager::config::AbsolutePath(std::env::temp_dir())];
+    config.docker.exec_enabled = true;
+    config.security.admin_tier = true;
     domains::registry(&config)
 }
 

@@ -405,3 +405,29 @@ async def test_create_and_run_under_the_create_policy(binary, engine, tmp_path):
     assert no_start.startswith("the container was created but did not start: ") and no_start.endswith("the created container was removed again")
     assert duplicate.startswith("conflict: ") and names[0] in duplicate
     assert bad_port == "port `80` is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"
+
+
+async def test_exec_is_off_unless_enabled_and_bounded_when_on(binary, container):
+    docker("start", container)
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        off = {tool.name for tool in (await session.list_tools()).tools}
+    config = make_config(ADMIN + "[docker]\nexec_enabled = true\n")
+    async with stdio_session(binary, "--config", str(config)) as session:
+        ran = await call(session, "docker_container_exec", {"container": container, "command": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+        cut = await call(session, "docker_container_exec", {"container": container, "command": ["sh", "-c", "yes | head -c 100000"], "max_bytes": 100})
+        as_user = await call(session, "docker_container_exec", {"container": container, "command": ["id", "-u"], "user": "65534", "env": ["X=1"]})
+        slow = await call(session, "docker_container_exec", {"container": container, "command": ["sleep", "37"], "timeout_seconds": 1})
+        time.sleep(0.5)
+        processes = docker("top", container)
+        empty = await refusal(session, "docker_container_exec", {"container": container, "command": []})
+        stopped_name = container
+        docker("stop", "-t", "0", stopped_name)
+        not_running = await refusal(session, "docker_container_exec", {"container": stopped_name, "command": ["true"]})
+    assert "docker_container_exec" not in off
+    assert (ran["exit_code"], ran["stdout"], ran["stderr"], ran["timed_out"]) == (3, "out\n", "err\n", False)
+    assert cut["stdout"] == "y\n" * 50 and cut["output_cut"] is True and cut["exit_code"] == 0
+    assert as_user["stdout"] == "65534\n"
+    assert slow["timed_out"] is True and "exit_code" not in slow and slow["duration_ms"] < 5000
+    assert "sleep 37" not in processes, "the timed-out command was killed"
+    assert empty == "command is empty: give the program and its arguments"
+    assert "is not running" in not_running, not_running

@@ -7,6 +7,7 @@
 pub mod containers;
 pub mod create;
 pub mod engine;
+pub mod exec;
 pub mod images;
 pub mod info;
 pub mod lifecycle;
@@ -99,6 +100,11 @@ pub fn register(registry: &mut Registry, config: &Config) {
             engine: Arc::clone(&engine),
             policy: config.docker.policy.clone(),
             start,
+        });
+    }
+    if config.docker.exec_enabled {
+        registry.register(exec::ContainerExecTool {
+            engine: Arc::clone(&engine),
         });
     }
     registry.register(containers::ContainerRemoveTool {
