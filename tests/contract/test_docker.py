@@ -431,3 +431,54 @@ async def test_exec_is_off_unless_enabled_and_bounded_when_on(binary, container)
     assert "sleep 37" not in processes, "the timed-out command was killed"
     assert empty == "command is empty: give the program and its arguments"
     assert "is not running" in not_running, not_running
+
+
+async def test_prune_dry_run_lists_what_the_real_prune_removes(binary, engine, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    stopped = f"sm-prune-{tag}"
+    network = f"sm-prune-net-{tag}"
+    volume = f"sm-prune-vol-{tag}"
+    # Everything carries this label and the prunes are limited to it: the machine's other
+    # unused objects are left alone (they are counted below to show the label held).
+    label = f"sm-prune={tag}"
+    stopped_id = docker("create", "--label", label, "--name", stopped, engine, "true")
+    docker("network", "create", "--label", label, network)
+    docker("volume", "create", "--label", label, volume)
+    bystander = docker("volume", "create")
+    # A dangling image: an import without a name.
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "marker").write_text(tag)
+    dangling = subprocess.run(f"tar -C {rootfs} -c . | docker import --change 'LABEL {label}' -", shell=True, check=True, capture_output=True, text=True).stdout.strip()
+    config = make_config(ADMIN)
+    try:
+        async with stdio_session(binary, "--config", str(config)) as session:
+            dry = await call(session, "docker_prune", {"what": ["containers", "images", "networks", "volumes", "build_cache"], "label": label})
+            still_there = all(subprocess.run(["docker", *kind, "inspect", name], capture_output=True).returncode == 0 for kind, name in [((), stopped), (("network",), network), (("volume",), volume), (("image",), dangling)])
+            real = await call(session, "docker_prune", {"what": ["containers", "images", "networks", "volumes"], "dry_run": False, "label": label})
+            bystander_kept = subprocess.run(["docker", "volume", "inspect", bystander], capture_output=True).returncode == 0
+            nothing = await refusal(session, "docker_prune", {"what": []})
+    finally:
+        subprocess.run(["docker", "rm", "-f", stopped], capture_output=True)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
+        subprocess.run(["docker", "rmi", dangling], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", bystander], capture_output=True)
+    planned = {kind["kind"]: kind["items"] for kind in dry["kinds"]}
+    done = {kind["kind"]: kind["items"] for kind in real["kinds"]}
+    assert dry["dry_run"] is True and still_there, "a dry run removes nothing"
+    assert stopped in planned["containers"] and network in planned["networks"] and volume in planned["volumes"]
+    assert short(dangling) in planned["images"]
+    assert planned == {"containers": [stopped], "images": [short(dangling)], "networks": [network], "volumes": [volume], "build_cache": []}
+    assert bystander_kept, "an unlabelled unused volume is not pruned"
+    assert real["dry_run"] is False
+    assert stopped_id[:12] in done["containers"] and network in done["networks"] and volume in done["volumes"]
+    assert any(short(dangling) in item for item in done["images"])
+    for kind, name in [((), stopped), (("network",), network), (("volume",), volume), (("image",), dangling)]:
+        assert subprocess.run(["docker", *kind, "inspect", name], capture_output=True).returncode != 0, f"{name} is gone"
+    assert nothing.startswith("what is empty")
+
+
+def short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod names;
 pub mod networks;
 pub mod policy;
+pub mod prune;
 pub mod pull;
 pub mod removed;
 pub mod stats;
@@ -115,6 +116,9 @@ pub fn register(registry: &mut Registry, config: &Config) {
         registries: config.docker.registries.clone(),
     });
     registry.register(images::ImageRemoveTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(prune::PruneTool {
         engine: Arc::clone(&engine),
     });
     registry.register(networks::NetworkCreateTool {
