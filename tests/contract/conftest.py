@@ -325,6 +325,8 @@ DOCKER_READ_TOOLS = [
     "docker_network_inspect",
     "docker_volume_list",
     "docker_volume_inspect",
+    "docker_system_df",
+    "docker_events",
 ]
 DOCKER_OPERATE_TOOLS = [
     "docker_container_start",

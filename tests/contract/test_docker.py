@@ -482,3 +482,27 @@ async def test_prune_dry_run_lists_what_the_real_prune_removes(binary, engine, t
 def short(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
+
+
+async def test_disk_use_and_events_agree_with_docker(binary, engine):
+    name = f"sm-events-{uuid.uuid4().hex[:8]}"
+    assert subprocess.run(["docker", "run", "--name", name, engine, "sh", "-c", "exit 7"]).returncode == 7
+    docker("rm", name)
+    async with stdio_session(binary) as session:
+        df = await call(session, "docker_system_df", {})
+        events = await call(session, "docker_events", {"since": "2m", "container": [name]})
+        limited = await call(session, "docker_events", {"since": "2m", "container": [name], "limit": 2})
+        backwards = await refusal(session, "docker_events", {"since": "1m", "until": "2m"})
+    truth = {line.split("|")[0]: line.split("|")[1:] for line in docker("system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}").splitlines()}
+    kinds = {kind["kind"]: kind for kind in df["kinds"]}
+    assert [kinds["images"]["total"], kinds["images"]["active"]] == [int(n) for n in truth["Images"]]
+    assert [kinds["containers"]["total"], kinds["containers"]["active"]] == [int(n) for n in truth["Containers"]]
+    assert kinds["volumes"]["total"] == int(truth["Local Volumes"][0])
+    actions = [event["action"] for event in events["events"]]
+    time.sleep(1.1)  # the CLI's --until is whole seconds
+    truth_actions = docker("events", "--since", "2m", "--until", "0s", "--filter", f"container={name}", "--format", "{{.Action}}").split()
+    assert actions == truth_actions and {"create", "start", "die", "destroy"} <= set(actions)
+    die = next(event for event in events["events"] if event["action"] == "die")
+    assert die["name"] == name and die["attributes"]["exitCode"] == "7" and die["attributes"]["image"] == engine
+    assert [event["action"] for event in limited["events"]] == truth_actions[-2:] and limited["dropped"] == len(truth_actions) - 2
+    assert backwards == "until is before since: the window is empty"

@@ -19,6 +19,7 @@ pub mod prune;
 pub mod pull;
 pub mod removed;
 pub mod stats;
+pub mod system;
 pub mod top;
 pub mod volumes;
 
@@ -82,6 +83,12 @@ pub fn register(registry: &mut Registry, config: &Config) {
         engine: Arc::clone(&engine),
     });
     registry.register(volumes::VolumeInspectTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(system::SystemDfTool {
+        engine: Arc::clone(&engine),
+    });
+    registry.register(system::EventsTool {
         engine: Arc::clone(&engine),
     });
     for action in lifecycle::Action::ALL {

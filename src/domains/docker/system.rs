@@ -1,0 +1,388 @@
+//! `docker_system_df` and `docker_events`: what Docker's objects take on disk, and what
+//! happened recently.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use bollard::query_parameters::{
+    DataUsageOptions, EventsOptions, ListContainersOptions, ListImagesOptions, ListVolumesOptions,
+};
+use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::engine::Engine;
+use super::logs::parse_time;
+use super::names::{short_id, unix_time_text};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+
+pub static DOCKER_SYSTEM_DF: Declaration = Declaration {
+    name: "docker_system_df",
+    title: "Docker disk use",
+    description: "What Docker's objects take on disk, like `docker system df`: per kind \
+                  (images, containers, volumes, build cache) how many there are, how many are \
+                  in use, their size and what a prune could reclaim.",
+    domain: Domain::Docker,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: None,
+};
+
+pub static DOCKER_EVENTS: Declaration = Declaration {
+    name: "docker_events",
+    title: "Recent Docker events",
+    description: "What the engine reported in a window of time (`docker events --since \
+                  --until`): container start/die/oom/kill, image pull/delete, network and volume \
+                  changes. since defaults to 10 minutes ago, until to now (RFC 3339 times or \
+                  durations ago: 30s, 10m, 2h, 1d); filter by type, action and container; at \
+                  most `limit` events (default 100, at most 1000), the newest kept.",
+    domain: Domain::Docker,
+    tier: Tier::Read,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+    paging_hint: Some("narrow the window with since/until, or filter by type or container"),
+};
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiskUse {
+    pub kinds: Vec<KindUse>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KindUse {
+    /// images, containers, volumes or build_cache.
+    pub kind: &'static str,
+    pub total: u64,
+    pub active: u64,
+    /// Absent when this engine does not report it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reclaimable_bytes: Option<u64>,
+}
+
+impl Render for DiskUse {
+    fn render_text(&self) -> String {
+        let size = |bytes: Option<u64>| bytes.map_or("?".into(), crate::render::bytes);
+        let mut lines: Vec<String> = self
+            .kinds
+            .iter()
+            .map(|kind| {
+                format!(
+                    "{}: {} ({} active), {} ({} reclaimable)",
+                    kind.kind,
+                    kind.total,
+                    kind.active,
+                    size(kind.size_bytes),
+                    size(kind.reclaimable_bytes)
+                )
+            })
+            .collect();
+        lines.extend(self.notes.iter().cloned());
+        lines.join("\n")
+    }
+}
+
+fn count(value: Option<i64>) -> u64 {
+    value.unwrap_or(0).max(0) as u64
+}
+
+pub struct SystemDfTool {
+    pub engine: Arc<Engine>,
+}
+
+impl Tool for SystemDfTool {
+    type Arguments = crate::tool::NoArguments;
+    type Output = DiskUse;
+
+    fn declaration(&self) -> &'static Declaration {
+        &DOCKER_SYSTEM_DF
+    }
+
+    async fn run(&self, _: crate::tool::NoArguments, _: ToolContext) -> Result<DiskUse, ToolError> {
+        // Images and containers from their lists (the same on every API version), volumes
+        // and build cache from the engine's df where it speaks the shape bollard reads.
+        let (images, containers, volumes, df) = self
+            .engine
+            .run(|docker| async move {
+                let images = docker.list_images(None::<ListImagesOptions>).await?;
+                let containers = docker
+                    .list_containers(Some(ListContainersOptions {
+                        all: true,
+                        size: true,
+                        ..Default::default()
+                    }))
+                    .await?;
+                let volumes = docker.list_volumes(None::<ListVolumesOptions>).await?;
+                let df = docker.df(None::<DataUsageOptions>).await.ok();
+                Ok((images, containers, volumes, df))
+            })
+            .await?;
+        let mut notes = Vec::new();
+        let used_images: HashSet<&str> = containers
+            .iter()
+            .filter_map(|container| container.image_id.as_deref())
+            .collect();
+        let image_size: u64 = images.iter().map(|image| count(Some(image.size))).sum();
+        let unused_size: u64 = images
+            .iter()
+            .filter(|image| !used_images.contains(image.id.as_str()))
+            .map(|image| count(Some(image.size)))
+            .sum();
+        let running = containers
+            .iter()
+            .filter(|container| {
+                container.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+            })
+            .count() as u64;
+        let writable: u64 = containers
+            .iter()
+            .map(|container| count(container.size_rw))
+            .sum();
+        let stopped_writable: u64 = containers
+            .iter()
+            .filter(|container| {
+                container.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+            })
+            .map(|container| count(container.size_rw))
+            .sum();
+        let mut kinds = vec![
+            KindUse {
+                kind: "images",
+                total: images.len() as u64,
+                active: images
+                    .iter()
+                    .filter(|image| used_images.contains(image.id.as_str()))
+                    .count() as u64,
+                size_bytes: Some(image_size),
+                reclaimable_bytes: Some(unused_size),
+            },
+            KindUse {
+                kind: "containers",
+                total: containers.len() as u64,
+                active: running,
+                size_bytes: Some(writable),
+                reclaimable_bytes: Some(stopped_writable),
+            },
+        ];
+        let volume_count = volumes.volumes.as_ref().map_or(0, Vec::len) as u64;
+        match df.as_ref().and_then(|df| df.volume_usage.as_ref()) {
+            Some(usage) => kinds.push(KindUse {
+                kind: "volumes",
+                total: count(usage.total_count),
+                active: count(usage.active_count),
+                size_bytes: usage.total_size.map(|size| size.max(0) as u64),
+                reclaimable_bytes: usage.reclaimable.map(|size| size.max(0) as u64),
+            }),
+            None => {
+                kinds.push(KindUse {
+                    kind: "volumes",
+                    total: volume_count,
+                    active: 0,
+                    size_bytes: None,
+                    reclaimable_bytes: None,
+                });
+                notes.push(
+                    "this engine reports volume and build cache sizes in an older form than this \
+                     server reads; volume counts shown, sizes left out"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(usage) = df.as_ref().and_then(|df| df.build_cache_usage.as_ref()) {
+            kinds.push(KindUse {
+                kind: "build_cache",
+                total: count(usage.total_count),
+                active: count(usage.active_count),
+                size_bytes: usage.total_size.map(|size| size.max(0) as u64),
+                reclaimable_bytes: usage.reclaimable.map(|size| size.max(0) as u64),
+            });
+        }
+        notes.push("image sizes count shared layers once per image".into());
+        Ok(DiskUse { kinds, notes })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsArguments {
+    /// Start of the window (default 10m ago).
+    pub since: Option<String>,
+    /// End of the window (default now).
+    pub until: Option<String>,
+    /// container, image, network, volume, daemon, plugin...
+    pub r#type: Option<Vec<String>>,
+    /// start, die, stop, kill, oom, pull, delete, create, destroy, connect...
+    pub action: Option<Vec<String>>,
+    /// Container ids or names.
+    pub container: Option<Vec<String>>,
+    /// Default 100, at most 1000; the newest are kept.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventList {
+    pub since: String,
+    pub until: String,
+    pub events: Vec<EventRow>,
+    /// Older events left out by `limit`.
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
+    pub dropped: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventRow {
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub action: String,
+    /// The object's short id (or name for volumes and networks).
+    pub id: String,
+    /// Its name when it has one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// A few attributes that matter: image, exitCode, signal, container...
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Render for EventList {
+    fn render_text(&self) -> String {
+        let mut lines: Vec<String> = self
+            .events
+            .iter()
+            .map(|event| {
+                let mut line = format!(
+                    "{} {} {} {}",
+                    event.time,
+                    event.kind,
+                    event.action,
+                    if event.name.is_empty() {
+                        &event.id
+                    } else {
+                        &event.name
+                    }
+                );
+                for (key, value) in &event.attributes {
+                    line.push_str(&format!(" {key}={value}"));
+                }
+                line
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push(format!("no events from {} to {}", self.since, self.until));
+        }
+        if self.dropped > 0 {
+            lines.insert(
+                0,
+                format!("({} older events left out: limit)", self.dropped),
+            );
+        }
+        lines.join("\n")
+    }
+}
+
+const KEPT_ATTRIBUTES: [&str; 6] = ["image", "exitCode", "signal", "container", "type", "driver"];
+
+pub struct EventsTool {
+    pub engine: Arc<Engine>,
+}
+
+impl Tool for EventsTool {
+    type Arguments = EventsArguments;
+    type Output = EventList;
+
+    fn declaration(&self) -> &'static Declaration {
+        &DOCKER_EVENTS
+    }
+
+    async fn run(
+        &self,
+        arguments: EventsArguments,
+        context: ToolContext,
+    ) -> Result<EventList, ToolError> {
+        let clock = chrono::Utc::now();
+        let now = clock.timestamp();
+        let since = parse_time(arguments.since.as_deref().unwrap_or("10m"), now)?;
+        let until = match arguments.until.as_deref() {
+            Some(text) => parse_time(text, now)?,
+            None => now,
+        };
+        // The engine compares event times to the nanosecond: "now" in whole seconds would
+        // leave out what happened in the current second.
+        let until_text = if arguments.until.is_none() {
+            format!("{now}.{:09}", clock.timestamp_subsec_nanos())
+        } else {
+            until.to_string()
+        };
+        if until < since {
+            return Err(ToolError::invalid_arguments(
+                "until is before since: the window is empty",
+            ));
+        }
+        if until > now {
+            return Err(ToolError::invalid_arguments(
+                "until is in the future: this tool reads past events only",
+            ));
+        }
+        let limit = arguments.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ToolError::invalid_arguments(format!(
+                "limit {limit} is out of range: give 1 to 1000"
+            )));
+        }
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, values) in [
+            ("type", arguments.r#type),
+            ("event", arguments.action),
+            ("container", arguments.container),
+        ] {
+            if let Some(values) = values.filter(|values| !values.is_empty()) {
+                filters.insert(key.into(), values);
+            }
+        }
+        let options = EventsOptions {
+            since: Some(since.to_string()),
+            until: Some(until_text),
+            filters: (!filters.is_empty()).then_some(filters),
+        };
+        let docker = self.engine.client().await?;
+        // With `until` in the past or now, the engine sends the window and ends the stream.
+        let mut stream = docker.events(Some(options));
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            if context.cancel.is_cancelled() {
+                break;
+            }
+            let event = event.map_err(|error| self.engine.explain(error))?;
+            let actor = event.actor.unwrap_or_default();
+            let mut attributes = actor.attributes.unwrap_or_default();
+            let name = attributes.remove("name").unwrap_or_default();
+            let id = actor.id.unwrap_or_default();
+            events.push(EventRow {
+                time: unix_time_text(event.time.unwrap_or(0)),
+                kind: event.typ.map(|typ| typ.to_string()).unwrap_or_default(),
+                action: event.action.unwrap_or_default(),
+                id: if id.len() == 64 { short_id(&id) } else { id },
+                name,
+                attributes: attributes
+                    .into_iter()
+                    .filter(|(key, _)| KEPT_ATTRIBUTES.contains(&key.as_str()))
+                    .collect(),
+            });
+        }
+        let dropped = events.len().saturating_sub(limit);
+        let events = events.split_off(dropped);
+        Ok(EventList {
+            since: unix_time_text(since),
+            until: unix_time_text(until),
+            events,
+            dropped,
+        })
+    }
+}
