@@ -8,7 +8,8 @@
 # (benches/gate.rs). stdio: start-up to the `initialize` answer, idle RSS, system_overview and
 # tools/list latency, every read tool's latency and answer size, the samplers' CPU, and
 # process_list with 1,000 extra processes (benches/stdio.rs). Files: files_search over 100 MB
-# beside ripgrep's own binary, files_tail on 1 GiB, a files_list page of 100,000 entries. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# beside ripgrep's own binary, files_tail on 1 GiB, a files_list page of 100,000 entries.
+# Docker: docker_container_list with 100 containers, docker_container_stats of 20 at once. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core.
 set -euo pipefail
@@ -98,6 +99,28 @@ for sort in name none; do
         grep -E 'files_list|RSS after'
 done
 rm -rf "$FILES"
+
+echo
+echo "== docker: docker_container_list with 100 containers (20 running), docker_container_stats"
+echo "   of the 20 running ones in one call (scripts/testbed/docker.sh provides the engine)"
+IMAGE=$(./scripts/testbed/docker.sh 2>/dev/null | tail -n 1)
+BENCH_LABEL=sm-bench=$$
+for n in $(seq 100); do
+    if ((n <= 20)); then
+        docker run -d --label "$BENCH_LABEL" --name "sm-bench-$n" "$IMAGE" sleep 3600 >/dev/null
+    else
+        docker create --label "$BENCH_LABEL" --name "sm-bench-$n" "$IMAGE" true >/dev/null
+    fi
+done
+echo "containers on the engine: $(docker ps -aq | wc -l) ($(docker ps -q | wc -l) running)"
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" --starts 0 \
+    --calls 200 --tool docker_container_list --arguments '{"all":true}' | grep docker_container_list
+RUNNING=$(printf '"sm-bench-%d",' $(seq 20) | sed 's/,$//')
+cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" --starts 0 \
+    --calls 5 --tool docker_container_stats --arguments "{\"containers\":[$RUNNING]}" | grep docker_container_stats
+time_ms() { local start end; start=$(date +%s%N); "$@" >/dev/null; end=$(date +%s%N); echo "$(((end - start) / 1000000)) ms"; }
+echo "docker stats --no-stream of the same 20: $(time_ms docker stats --no-stream $(seq -f 'sm-bench-%g' 20))"
+docker rm -f $(docker ps -aq --filter "label=$BENCH_LABEL") >/dev/null
 
 echo
 echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"

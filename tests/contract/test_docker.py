@@ -506,3 +506,43 @@ async def test_disk_use_and_events_agree_with_docker(binary, engine):
     assert die["name"] == name and die["attributes"]["exitCode"] == "7" and die["attributes"]["image"] == engine
     assert [event["action"] for event in limited["events"]] == truth_actions[-2:] and limited["dropped"] == len(truth_actions) - 2
     assert backwards == "until is before since: the window is empty"
+
+
+async def test_an_ambiguous_id_prefix_is_refused_and_acts_on_nothing(binary, engine):
+    label = f"sm-ambiguous={uuid.uuid4().hex[:8]}"
+    ids: list[str] = []
+    try:
+        # Sixteen hex digits: at most seventeen containers give two that share a first digit.
+        while True:
+            ids.append(docker("run", "-d", "--label", label, engine, "sleep", "600"))
+            firsts = [container_id[0] for container_id in ids]
+            shared = next((digit for digit in firsts if firsts.count(digit) > 1), None)
+            if shared:
+                break
+        async with stdio_session(binary) as session:
+            inspected = await refusal(session, "docker_container_inspect", {"container": shared})
+            stopped = await refusal(session, "docker_container_stop", {"container": shared})
+        running = [docker_inspect(container_id)["State"]["Running"] for container_id in ids]
+    finally:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    expected = f"Multiple IDs found with provided prefix: {shared}: the prefix is ambiguous; give more of the id, or the name"
+    assert inspected == expected and stopped == expected
+    assert all(running), "nothing was stopped"
+
+
+async def test_operate_and_admin_tools_over_http(binary, engine):
+    name = f"sm-http-{uuid.uuid4().hex[:8]}"
+    server = start_server(binary, "--http", "127.0.0.1:0", config="[security]\nadmin_tier = true\n", role="admin")
+    try:
+        async with connect("http", binary, server.url, None, server.token) as session:
+            await session.initialize()
+            ran = await call(session, "docker_container_run", {"image": engine, "name": name, "command": ["sleep", "600"]})
+            stopped = await call(session, "docker_container_stop", {"container": name, "timeout_seconds": 0})
+            removed = await call(session, "docker_container_remove", {"container": name})
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        assert server.stop() == 0
+    assert ran["state"] == "running" and stopped["state_after"] == "exited"
+    assert removed == {"kind": "container", "name": name} and not exists(name)
+    records = [record for record in server.audit() if record.get("tool") == "docker_container_run"]
+    assert [record["outcome"] for record in records] == ["started", "ok"], "a change is audited before and after"

@@ -81,6 +81,12 @@ impl Engine {
                 status_code,
                 message,
             } => match status_code {
+                // An id prefix shared by several objects (the engine answers 500 for it).
+                _ if message.starts_with("Multiple IDs found with provided prefix") => {
+                    ToolError::invalid_arguments(format!(
+                        "{message}: the prefix is ambiguous; give more of the id, or the name"
+                    ))
+                }
                 404 => ToolError::not_found(message),
                 400 => ToolError::invalid_arguments(message),
                 409 => ToolError::failed(format!("conflict: {message}")),
