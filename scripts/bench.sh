@@ -115,6 +115,7 @@ done
 echo "containers on the engine: $(docker ps -aq | wc -l) ($(docker ps -q | wc -l) running)"
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" --starts 0 \
     --calls 200 --tool docker_container_list --arguments '{"all":true}' | grep docker_container_list
+echo "the engine's own GET /containers/json?all=1 (curl, median of 5): $(median_ms curl -s --unix-socket /var/run/docker.sock 'http://localhost/v1.41/containers/json?all=1')"
 RUNNING=$(printf '"sm-bench-%d",' $(seq 20) | sed 's/,$//')
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" --starts 0 \
     --calls 5 --tool docker_container_stats --arguments "{\"containers\":[$RUNNING]}" | grep docker_container_stats
