@@ -73,6 +73,23 @@ impl PageRequest {
 }
 
 /// Cursors look like `o40`: short, and clearly not a row count a caller should edit.
+/// The last lines of a paged answer's text: how many of how many, where the next page starts,
+/// and any notes.
+pub fn footer(
+    shown: usize,
+    total: usize,
+    noun: &str,
+    next_cursor: Option<&str>,
+    notes: &[String],
+) -> Vec<String> {
+    let mut lines = vec![format!("{shown} of {total} {noun}")];
+    if let Some(cursor) = next_cursor {
+        lines.push(format!("more: cursor {cursor}"));
+    }
+    lines.extend(notes.iter().cloned());
+    lines
+}
+
 fn encode(offset: usize) -> String {
     format!("o{offset}")
 }

@@ -8,44 +8,35 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, time_text, unix_time_text};
 use crate::audit::redact::is_secret_key;
 use crate::domains::paging::PageRequest;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_LIST: Declaration = Declaration {
-    name: "docker_container_list",
-    title: "Docker containers",
-    description: "Containers, like `docker ps`: id, name, image, state, status, ports, created. \
+pub static DOCKER_CONTAINER_LIST: Declaration = super::read(
+    "docker_container_list",
+    "Docker containers",
+    "Containers, like `docker ps`: id, name, image, state, status, ports, created. \
                   Running ones only unless all is true; filter by status (created, restarting, \
                   running, removing, paused, exited, dead), name (a substring, as docker's name \
                   filter) and label (`key` or `key=value`, all must match); paged with limit \
                   (default 100) and cursor.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("use `limit` and `cursor`, or filter by status, name or label"),
-};
+    Some("use `limit` and `cursor`, or filter by status, name or label"),
+);
 
-pub static DOCKER_CONTAINER_INSPECT: Declaration = Declaration {
-    name: "docker_container_inspect",
-    title: "Docker container details",
-    description: "One container in detail (by id, id prefix or name): state and health, exit \
+pub static DOCKER_CONTAINER_INSPECT: Declaration = super::read(
+    "docker_container_inspect",
+    "Docker container details",
+    "One container in detail (by id, id prefix or name): state and health, exit \
                   code, restart count, image, command, ports, mounts, networks and addresses, \
                   restart policy, privileges, labels and environment. Environment values are \
                   shown only to the admin tier (and never for secret-looking names). `fields` \
                   picks parts: state, config, ports, mounts, networks, labels, environment, \
                   host_config.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("ask for fewer `fields`"),
-};
+    Some("ask for fewer `fields`"),
+);
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -135,15 +126,13 @@ impl Render for ContainerList {
                 line
             })
             .collect();
-        lines.push(format!(
-            "{} of {} containers",
+        lines.extend(crate::domains::paging::footer(
             self.containers.len(),
-            self.total
+            self.total,
+            "containers",
+            self.next_cursor.as_deref(),
+            &self.notes,
         ));
-        if let Some(cursor) = &self.next_cursor {
-            lines.push(format!("more: cursor {cursor}"));
-        }
-        lines.extend(self.notes.iter().cloned());
         lines.join("\n")
     }
 }
@@ -649,18 +638,18 @@ mod tests {
     }
 }
 
-pub static DOCKER_CONTAINER_REMOVE: Declaration = Declaration {
-    name: "docker_container_remove",
-    title: "Remove a Docker container",
-    description: "Removes a container (`docker rm`). A running container is refused unless \
+pub static DOCKER_CONTAINER_REMOVE: Declaration = super::change(
+    "docker_container_remove",
+    "Remove a Docker container",
+    "Removes a container (`docker rm`). A running container is refused unless \
                   force (which kills it first); volumes also removes its anonymous volumes.",
-    domain: Domain::Docker,
-    tier: Tier::Admin,
-    destructive: true,
-    idempotent: false,
-    open_world: false,
-    paging_hint: None,
-};
+    Tier::Admin,
+    Change {
+        destructive: true,
+        idempotent: false,
+    },
+    None,
+);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -16,27 +16,14 @@ use bollard::query_parameters::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Change;
 use super::engine::Engine;
 use super::names::{container_reference, image_reference, object_reference, short_id};
 use super::policy::{self, Request};
 use crate::config::DockerPolicy;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
-const fn admin(name: &'static str, title: &'static str, description: &'static str) -> Declaration {
-    Declaration {
-        name,
-        title,
-        description,
-        domain: Domain::Docker,
-        tier: Tier::Admin,
-        destructive: false,
-        idempotent: false,
-        open_world: false,
-        paging_hint: None,
-    }
-}
-
-pub static DOCKER_CONTAINER_CREATE: Declaration = admin(
+pub static DOCKER_CONTAINER_CREATE: Declaration = super::change(
     "docker_container_create",
     "Create a Docker container",
     "Creates a container from an image without starting it (`docker create`): name, command, \
@@ -44,13 +31,25 @@ pub static DOCKER_CONTAINER_CREATE: Declaration = admin(
      restart policy, memory and CPU limits, user, working dir, read-only root. Privileged \
      mode, the host's PID or network namespace, added capabilities and bind mounts are refused \
      unless the server's create policy (docker.policy) allows them; a refusal names the rule.",
+    Tier::Admin,
+    Change {
+        destructive: false,
+        idempotent: false,
+    },
+    None,
 );
-pub static DOCKER_CONTAINER_RUN: Declaration = admin(
+pub static DOCKER_CONTAINER_RUN: Declaration = super::change(
     "docker_container_run",
     "Run a Docker container",
     "Creates and starts a container, detached (`docker run -d`), with the options and the \
      create policy of docker_container_create. If it cannot start, the created container is \
      removed again.",
+    Tier::Admin,
+    Change {
+        destructive: false,
+        idempotent: false,
+    },
+    None,
 );
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

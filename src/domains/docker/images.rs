@@ -7,24 +7,20 @@ use bollard::query_parameters::ListImagesOptions;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, unix_time_text};
 use crate::domains::paging::PageRequest;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
-pub static DOCKER_IMAGE_LIST: Declaration = Declaration {
-    name: "docker_image_list",
-    title: "Docker images",
-    description: "Images, like `docker images`: id, tags, size, created, and how many \
+pub static DOCKER_IMAGE_LIST: Declaration = super::read(
+    "docker_image_list",
+    "Docker images",
+    "Images, like `docker images`: id, tags, size, created, and how many \
                   containers use each. Filter by reference (`nginx`, `nginx:1.*`) or dangling \
                   (untagged) images; newest first; paged with limit (default 100) and cursor.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("use `limit` and `cursor`, or filter by reference"),
-};
+    Some("use `limit` and `cursor`, or filter by reference"),
+);
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,11 +73,13 @@ impl Render for ImageList {
                 )
             })
             .collect();
-        lines.push(format!("{} of {} images", self.images.len(), self.total));
-        if let Some(cursor) = &self.next_cursor {
-            lines.push(format!("more: cursor {cursor}"));
-        }
-        lines.extend(self.notes.iter().cloned());
+        lines.extend(crate::domains::paging::footer(
+            self.images.len(),
+            self.total,
+            "images",
+            self.next_cursor.as_deref(),
+            &self.notes,
+        ));
         lines.join("\n")
     }
 }
@@ -145,33 +143,28 @@ impl Tool for ImageListTool {
     }
 }
 
-pub static DOCKER_IMAGE_INSPECT: Declaration = Declaration {
-    name: "docker_image_inspect",
-    title: "Docker image details",
-    description: "One image (by reference or id): id, tags and digests, created, size, OS and \
+pub static DOCKER_IMAGE_INSPECT: Declaration = super::read(
+    "docker_image_inspect",
+    "Docker image details",
+    "One image (by reference or id): id, tags and digests, created, size, OS and \
                   architecture, the default command and entrypoint, working dir, user, exposed \
                   ports, volumes, labels, and layer count.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+    None,
+);
 
-pub static DOCKER_IMAGE_REMOVE: Declaration = Declaration {
-    name: "docker_image_remove",
-    title: "Remove a Docker image",
-    description: "Removes an image or one of its tags (`docker rmi`): untags the reference and \
+pub static DOCKER_IMAGE_REMOVE: Declaration = super::change(
+    "docker_image_remove",
+    "Remove a Docker image",
+    "Removes an image or one of its tags (`docker rmi`): untags the reference and \
                   deletes layers nothing else uses. Docker refuses while a container uses the \
                   image, unless force.",
-    domain: Domain::Docker,
-    tier: Tier::Admin,
-    destructive: true,
-    idempotent: false,
-    open_world: false,
-    paging_hint: None,
-};
+    Tier::Admin,
+    Change {
+        destructive: true,
+        idempotent: false,
+    },
+    None,
+);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

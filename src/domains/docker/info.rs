@@ -6,22 +6,17 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::engine::Engine;
-use crate::tool::{Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, NoArguments, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_INFO: Declaration = Declaration {
-    name: "docker_info",
-    title: "Docker engine",
-    description: "The Docker Engine this server manages: version and API version, storage and \
+pub static DOCKER_INFO: Declaration = super::read(
+    "docker_info",
+    "Docker engine",
+    "The Docker Engine this server manages: version and API version, storage and \
                   cgroup drivers, the host it runs on (OS, kernel, CPUs, memory), and how many \
                   containers (running, paused, stopped) and images it holds. Start here to see \
                   whether Docker is reachable.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+    None,
+);
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DockerInfo {

@@ -11,23 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{container_reference, short_id};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_STATS: Declaration = Declaration {
-    name: "docker_container_stats",
-    title: "Docker container resource use",
-    description: "One reading per container, as `docker stats --no-stream` computes it: CPU % \
+pub static DOCKER_CONTAINER_STATS: Declaration = super::read(
+    "docker_container_stats",
+    "Docker container resource use",
+    "One reading per container, as `docker stats --no-stream` computes it: CPU % \
                   (100 = one core busy), memory used (without the page cache) and its limit, \
                   network received/sent, block I/O read/written, and pids. For the containers \
                   named, or every running container (at most 100), up to 32 at a time (one \
                   reading takes the engine about two seconds).",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("name fewer `containers`"),
-};
+    Some("name fewer `containers`"),
+);
 
 /// How many containers are read at once. Each reading waits for the daemon's collector to
 /// sample twice (about two seconds) and costs the daemon little meanwhile, so readings overlap

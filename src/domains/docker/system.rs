@@ -14,37 +14,27 @@ use serde::{Deserialize, Serialize};
 use super::engine::Engine;
 use super::logs::parse_time;
 use super::names::{short_id, unix_time_text};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_SYSTEM_DF: Declaration = Declaration {
-    name: "docker_system_df",
-    title: "Docker disk use",
-    description: "What Docker's objects take on disk, like `docker system df`: per kind \
+pub static DOCKER_SYSTEM_DF: Declaration = super::read(
+    "docker_system_df",
+    "Docker disk use",
+    "What Docker's objects take on disk, like `docker system df`: per kind \
                   (images, containers, volumes, build cache) how many there are, how many are \
                   in use, their size and what a prune could reclaim.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+    None,
+);
 
-pub static DOCKER_EVENTS: Declaration = Declaration {
-    name: "docker_events",
-    title: "Recent Docker events",
-    description: "What the engine reported in a window of time (`docker events --since \
+pub static DOCKER_EVENTS: Declaration = super::read(
+    "docker_events",
+    "Recent Docker events",
+    "What the engine reported in a window of time (`docker events --since \
                   --until`): container start/die/oom/kill, image pull/delete, network and volume \
                   changes. since defaults to 10 minutes ago, until to now (RFC 3339 times or \
                   durations ago: 30s, 10m, 2h, 1d); filter by type, action and container; at \
                   most `limit` events (default 100, at most 1000), the newest kept.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("narrow the window with since/until, or filter by type or container"),
-};
+    Some("narrow the window with since/until, or filter by type or container"),
+);
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DiskUse {

@@ -8,21 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::container_reference;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_TOP: Declaration = Declaration {
-    name: "docker_container_top",
-    title: "Processes in a Docker container",
-    description: "The processes running in a container, as `docker top` shows them (ps -ef \
+pub static DOCKER_CONTAINER_TOP: Declaration = super::read(
+    "docker_container_top",
+    "Processes in a Docker container",
+    "The processes running in a container, as `docker top` shows them (ps -ef \
                   columns: UID, PID and PPID as the host sees them, start time, command). The \
                   container must be running.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+    None,
+);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

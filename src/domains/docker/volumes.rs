@@ -8,48 +8,39 @@ use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Change;
 use super::engine::Engine;
 use super::names::{object_reference, time_text};
 use super::removed::Removed;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
-pub static DOCKER_VOLUME_LIST: Declaration = Declaration {
-    name: "docker_volume_list",
-    title: "Docker volumes",
-    description: "Volumes, like `docker volume ls`: name, driver, mount point, created, labels. \
+pub static DOCKER_VOLUME_LIST: Declaration = super::read(
+    "docker_volume_list",
+    "Docker volumes",
+    "Volumes, like `docker volume ls`: name, driver, mount point, created, labels. \
                   Filter by name (a substring) or dangling (used by no container).",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("filter by name or dangling"),
-};
+    Some("filter by name or dangling"),
+);
 
-pub static DOCKER_VOLUME_INSPECT: Declaration = Declaration {
-    name: "docker_volume_inspect",
-    title: "Docker volume details",
-    description: "One volume: driver, mount point, scope, created, labels and driver options.",
-    domain: Domain::Docker,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static DOCKER_VOLUME_INSPECT: Declaration = super::read(
+    "docker_volume_inspect",
+    "Docker volume details",
+    "One volume: driver, mount point, scope, created, labels and driver options.",
+    None,
+);
 
-pub static DOCKER_VOLUME_REMOVE: Declaration = Declaration {
-    name: "docker_volume_remove",
-    title: "Remove a Docker volume",
-    description: "Removes a volume and the data in it (`docker volume rm`). Refused by Docker \
+pub static DOCKER_VOLUME_REMOVE: Declaration = super::change(
+    "docker_volume_remove",
+    "Remove a Docker volume",
+    "Removes a volume and the data in it (`docker volume rm`). Refused by Docker \
                   while a container uses it, unless force.",
-    domain: Domain::Docker,
-    tier: Tier::Admin,
-    destructive: true,
-    idempotent: false,
-    open_world: false,
-    paging_hint: None,
-};
+    Tier::Admin,
+    Change {
+        destructive: true,
+        idempotent: false,
+    },
+    None,
+);
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
