@@ -22,6 +22,8 @@ pytestmark = pytest.mark.anyio
 
 IMAGE = os.environ.get("SM_DOCKER_IMAGE", "sm-busybox:test")
 # Prints known lines on both streams, then ticks.
+# A config whose local (stdio) caller is an admin, with the admin tier on.
+ADMIN = '[security]\nadmin_tier = true\nlocal_role = "admin"\n'
 SCRIPT = "echo line-one; echo line-two >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
 
 
@@ -66,7 +68,29 @@ async def refusal(session, tool, arguments) -> str:
     return result.content[0].text
 
 
-async def test_a_container_lifecycle_checked_against_docker(binary, container):
+async def test_a_container_lifecycle_checked_against_docker(binary, engine):
+    """create → start → stats → logs → top → pause → restart → stop → remove, all through the
+    official client, each step checked against docker inspect / ps / top."""
+    container = f"sm-test-{uuid.uuid4().hex[:8]}"
+    admin_config = make_config(ADMIN)
+    try:
+        async with stdio_session(binary, "--config", str(admin_config)) as session:
+            made = await call(session, "docker_container_create", {
+                "image": engine, "name": container, "command": ["sh", "-c", SCRIPT],
+                "labels": {"sm-test": "lifecycle"}, "env": {"PLAIN": "visible", "API_TOKEN": "hunter2"},
+            })
+            as_admin = await call(session, "docker_container_inspect", {"container": container, "fields": ["environment"]})
+            await lifecycle_as_operator(binary, container)
+            removed = await call(session, "docker_container_remove", {"container": container})
+            listed_after = docker("ps", "-a", "--filter", f"name=^{container}$", "--format", "{{.Names}}")
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    assert made["state"] == "created" and made["name"] == container
+    assert sorted(as_admin["environment"]) == ["API_TOKEN=[redacted]", "PATH=/bin", "PLAIN=visible"], "admins see values, never secret-looking ones"
+    assert removed == {"kind": "container", "name": container} and listed_after == ""
+
+
+async def lifecycle_as_operator(binary, container):
     async with stdio_session(binary) as session:
         info = await call(session, "docker_info", {})
         created = await call(session, "docker_container_list", {"all": True, "name": container})
@@ -212,8 +236,6 @@ async def test_a_stopped_daemon_is_a_clear_error_and_tools_recover(binary, priva
     assert down_list.startswith(f"Docker is not reachable at unix://{socket}: ")
     assert after["server_version"] == before["server_version"]
 
-
-ADMIN = '[security]\nadmin_tier = true\nlocal_role = "admin"\n'
 
 
 async def test_networks_created_connected_disconnected_removed(binary, container):
