@@ -568,3 +568,68 @@ async def test_operate_and_admin_tools_over_http(binary, engine):
     assert removed == {"kind": "container", "name": name} and not exists(name)
     records = [record for record in server.audit() if record.get("tool") == "docker_container_run"]
     assert [record["outcome"] for record in records] == ["started", "ok"], "a change is audited before and after"
+
+
+class ReadOnlyProxy:
+    """A stand-in for a filtering socket proxy (docker-socket-proxy with POST=0): passes GET and
+    HEAD to the Docker socket, answers 403 to everything else, on a loopback TCP port."""
+
+    def __init__(self):
+        import http.client
+        import http.server
+        import socket
+        import threading
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect("/var/run/docker.sock")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self):
+                if self.command not in ("GET", "HEAD"):
+                    body = b"Forbidden"
+                    self.send_response(403)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                upstream = UnixConnection("localhost")
+                upstream.request(self.command, self.path)
+                answer = upstream.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = do_DELETE = do_PUT = forward
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"tcp://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+async def test_behind_a_read_only_socket_proxy_reads_work_and_changes_are_refused_clearly(binary, container):
+    proxy = ReadOnlyProxy()
+    try:
+        config = make_config(f'[docker]\nhost = "{proxy.url}"\n')
+        async with stdio_session(binary, "--config", str(config)) as session:
+            listed = await call(session, "docker_container_list", {"all": True, "name": container})
+            started = await refusal(session, "docker_container_start", {"container": container})
+    finally:
+        proxy.close()
+    assert [row["name"] for row in listed["containers"]] == [container]
+    assert started == f"{proxy.url} refused this request (403: Forbidden); a socket proxy in front of Docker forbids it"
+    assert docker_inspect(container)["State"]["Status"] == "created", "nothing was started"

@@ -88,6 +88,12 @@ impl Engine {
                     ))
                 }
                 404 => ToolError::not_found(message),
+                // The engine itself never answers 403; a filtering socket proxy does.
+                403 => ToolError::failed(format!(
+                    "{} refused this request (403: {message}); a socket proxy in front of \
+                     Docker forbids it",
+                    self.host
+                )),
                 400 => ToolError::invalid_arguments(message),
                 409 => ToolError::failed(format!("conflict: {message}")),
                 _ => ToolError::failed(format!(
