@@ -5,13 +5,13 @@
 //! daemon on first use (Debian's engine speaks 1.41, older than bollard's default) and again
 //! after the daemon was unreachable, in case it came back as another version.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use tokio::sync::Mutex;
 
-use crate::tool::ToolError;
+use crate::tool::{ToolError, ToolErrorKind};
 
 /// Where the engine is when neither the config nor `DOCKER_HOST` says.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -22,7 +22,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Engine {
     /// `unix:///path` or `tcp://host:port`, as configured.
     host: String,
-    /// The client with its negotiated version, once the daemon answered.
+    /// The client with its negotiated version, once the daemon answered; forgotten when the
+    /// daemon is found unreachable. Never held across an await.
     client: Mutex<Option<Docker>>,
 }
 
@@ -38,10 +39,17 @@ impl Engine {
         &self.host
     }
 
-    /// A client that has negotiated its API version with the daemon.
+    fn cached(&self) -> MutexGuard<'_, Option<Docker>> {
+        // A panic elsewhere while holding it leaves a valid Option behind.
+        self.client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A client that has negotiated its API version with the daemon. Two calls that find none
+    /// may both negotiate; the last one kept is as good as the first.
     pub async fn client(&self) -> Result<Docker, ToolError> {
-        let mut client = self.client.lock().await;
-        if let Some(docker) = client.as_ref() {
+        if let Some(docker) = self.cached().as_ref() {
             return Ok(docker.clone());
         }
         let docker = Docker::connect_with_host(&self.host)
@@ -51,31 +59,31 @@ impl Engine {
             .negotiate_version()
             .await
             .map_err(|error| self.explain(error))?;
-        *client = Some(docker.clone());
+        *self.cached() = Some(docker.clone());
         Ok(docker)
     }
 
-    /// Runs one request; a daemon found unreachable is negotiated with afresh next time.
+    /// Runs one request on a negotiated client.
     pub async fn run<T, F>(&self, request: impl FnOnce(Docker) -> F) -> Result<T, ToolError>
     where
         F: Future<Output = Result<T, DockerError>>,
     {
         let docker = self.client().await?;
-        match request(docker).await {
-            Ok(value) => Ok(value),
-            Err(error) => {
-                let explained = self.explain(error);
-                if explained.kind == crate::tool::ToolErrorKind::Unavailable {
-                    *self.client.lock().await = None;
-                }
-                Err(explained)
-            }
-        }
+        request(docker).await.map_err(|error| self.explain(error))
     }
 
     /// A caller's view of a bollard error: where we looked and what to check when the daemon
-    /// cannot be reached; the daemon's own message otherwise.
+    /// cannot be reached; the daemon's own message otherwise. Every tool's failures pass here,
+    /// streams included, so an unreachable daemon is negotiated with afresh on the next call.
     pub fn explain(&self, error: DockerError) -> ToolError {
+        let explained = self.describe(error);
+        if explained.kind == ToolErrorKind::Unavailable {
+            *self.cached() = None;
+        }
+        explained
+    }
+
+    fn describe(&self, error: DockerError) -> ToolError {
         match error {
             DockerError::DockerResponseServerError {
                 status_code,
