@@ -648,11 +648,13 @@ fn audited_gate(
     (gate, runs)
 }
 
+/// The decisions recorded in the audit log (the log's own `started`/`rotated` records left out).
 fn records(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .expect("audit file")
         .lines()
-        .map(|line| serde_json::from_str(line).expect("record"))
+        .map(|line| serde_json::from_str::<Value>(line).expect("record"))
+        .filter(|record| record["event"] != "log")
         .collect()
 }
 

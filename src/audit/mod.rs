@@ -1,30 +1,35 @@
 //! The audit log: one JSON Lines record per decision — allowed, denied, rate-limited, failed,
-//! timed out, and every authentication failure — chained by hashes so that an edited, deleted or
-//! reordered record shows (`systemmanager audit verify`).
+//! timed out, and every refusal of a request — chained by hashes so that an edited, deleted,
+//! reordered or cut record shows (`systemmanager audit verify`).
 //!
 //! Each record carries `seq` (one more than the record before) and `prev` (the SHA-256 of the
-//! previous line). Rotation by size keeps the chain: the first record of a new file links to the
-//! last of the old one. A record is written with one `write` on a file opened for appending; when
-//! the optional journald copy is on, the same line goes there too.
+//! previous line). The file itself — several writers, rotation, an anchored start, a file deleted
+//! under the server — is [`writer`]'s job; what one record may hold is bounded here
+//! ([`bound`]), and a flood of refused requests is summarised rather than written one by one
+//! ([`flood`]), so that it cannot rotate the record of real actions away. When the optional
+//! journald copy is on, the same lines go there too.
 
+mod bound;
+mod flood;
 pub mod redact;
 pub mod verify;
+mod writer;
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::AuditConfig;
 use crate::gate::Caller;
+
+use flood::{FloodGate, Verdict};
+use writer::Writer;
 
 /// The `prev` of the very first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -37,9 +42,50 @@ pub enum Event {
     Call,
     /// A credential was refused.
     Auth,
-    /// An HTTP request was refused before it was authenticated or decoded (a foreign `Origin`
-    /// or `Host`, a body over the limit).
+    /// An HTTP request or connection was refused before it reached a tool (a foreign `Origin`
+    /// or `Host`, a body over the limit, invalid JSON, an unknown method, headers too large or
+    /// too slow, a session of another identity).
     Request,
+    /// The log itself: its start, a rotation, or the file found deleted or cut under the server.
+    Log,
+}
+
+/// What a [`Event::Log`] record says about the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogNotice {
+    /// The first record of a new log (seq 1).
+    Started,
+    /// The first record of the file after a rotation; chained to the last of the file before.
+    Rotated,
+    /// The file was deleted or replaced while the server ran; a new one starts here.
+    Reopened,
+    /// The file shrank while the server ran: records were cut from its end.
+    Truncated,
+}
+
+impl LogNotice {
+    pub fn outcome(self) -> &'static str {
+        match self {
+            LogNotice::Started => "started",
+            LogNotice::Rotated => "rotated",
+            LogNotice::Reopened => "reopened",
+            LogNotice::Truncated => "truncated",
+        }
+    }
+
+    fn entry(self, detail: Option<String>) -> Entry {
+        Entry {
+            event: Some(Event::Log),
+            decision: Some(if matches!(self, LogNotice::Started | LogNotice::Rotated) {
+                Decision::Allowed
+            } else {
+                Decision::Refused
+            }),
+            outcome: self.outcome().into(),
+            detail,
+            ..Entry::default()
+        }
+    }
 }
 
 /// The decision a record documents.
@@ -87,6 +133,9 @@ pub struct Entry {
     /// Why, for refusals and failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For a summary of a flood of refusals: how many like it were counted, not written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
 }
 
 impl Entry {
@@ -105,18 +154,6 @@ impl Entry {
     }
 }
 
-/// The record as written: the entry, numbered and chained.
-#[derive(Serialize)]
-struct Record<'a> {
-    seq: u64,
-    time: String,
-    event: Event,
-    decision: Decision,
-    #[serde(flatten)]
-    entry: &'a Entry,
-    prev: &'a str,
-}
-
 /// Why a record could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the audit log {path}: {source}")]
@@ -124,14 +161,6 @@ pub struct AuditError {
     pub path: PathBuf,
     #[source]
     pub source: io::Error,
-}
-
-struct Writer {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    next_seq: u64,
-    prev: String,
 }
 
 /// The audit log of one server.
@@ -142,6 +171,7 @@ pub struct AuditLog {
     fail_closed: bool,
     journald: Option<(UnixDatagram, PathBuf)>,
     healthy: AtomicBool,
+    flood: Mutex<FloodGate>,
 }
 
 impl AuditLog {
@@ -154,21 +184,13 @@ impl AuditLog {
                 .ok()
         });
         if !config.enabled {
-            return Ok(Self {
-                writer: None,
-                max_bytes: 0,
-                keep: 0,
-                fail_closed: false,
-                journald: None,
-                healthy: AtomicBool::new(true),
-            });
+            return Ok(Self::disabled());
         }
         let path = config.path();
-        let fail = |source| AuditError {
+        let writer = Writer::open(&path).map_err(|source| AuditError {
             path: path.clone(),
             source,
-        };
-        let writer = Writer::open(&path).map_err(fail)?;
+        })?;
         Ok(Self {
             writer: Some(Mutex::new(writer)),
             max_bytes: config.max_bytes.get(),
@@ -176,6 +198,7 @@ impl AuditLog {
             fail_closed: config.fail_closed,
             journald: journald.flatten(),
             healthy: AtomicBool::new(true),
+            flood: Mutex::new(FloodGate::default()),
         })
     }
 
@@ -188,6 +211,7 @@ impl AuditLog {
             fail_closed: false,
             journald: None,
             healthy: AtomicBool::new(true),
+            flood: Mutex::new(FloodGate::default()),
         }
     }
 
@@ -204,38 +228,67 @@ impl AuditLog {
     pub fn path(&self) -> Option<PathBuf> {
         let writer = self.writer.as_ref()?;
         let writer = writer.lock().unwrap_or_else(|p| p.into_inner());
-        Some(writer.path.clone())
+        Some(writer.path().to_path_buf())
     }
 
-    /// Writes one record. A failure is also logged with the whole record, so that it is never
-    /// silently lost; whether the call goes on is the gate's decision.
+    /// Writes one record (its long fields cut, see [`bound`]). A refused request that is one of
+    /// a flood is counted instead and summarised later ([`flood`]). A failure is also logged with
+    /// the whole record, so that it is never silently lost; whether the call goes on is the
+    /// gate's decision.
     pub fn record(&self, entry: &Entry) -> Result<(), AuditError> {
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        let (verdict, summaries) = {
+            let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
+            let summaries = flood.due_summaries(std::time::Instant::now());
+            (flood.admit(entry, std::time::Instant::now()), summaries)
+        };
+        for summary in &summaries {
+            self.write(&bound::bounded(summary))?;
+        }
+        match verdict {
+            Verdict::Write => self.write(&bound::bounded(entry)),
+            Verdict::Counted => Ok(()),
+        }
+    }
+
+    /// Writes the summaries of refusals still being counted (at shutdown).
+    pub fn flush(&self) {
+        let summaries = {
+            let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
+            flood.all_summaries()
+        };
+        for summary in &summaries {
+            let _ = self.write(&bound::bounded(summary));
+        }
+    }
+
+    fn write(&self, entry: &Entry) -> Result<(), AuditError> {
         let Some(writer) = &self.writer else {
             return Ok(());
         };
         let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
-        let line = writer.render(entry);
-        let result = writer
-            .append(&line)
-            .and_then(|()| writer.rotate_if_full(self.max_bytes, self.keep));
-        match result {
-            Ok(()) => {
+        match writer.append(entry, self.max_bytes, self.keep) {
+            Ok(lines) => {
                 self.healthy.store(true, Ordering::Release);
                 drop(writer);
-                self.copy_to_journald(&line, entry);
+                for line in &lines {
+                    self.copy_to_journald(line, entry);
+                }
                 Ok(())
             }
             Err(source) => {
                 self.healthy.store(false, Ordering::Release);
                 tracing::error!(
                     target: "systemmanager::audit",
-                    path = %writer.path.display(),
+                    path = %writer.path().display(),
                     error = %source,
-                    record = %String::from_utf8_lossy(&line),
+                    record = %serde_json::to_string(entry).unwrap_or_default(),
                     "cannot write an audit record"
                 );
                 Err(AuditError {
-                    path: writer.path.clone(),
+                    path: writer.path().to_path_buf(),
                     source,
                 })
             }
@@ -264,94 +317,9 @@ impl AuditLog {
     }
 }
 
-impl Writer {
-    fn open(path: &Path) -> io::Result<Self> {
-        if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !directory.exists()
-        {
-            std::fs::create_dir_all(directory)?;
-            std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)?;
-        let size = file.metadata()?.len();
-        let (next_seq, prev) = match last_line(&mut file, size)? {
-            Some(line) => {
-                let seq = serde_json::from_slice::<Value>(&line)
-                    .ok()
-                    .and_then(|record| record.get("seq").and_then(Value::as_u64))
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "its last line is not an audit record; run `systemmanager audit \
-                                 verify {}` and move the file aside",
-                                path.display()
-                            ),
-                        )
-                    })?;
-                (seq + 1, hash(&line))
-            }
-            None => (1, GENESIS.to_string()),
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            size,
-            next_seq,
-            prev,
-        })
-    }
-
-    fn render(&self, entry: &Entry) -> Vec<u8> {
-        let record = Record {
-            seq: self.next_seq,
-            time: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-            event: entry.event.unwrap_or(Event::Call),
-            decision: entry.decision.unwrap_or(Decision::Allowed),
-            entry,
-            prev: &self.prev,
-        };
-        // Serializing our own struct of strings and numbers cannot fail.
-        let mut line = serde_json::to_vec(&record).unwrap_or_default();
-        line.push(b'\n');
-        line
-    }
-
-    fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        self.file.write_all(line)?;
-        self.size += line.len() as u64;
-        self.next_seq += 1;
-        self.prev = hash(line.strip_suffix(b"\n").unwrap_or(line));
-        Ok(())
-    }
-
-    /// Moves `audit.jsonl` to `audit.jsonl.1` (and older ones up, keeping `keep`) once it is
-    /// over `max_bytes`; the chain goes on in the new file.
-    fn rotate_if_full(&mut self, max_bytes: u64, keep: usize) -> io::Result<()> {
-        if self.size < max_bytes {
-            return Ok(());
-        }
-        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
-        let _ = std::fs::remove_file(numbered(keep.max(1)));
-        for n in (1..keep.max(1)).rev() {
-            if numbered(n).exists() {
-                std::fs::rename(numbered(n), numbered(n + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, numbered(1))?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -360,36 +328,12 @@ pub fn hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
-/// The last complete line of a file, read from its end.
-fn last_line(file: &mut File, size: u64) -> io::Result<Option<Vec<u8>>> {
-    if size == 0 {
-        return Ok(None);
-    }
-    let mut tail = Vec::new();
-    let mut start = size;
-    // Records are small; read backwards until a full line is in hand.
-    loop {
-        let step = start.min(64 * 1024);
-        start -= step;
-        file.seek(SeekFrom::Start(start))?;
-        let mut chunk = vec![0; usize::try_from(step).unwrap_or(0)];
-        file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&tail);
-        tail = chunk;
-        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
-        if let Some(newline) = body.iter().rposition(|byte| *byte == b'\n') {
-            return Ok(Some(body[newline + 1..].to_vec()));
-        }
-        if start == 0 {
-            return Ok((!body.is_empty()).then(|| body.to_vec()));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn config(path: &Path, extra: &str) -> AuditConfig {
         let text = format!("[audit]\npath = \"{}\"\n{extra}", path.display());
@@ -419,14 +363,16 @@ mod tests {
         log.record(&entry("ok")).expect("3");
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4, "the log's start and three records");
         let records: Vec<Value> = lines
             .iter()
             .map(|l| serde_json::from_str(l).expect("json"))
             .collect();
         assert_eq!(records[0]["prev"], GENESIS);
-        assert_eq!(records[2]["seq"], 3);
-        assert_eq!(records[2]["prev"], hash(lines[1].as_bytes()));
+        assert_eq!(records[0]["event"], "log");
+        assert_eq!(records[0]["outcome"], "started");
+        assert_eq!(records[3]["seq"], 4);
+        assert_eq!(records[3]["prev"], hash(lines[2].as_bytes()));
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(verify::verify_files(&[path]).expect("verify").is_ok());
@@ -452,9 +398,109 @@ mod tests {
         files.push(path.clone());
         let report = verify::verify_files(&files).expect("verify");
         assert!(report.is_ok(), "{report}");
-        // Alone, a later file's first record links to a file that is not there.
+        assert!(
+            report.to_string().contains("continues from seq"),
+            "{report}"
+        );
+        // Alone, a later file's first record links to a file that was not given.
         let alone = verify::verify_files(&[path]).expect("verify");
-        assert!(alone.to_string().contains("continues"), "{alone}");
+        assert!(alone.to_string().contains("older files"), "{alone}");
+    }
+
+    fn records_of(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn several_writers_keep_one_chain() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("audit.jsonl");
+        let extra = "max_bytes = 8192\nkeep = 50\n";
+        let logs: Vec<AuditLog> = (0..3)
+            .map(|_| AuditLog::open(&config(&path, extra)).expect("open"))
+            .collect();
+        for round in 0..100 {
+            logs[round % 3].record(&entry("ok")).expect("record");
+            logs[(round * 7 + 1) % 3]
+                .record(&entry("ok"))
+                .expect("record");
+        }
+        let mut files: Vec<PathBuf> = (1..=50)
+            .rev()
+            .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
+            .filter(|p| p.exists())
+            .collect();
+        assert!(files.len() >= 2, "rotated with several writers");
+        files.push(path.clone());
+        let report = verify::verify_files(&files).expect("verify");
+        assert!(report.is_ok(), "{report}");
+        assert!(report.to_string().contains("seq 1 to "), "{report}");
+    }
+
+    #[test]
+    fn a_file_deleted_or_cut_under_the_server_is_on_the_record() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("audit.jsonl");
+        let log = AuditLog::open(&config(&path, "")).expect("open");
+        for _ in 0..5 {
+            log.record(&entry("ok")).expect("record");
+        }
+        std::fs::remove_file(&path).expect("delete");
+        log.record(&entry("after")).expect("record after delete");
+        let records = records_of(&path);
+        assert_eq!(records[0]["outcome"], "reopened");
+        assert_eq!(records[0]["seq"], 7);
+        assert_eq!(records[1]["outcome"], "after");
+        let report = verify::verify_files(std::slice::from_ref(&path)).expect("verify");
+        assert!(
+            report.to_string().contains("deleted or replaced"),
+            "{report}"
+        );
+
+        std::fs::write(&path, b"").expect("truncate");
+        log.record(&entry("after cut")).expect("record after cut");
+        let records = records_of(&path);
+        assert_eq!(records[0]["outcome"], "truncated", "{records:?}");
+        let report = verify::verify_files(&[path]).expect("verify");
+        assert!(report.to_string().contains("cut"), "{report}");
+    }
+
+    #[test]
+    fn a_flood_of_refusals_cannot_rotate_real_records_away() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("audit.jsonl");
+        let log = AuditLog::open(&config(&path, "max_bytes = 65536\nkeep = 1\n")).expect("open");
+        log.record(&entry("ok")).expect("the action");
+        let header = "x".repeat(390 * 1024);
+        for port in 0..1100 {
+            let refusal = Entry {
+                event: Some(Event::Request),
+                decision: Some(Decision::Refused),
+                outcome: "forbidden".into(),
+                remote: Some(format!("127.0.0.1:{}", 30000 + port)),
+                detail: Some(format!("Origin `{header}` is not allowed")),
+                ..Entry::default()
+            };
+            log.record(&refusal).expect("refusal");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+        assert!(
+            !PathBuf::from(format!("{}.1", path.display())).exists(),
+            "nothing rotated"
+        );
+        assert!(text.contains(r#""outcome":"ok""#));
+        drop(log);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let last = text.lines().last().unwrap_or("");
+        assert!(
+            last.contains(r#""suppressed":1095"#),
+            "the flood is summarised at shutdown: {last}"
+        );
     }
 
     #[test]

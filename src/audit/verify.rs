@@ -1,15 +1,22 @@
 //! `systemmanager audit verify FILE...`: walks the hash chain and names the first record that
-//! was edited, deleted or reordered, by file and line.
+//! was edited, deleted or reordered, by file and line — and a log that does not start where a
+//! log starts.
 //!
 //! Files are given oldest first (`audit.jsonl.2 audit.jsonl.1 audit.jsonl`), so the chain is
-//! checked across rotations too. What a hash chain cannot show: the last record edited, or
-//! records cut from the end; the journald copy is the independent witness for those.
+//! checked across rotations too. The first record must be the log's `started` record (seq 1; or,
+//! for logs written before it existed, any record with seq 1 and the all-zero `prev`), or a
+//! `rotated` record that continues from the last record of a deleted file as `FILE.anchor`
+//! remembers it: records cut from the start therefore show. A `reopened` or `truncated` record
+//! is the server's own report that the file was deleted or cut while it ran, and is named too.
+//! What a hash chain cannot show: the last record edited, or records cut from the end; the
+//! journald copy is the independent witness for those.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::writer::Anchor;
 use super::{GENESIS, hash};
 
 /// The result of a verification.
@@ -19,7 +26,8 @@ pub enum Report {
         records: u64,
         first_seq: u64,
         last_seq: u64,
-        /// The first file starts mid-chain (its predecessor was not given).
+        /// The first file starts after a rotated-away file, whose last record (this seq) the
+        /// anchor kept beside the log vouches for.
         continues_from: Option<u64>,
     },
     Broken {
@@ -52,8 +60,8 @@ impl fmt::Display for Report {
                 if let Some(seq) = continues_from {
                     write!(
                         f,
-                        " (the first continues a chain from an earlier file, after seq {seq}: \
-                         give the older files first to check that link)"
+                        " (it continues from seq {seq}, the last record of a file rotation \
+                         deleted, as the anchor kept beside the log says)"
                     )?;
                 }
                 Ok(())
@@ -70,26 +78,102 @@ impl fmt::Display for Report {
 struct Parsed {
     seq: u64,
     prev: String,
+    /// For the log's own records (`event: "log"`): started, rotated, reopened, truncated.
+    notice: Option<String>,
+    detail: Option<String>,
 }
 
 fn parse(line: &str) -> Option<Parsed> {
     let record: Value = serde_json::from_str(line).ok()?;
+    let notice = (record.get("event").and_then(Value::as_str) == Some("log"))
+        .then(|| {
+            record
+                .get("outcome")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .flatten();
     Some(Parsed {
         seq: record.get("seq")?.as_u64()?,
         prev: record.get("prev")?.as_str()?.to_string(),
+        notice,
+        detail: record
+            .get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
-/// Verifies `files`, oldest first.
+/// The log a file belongs to: `audit.jsonl.3` → `audit.jsonl`.
+fn log_of(path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    match text.rsplit_once('.') {
+        Some((base, number))
+            if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            PathBuf::from(base)
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Verifies `files`, oldest first. Errors: a file or the anchor beside the log cannot be read.
 pub fn verify_files(files: &[PathBuf]) -> std::io::Result<Report> {
     let mut lines: Vec<(PathBuf, usize, String)> = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(path)?;
+        let bytes = std::fs::read(path)?;
+        let text = String::from_utf8_lossy(&bytes);
         for (index, line) in text.lines().enumerate() {
             lines.push((path.clone(), index + 1, line.to_string()));
         }
     }
-    Ok(verify_lines(&lines))
+    let anchor = match files.first() {
+        Some(first) => super::writer::read_anchor(&log_of(first))?,
+        None => None,
+    };
+    Ok(verify_lines(&lines, anchor.as_ref()))
+}
+
+/// Whether the first record is where a log may start; `Err` names why not.
+fn check_start(record: &Parsed, anchor: Option<&Anchor>) -> Result<Option<u64>, String> {
+    match record.notice.as_deref() {
+        Some("started") | None if record.seq == 1 && record.prev == GENESIS => Ok(None),
+        Some("rotated") => match anchor {
+            Some(anchor) if anchor.seq + 1 == record.seq && anchor.hash == record.prev => {
+                Ok(Some(anchor.seq))
+            }
+            Some(anchor) => Err(format!(
+                "cut at the start, or older files not given: this rotated file begins at seq {}, \
+                 but the last record rotation deleted was seq {} (FILE.anchor). Give the older \
+                 files first (FILE.2 FILE.1 FILE); if you did, the records between were removed",
+                record.seq, anchor.seq
+            )),
+            None => Err(format!(
+                "this file begins with a rotation (seq {}) and its link cannot be checked: give the \
+                 older files first (FILE.2 FILE.1 FILE), or FILE.anchor was removed",
+                record.seq
+            )),
+        },
+        Some(notice @ ("reopened" | "truncated")) => Err(notice_problem(notice, record)),
+        _ => Err(format!(
+            "cut at the start: the first record is seq {}, not the start of the log (seq 1) or of \
+             a rotated file; the records before it were removed",
+            record.seq
+        )),
+    }
+}
+
+fn notice_problem(notice: &str, record: &Parsed) -> String {
+    let what = if notice == "reopened" {
+        "deleted or replaced"
+    } else {
+        "cut"
+    };
+    format!(
+        "the server found the audit file {what} while it ran (record seq {}): {}",
+        record.seq,
+        record.detail.as_deref().unwrap_or("")
+    )
 }
 
 fn broken(path: &Path, line: usize, problem: String) -> Report {
@@ -100,7 +184,7 @@ fn broken(path: &Path, line: usize, problem: String) -> Report {
     }
 }
 
-fn verify_lines(lines: &[(PathBuf, usize, String)]) -> Report {
+fn verify_lines(lines: &[(PathBuf, usize, String)], anchor: Option<&Anchor>) -> Report {
     let mut previous: Option<(&Path, usize, String, u64)> = None;
     let mut first_seq = None;
     let mut continues_from = None;
@@ -115,8 +199,9 @@ fn verify_lines(lines: &[(PathBuf, usize, String)]) -> Report {
         match &previous {
             None => {
                 first_seq = Some(record.seq);
-                if record.seq != 1 || record.prev != GENESIS {
-                    continues_from = Some(record.seq.saturating_sub(1));
+                match check_start(&record, anchor) {
+                    Ok(after) => continues_from = after,
+                    Err(problem) => return broken(path, *line, problem),
                 }
             }
             Some((previous_path, previous_line, previous_hash, previous_seq)) => {
@@ -150,6 +235,9 @@ fn verify_lines(lines: &[(PathBuf, usize, String)]) -> Report {
                         )
                     };
                     return broken(path, *line, problem);
+                }
+                if let Some(notice @ ("reopened" | "truncated")) = record.notice.as_deref() {
+                    return broken(path, *line, notice_problem(notice, &record));
                 }
             }
         }
@@ -192,7 +280,7 @@ mod tests {
             .enumerate()
             .map(|(i, l)| (PathBuf::from("audit.jsonl"), i + 1, l.clone()))
             .collect();
-        verify_lines(&numbered)
+        verify_lines(&numbered, None)
     }
 
     #[test]
@@ -245,6 +333,94 @@ mod tests {
         assert_eq!(
             check(&lines).to_string(),
             "audit.jsonl:3: reordered: seq 4 where seq 3 should come"
+        );
+    }
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    fn record(seq: u64, prev: &str, event: &str, outcome: &str) -> String {
+        format!(r#"{{"seq":{seq},"event":"{event}","outcome":"{outcome}","prev":"{prev}"}}"#)
+    }
+
+    fn lines(texts: &[String]) -> Vec<(PathBuf, usize, String)> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (PathBuf::from("audit.jsonl"), i + 1, l.clone()))
+            .collect()
+    }
+
+    fn chain_from(seq: u64, prev: &str, first: (&str, &str), count: u64) -> Vec<String> {
+        let mut prev = prev.to_string();
+        let mut out = Vec::new();
+        for n in 0..count {
+            let (event, outcome) = if n == 0 { first } else { ("call", "ok") };
+            let line = record(seq + n, &prev, event, outcome);
+            prev = hash(line.as_bytes());
+            out.push(line);
+        }
+        out
+    }
+
+    #[test]
+    fn a_log_cut_at_the_start_is_named() {
+        let log = chain_from(1, GENESIS, ("log", "started"), 100);
+        assert!(verify_lines(&lines(&log), None).is_ok());
+        let cut = verify_lines(&lines(&log[50..]), None);
+        assert!(
+            cut.to_string()
+                .contains("cut at the start: the first record is seq 51"),
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn a_rotated_file_is_checked_against_the_anchor() {
+        let file = chain_from(41, &"ab".repeat(32), ("log", "rotated"), 10);
+        let anchor = Anchor {
+            seq: 40,
+            hash: "ab".repeat(32),
+        };
+        let report = verify_lines(&lines(&file), Some(&anchor));
+        assert!(report.is_ok(), "{report}");
+        assert!(
+            report.to_string().contains("continues from seq 40"),
+            "{report}"
+        );
+        let wrong = Anchor {
+            seq: 30,
+            hash: "cd".repeat(32),
+        };
+        assert!(
+            verify_lines(&lines(&file), Some(&wrong))
+                .to_string()
+                .contains("cut at the start")
+        );
+        assert!(
+            verify_lines(&lines(&file), None)
+                .to_string()
+                .contains("give the older files first")
+        );
+    }
+
+    #[test]
+    fn the_servers_own_notices_are_named() {
+        let mut log = chain_from(1, GENESIS, ("log", "started"), 3);
+        let prev = hash(log[2].as_bytes());
+        log.push(record(4, &prev, "log", "truncated"));
+        let report = verify_lines(&lines(&log), None);
+        assert!(
+            report.to_string().contains("found the audit file cut"),
+            "{report}"
+        );
+        let reopened = chain_from(9, &"ef".repeat(32), ("log", "reopened"), 2);
+        let report = verify_lines(&lines(&reopened), None);
+        assert!(
+            report.to_string().contains("deleted or replaced"),
+            "{report}"
         );
     }
 }

@@ -212,11 +212,13 @@ def endpoint(request, transport, binary, tmp_path):
 
 
 def audit_records(config: Path) -> list[dict]:
-    """The audit records of the server run with `config` (its log sits beside the config)."""
+    """The decisions recorded by the server run with `config` (its log sits beside the config);
+    the log's own records (`"event": "log"`: its start, rotations) are left out."""
     path = config.parent / "audit.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [record for record in records if record.get("event") != "log"]
 
 
 def wait_for_record(server: "RunningServer", predicate, timeout: float = 5.0) -> dict:

@@ -12,13 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import create_token, make_config, server_env, start_server
+from conftest import audit_records, create_token, make_config, server_env, start_server
 from rawclient import StdioSession, modern_call, modern_meta, post
-
-
-def audit_records(config: Path) -> list[dict]:
-    path = config.parent / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def verify(binary: Path, *files: Path) -> subprocess.CompletedProcess:
@@ -69,9 +64,11 @@ def test_http_decisions_are_audited_with_who_what_where_and_how(binary):
     assert "requires a bearer token" in auths[0]["detail"]
     assert "not known to this server" in auths[1]["detail"]
 
+    lines = (server.config.parent / "audit.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["outcome"] == "started", "the log opens with its own start"
     result = verify(binary, server.config.parent / "audit.jsonl")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith(f"intact: {len(records)} records, seq 1 to {len(records)}")
+    assert result.stdout.startswith(f"intact: {len(lines)} records, seq 1 to {len(lines)}")
 
 
 def test_a_change_is_recorded_before_and_after(binary, tmp_path):
@@ -105,7 +102,7 @@ def chained_log(binary, tmp_path):
         session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
     assert session.close() == 0
     lines = (config.parent / "audit.jsonl").read_text().splitlines(keepends=True)
-    assert len(lines) == 6
+    assert len(lines) == 7, "the log's start and six calls"
     tampered = tmp_path / "tampered.jsonl"
     return lines, tampered
 
@@ -150,8 +147,9 @@ def test_rotation_keeps_the_chain(binary):
     result = verify(binary, *rotated, log)
     assert result.returncode == 0, result.stdout
     assert result.stdout.startswith("intact") and "seq 1 to" not in result.stdout
-    # The oldest kept file continues a chain whose start was rotated away, and says so.
-    assert "continues a chain from an earlier file" in result.stdout
+    # The oldest kept file continues a chain whose start was rotated away; the anchor kept beside
+    # the log vouches for the link, and the report says so.
+    assert "continues from seq" in result.stdout
     # Given out of order, the files do not verify.
     assert verify(binary, log, *rotated).returncode == 1
 
@@ -187,11 +185,12 @@ def test_records_are_copied_to_journald(binary, tmp_path):
     session = StdioSession(binary, "--config", str(config))
     session.initialize()
     session.request({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
-    datagram = receiver.recv(65536).decode()
+    datagrams = [receiver.recv(65536).decode() for _ in range(2)]
     assert session.close() == 0
-    fields = dict(line.split("=", 1) for line in datagram.splitlines())
-    assert fields["SYSLOG_IDENTIFIER"] == "systemmanager-audit"
-    assert fields["PRIORITY"] == "6"
-    record = json.loads(fields["MESSAGE"])
-    assert record["tool"] == "system_overview" and record["seq"] == 1
-    assert fields["MESSAGE"] == (config.parent / "audit.jsonl").read_text().splitlines()[0]
+    fields = [dict(line.split("=", 1) for line in datagram.splitlines()) for datagram in datagrams]
+    assert [f["SYSLOG_IDENTIFIER"] for f in fields] == ["systemmanager-audit"] * 2
+    assert fields[1]["PRIORITY"] == "6"
+    started, call = (json.loads(f["MESSAGE"]) for f in fields)
+    assert started["outcome"] == "started" and started["seq"] == 1
+    assert call["tool"] == "system_overview" and call["seq"] == 2
+    assert [f["MESSAGE"] for f in fields] == (config.parent / "audit.jsonl").read_text().splitlines()[:2]
