@@ -82,6 +82,14 @@ impl Authenticator {
         Some(self.tailnet.as_ref()?.identify(address, &self.policy).await)
     }
 
+    /// Whether a connection owned by `uid` may forward a tailnet identity (Tailscale identity is
+    /// on and `uid` is `tailscale.proxy_uid`).
+    pub fn is_tailnet_proxy(&self, uid: Option<u32>) -> bool {
+        self.tailnet
+            .as_ref()
+            .is_some_and(|tailnet| tailnet.is_proxy(uid))
+    }
+
     /// Accepts client certificates whose common names `roles` maps to a role.
     pub fn with_certificate_roles(mut self, roles: BTreeMap<String, String>) -> Self {
         self.certificate_roles = roles;

@@ -73,6 +73,7 @@ pub struct TailnetIdentifier {
     logins: BTreeMap<String, String>,
     cache_for: Duration,
     cache: Mutex<HashMap<IpAddr, (Instant, WhoIs)>>,
+    proxy_uid: u32,
 }
 
 impl TailnetIdentifier {
@@ -84,7 +85,14 @@ impl TailnetIdentifier {
             logins: config.logins.clone(),
             cache_for: Duration::from_secs(config.cache_seconds.get()),
             cache: Mutex::new(HashMap::new()),
+            proxy_uid: config.proxy_uid,
         }
+    }
+
+    /// Whether a connection owned by `uid` is the proxy whose `X-Forwarded-For` is believed
+    /// (`tailscale.proxy_uid`). An unknown owner is not.
+    pub fn is_proxy(&self, uid: Option<u32>) -> bool {
+        uid == Some(self.proxy_uid)
     }
 
     /// The identity and role of the tailnet caller at `address`.

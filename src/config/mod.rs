@@ -150,6 +150,11 @@ pub struct TailscaleConfig {
     pub logins: BTreeMap<String, String>,
     /// How long a `whois` answer is reused for the same address.
     pub cache_seconds: Bounded<0, 300>,
+    /// The user `tailscale serve` forwards as (tailscaled's; root unless it runs as another
+    /// user). `X-Forwarded-For` is believed only from a connection this user owns: on the unix
+    /// socket by its peer credentials, on loopback TCP by the owner of the connecting socket.
+    /// Any other local process that sends the header is treated as sending none.
+    pub proxy_uid: u32,
 }
 
 impl Default for TailscaleConfig {
@@ -161,6 +166,7 @@ impl Default for TailscaleConfig {
             capability: None,
             logins: BTreeMap::new(),
             cache_seconds: Bounded::constant(10),
+            proxy_uid: 0,
         }
     }
 }
@@ -508,11 +514,32 @@ pub struct HttpConfig {
     /// processes, which can reach a loopback server directly anyway; a DNS-rebinding page
     /// carries its own, foreign origin.
     pub allowed_origins: Vec<OriginPattern>,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between
+    /// requests, before it is closed (a slowloris trickle, a forgotten keep-alive connection).
+    pub header_read_timeout_seconds: Bounded<1, 3600>,
+    /// Seconds a request body may take to arrive.
+    pub body_read_timeout_seconds: Bounded<1, 3600>,
+    /// Connections open at once, all peers together; further ones are closed on arrival. Held
+    /// below the process's descriptor limit (less 256 kept for everything else).
+    pub max_connections: Bounded<1, 1_000_000>,
+    /// Open sessions (2025-era `Mcp-Session-Id`) of one identity; past it a new `initialize`
+    /// gets 429 while the identity's existing sessions keep working.
+    pub max_sessions_per_identity: Bounded<1, 100_000>,
+    /// Open sessions of all identities together.
+    pub max_sessions: Bounded<1, 1_000_000>,
+    /// Seconds a session may sit unused before it is closed.
+    pub session_idle_seconds: Bounded<1, 86_400>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            header_read_timeout_seconds: Bounded::constant(10),
+            body_read_timeout_seconds: Bounded::constant(30),
+            max_connections: Bounded::constant(1024),
+            max_sessions_per_identity: Bounded::constant(16),
+            max_sessions: Bounded::constant(1024),
+            session_idle_seconds: Bounded::constant(300),
             allow_plaintext: false,
             allowed_hosts: ["localhost", "127.0.0.1", "::1"]
                 .into_iter()

@@ -95,6 +95,17 @@ def test_a_token_in_the_query_string_is_never_accepted(http_server):
     assert answer.status == 401
     assert_audited_failure(http_server, "never in the URL")
     assert token not in (http_server.config.parent / "audit.jsonl").read_text()
+    # Spellings no pattern can list: the prefix percent-encoded, the prefix left off, any name.
+    # /mcp takes no query string at all, whatever it holds and whatever header comes with it.
+    encoded = "%73mgr_" + token.removeprefix("smgr_")
+    bare = token.removeprefix("smgr_")
+    for query in (f"?t={encoded}", f"?api_key={bare}", f"?k={bare[:20]}&v={bare[20:]}", "?x=1"):
+        answer = post(
+            http_server.url + query,
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
+            {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Authorization": f"Bearer {token}"},
+        )
+        assert_unauthorized(answer, "invalid_request", "no query string")
 
 
 def test_a_revoked_token_is_refused_within_a_second(binary, http_server):

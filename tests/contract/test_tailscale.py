@@ -46,10 +46,11 @@ def tailscaled(tmp_path):
     daemon.close()
 
 
-def tailscale_config(daemon: FakeTailscaled, extra: str = "") -> str:
+def tailscale_config(daemon: FakeTailscaled, extra: str = "", proxy_uid: int = 0) -> str:
     return (
         f'[tailscale]\nenabled = true\nsocket = "{daemon.path}"\nservice = "svc:systemmanager"\n'
-        f'capability = "{CAPABILITY}"\ncache_seconds = 0\n[tailscale.logins]\n"carol@example.com" = "operator"\n{extra}'
+        f'capability = "{CAPABILITY}"\ncache_seconds = 0\nproxy_uid = {proxy_uid}\n'
+        f'[tailscale.logins]\n"carol@example.com" = "operator"\n{extra}'
     )
 
 
@@ -125,6 +126,53 @@ def test_the_unix_socket_forwarded_by_tailscale_serve_is_identified_by_whois(bin
         assert unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.3"})[0] == 403
         # Not forwarded: a local client, identified by the kernel.
         assert unix_tool_names(socket_path) == (200, OPERATOR_TOOLS)
+    finally:
+        assert server.stop() == 0
+
+
+FORWARD_AS_ANOTHER_USER = """
+import http.client, json, sys
+port = int(sys.argv[1])
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+connection.request("POST", "/mcp", body=body, headers={
+    "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "X-Forwarded-For": "100.64.0.1"})
+response = connection.getresponse()
+print(response.status, response.read().decode())
+"""
+
+
+def test_a_local_process_that_is_not_the_proxy_cannot_forward_an_identity(server, tailscaled):
+    # Any local user can reach loopback; only tailscaled's (tailscale.proxy_uid, root here) may
+    # say who the caller is. `nobody` claiming to forward alice's address is a caller without a
+    # credential, and tailscaled is never asked.
+    assert os.geteuid() == 0, "running a client as another user needs root"
+    port = server.url.rsplit(":", 1)[1].split("/")[0]
+    result = subprocess.run(
+        # The system's Python: the test venv may sit where `nobody` cannot read.
+        ["/usr/bin/python3", "-I", "-c", FORWARD_AS_ANOTHER_USER, port],
+        capture_output=True, text=True, timeout=20, user=65534, group=65534, extra_groups=[],
+    )
+    status, _, body = result.stdout.partition(" ")
+    assert status == "401", result.stdout + result.stderr
+    assert "requires a bearer token" in body
+    assert tailscaled.requests == []
+    # The proxy's own user is still believed.
+    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.1"})) == OPERATOR_TOOLS
+    assert len(tailscaled.requests) == 1
+
+
+def test_on_the_unix_socket_only_the_proxy_user_forwards(binary, tailscaled, tmp_path):
+    socket_path = tmp_path / "mcp.sock"
+    config = tailscale_config(tailscaled, proxy_uid=4242)  # tailscaled runs as another user here
+    server = start_server(binary, "--unix", str(socket_path), config=config, role=None)
+    try:
+        # We (root) are not uid 4242: the header is ignored, and we are the local user we are.
+        status, names_seen = unix_tool_names(socket_path, {"X-Forwarded-For": "100.64.0.3"})
+        assert (status, names_seen) == (200, OPERATOR_TOOLS)
+        assert tailscaled.requests == []
     finally:
         assert server.stop() == 0
 

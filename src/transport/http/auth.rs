@@ -8,8 +8,14 @@
 //! - on the unix socket, without a header: the local user the kernel reports, with the local
 //!   role (the socket's mode 0660 decides who may connect at all).
 //!
-//! A token in the query string is never accepted (URLs end up in logs and proxies). Failures get
-//! 401 with `WWW-Authenticate: Bearer`, and `error="invalid_token"` where a token was given.
+//! `/mcp` takes no query string at all: a token there would end up in logs and proxies, and no
+//! check of its spelling (percent-encoding, a prefix left off, another parameter name) can be
+//! complete. Failures get 401 with `WWW-Authenticate: Bearer`, and `error="invalid_token"` where
+//! a token was given.
+//!
+//! `X-Forwarded-For` is believed only from the `tailscale serve` proxy itself: a local peer
+//! whose connection is owned by `tailscale.proxy_uid` (peer credentials on the unix socket, the
+//! connecting socket's owner on loopback TCP). From anyone else the header is ignored.
 
 use std::sync::Arc;
 
@@ -48,12 +54,18 @@ pub async fn authenticate<P: ConnectionPeer>(
         unauthorized(error, message)
     };
     let refuse = |error: Option<&str>, message: String| refuse_as(None, error, message);
-    if query_carries_a_token(request.uri().query()) {
+    if request.uri().query().is_some() {
         return refuse(
             Some("invalid_request"),
-            "tokens are accepted only in the Authorization header, never in the URL".into(),
+            "tokens are accepted only in the Authorization header, never in the URL: /mcp takes \
+             no query string"
+                .into(),
         );
     }
+    let forwarded = authenticator.tailnet_enabled()
+        && peer.is_local()
+        && request.headers().contains_key(FORWARDED_FOR)
+        && is_the_proxy(&authenticator, &peer).await;
     let (identity, role) = match request.headers().get(header::AUTHORIZATION) {
         Some(value) => {
             let Some(secret) = bearer_secret(value) else {
@@ -69,10 +81,7 @@ pub async fn authenticate<P: ConnectionPeer>(
                 }
             }
         }
-        None if authenticator.tailnet_enabled()
-            && peer.is_local()
-            && request.headers().contains_key(FORWARDED_FOR) =>
-        {
+        None if forwarded => {
             let Some(address) = forwarded_address(request.headers()) else {
                 return refuse(
                     Some("invalid_request"),
@@ -124,6 +133,27 @@ pub async fn authenticate<P: ConnectionPeer>(
 
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// Whether the peer is the `tailscale serve` proxy (its connection is owned by
+/// `tailscale.proxy_uid`). Finding a TCP socket's owner asks the kernel (a blocking netlink round
+/// trip), so it runs on the blocking pool.
+async fn is_the_proxy<P: ConnectionPeer>(authenticator: &Authenticator, peer: &P) -> bool {
+    let peer = peer.clone();
+    let owner = tokio::task::spawn_blocking(move || peer.owner_uid())
+        .await
+        .ok()
+        .flatten();
+    let believed = authenticator.is_tailnet_proxy(owner);
+    if !believed {
+        tracing::warn!(
+            target: "systemmanager::auth",
+            owner = owner.map(|uid| uid.to_string()).as_deref().unwrap_or("unknown"),
+            "X-Forwarded-For ignored: the connection is not the tailscale serve proxy's \
+             (tailscale.proxy_uid)"
+        );
+    }
+    believed
+}
+
 /// The address the nearest proxy added: the last entry of `X-Forwarded-For`.
 fn forwarded_address(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
     let last = headers
@@ -154,21 +184,6 @@ fn bearer_secret(value: &HeaderValue) -> Option<&str> {
         .filter(|secret| !secret.is_empty())
 }
 
-/// A query string that names a token parameter or carries something token-shaped.
-fn query_carries_a_token(query: Option<&str>) -> bool {
-    let Some(query) = query else {
-        return false;
-    };
-    query.contains(crate::auth::tokens::PREFIX)
-        || query.split('&').any(|pair| {
-            let key = pair.split('=').next().unwrap_or("").to_ascii_lowercase();
-            matches!(
-                key.as_str(),
-                "access_token" | "token" | "bearer" | "auth" | "authorization"
-            )
-        })
-}
-
 fn unauthorized(error: Option<&str>, message: String) -> Response {
     let challenge = match error {
         Some(error) => format!(
@@ -194,15 +209,6 @@ fn unauthorized(error: Option<&str>, message: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_in_the_query_are_recognised() {
-        assert!(query_carries_a_token(Some("access_token=abc")));
-        assert!(query_carries_a_token(Some("x=1&Token=abc")));
-        assert!(query_carries_a_token(Some("q=smgr_abc")));
-        assert!(!query_carries_a_token(Some("session=1")));
-        assert!(!query_carries_a_token(None));
-    }
 
     #[test]
     fn only_the_bearer_scheme_is_read() {

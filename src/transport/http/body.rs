@@ -28,10 +28,12 @@ pub struct DecodedRequest {
     pub tool: Option<String>,
 }
 
-/// The body limit in bytes, and the audit log a refused body is recorded in.
+/// The body limit in bytes and time, and the audit log a refused body is recorded in.
 #[derive(Clone)]
 pub struct BodyLimit {
     pub bytes: usize,
+    /// The whole body must arrive within this (`http.body_read_timeout_seconds`).
+    pub read_within: Duration,
     pub audit: Arc<AuditLog>,
 }
 
@@ -59,30 +61,36 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         return too_large(&limit, caller.as_deref());
     }
     let (parts, body) = request.into_parts();
-    let mut stream = body.into_data_stream();
-    let mut bytes = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                return reply::jsonrpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    ErrorCode::INVALID_REQUEST.0,
-                    format!("could not read the request body: {error}"),
-                );
-            }
-        };
-        if bytes.len() + chunk.len() > limit.bytes {
-            discard(stream).await;
-            return too_large(
+    let caller = parts.extensions.get::<Arc<Caller>>().cloned();
+    let bytes = match tokio::time::timeout(limit.read_within, read(body, limit.bytes)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(Unread::TooLarge(rest))) => {
+            discard(rest).await;
+            return too_large(&limit, caller.as_deref());
+        }
+        Ok(Err(Unread::Failed(message))) => {
+            return refuse(
                 &limit,
-                parts.extensions.get::<Arc<Caller>>().map(AsRef::as_ref),
+                caller.as_deref(),
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                message,
             );
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    let bytes = bytes.freeze();
+        Err(_) => {
+            let message = format!(
+                "the request body did not arrive within {} s (http.body_read_timeout_seconds)",
+                limit.read_within.as_secs()
+            );
+            return refuse(
+                &limit,
+                caller.as_deref(),
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                message,
+            );
+        }
+    };
     match decode(&bytes) {
         Decoded::Message(message) => {
             let mut request = Request::from_parts(parts, Body::from(bytes));
@@ -104,14 +112,75 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
         Decoded::Reject(rejected) | Decoded::BadNotification(rejected) => {
             tracing::debug!(code = rejected.error.code.0, message = %rejected.error.message, "refused request body");
             // As rmcp maps it in the stateless era: an unknown method is 404, bad input 400.
-            let status = if rejected.error.code == ErrorCode::METHOD_NOT_FOUND {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
+            let (status, outcome) = match rejected.error.code {
+                ErrorCode::METHOD_NOT_FOUND => (StatusCode::NOT_FOUND, "unknown_method"),
+                ErrorCode::PARSE_ERROR => (StatusCode::BAD_REQUEST, "invalid_json"),
+                ErrorCode::INVALID_PARAMS => (StatusCode::BAD_REQUEST, "invalid_params"),
+                _ => (StatusCode::BAD_REQUEST, "invalid_request"),
             };
+            audit_refusal(
+                &limit,
+                caller.as_deref(),
+                outcome,
+                rejected.error.message.to_string(),
+            );
             reply::jsonrpc_message(status, &rejected.into_message())
         }
     }
+}
+
+/// Why a body was not read whole.
+enum Unread {
+    /// Over the limit; the rest of the stream, to discard.
+    TooLarge(BodyDataStream),
+    Failed(String),
+}
+
+/// Reads `body` whole, within `limit` bytes.
+async fn read(body: Body, limit: usize) -> Result<tokio_util::bytes::Bytes, Unread> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|error| Unread::Failed(format!("could not read the request body: {error}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(Unread::TooLarge(stream));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
+}
+
+/// Records a refused body.
+fn audit_refusal(limit: &BodyLimit, caller: Option<&Caller>, outcome: &str, message: String) {
+    let mut entry = match caller {
+        Some(caller) => Entry::call(caller, Decision::Refused, outcome),
+        None => Entry {
+            decision: Some(Decision::Refused),
+            outcome: outcome.into(),
+            ..Entry::default()
+        },
+    };
+    entry.event = Some(Event::Request);
+    entry.detail = Some(message);
+    // Refused either way; a failed record is logged by the audit log itself.
+    let _ = limit.audit.record(&entry);
+}
+
+/// Records a refused body and answers with `status` and the JSON-RPC error.
+fn refuse(
+    limit: &BodyLimit,
+    caller: Option<&Caller>,
+    status: StatusCode,
+    outcome: &str,
+    message: String,
+) -> Response {
+    audit_refusal(limit, caller, outcome, message.clone());
+    let mut response = reply::jsonrpc_error(status, None, ErrorCode::INVALID_REQUEST.0, message);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Reads and drops what is left of a refused body, within [`DISCARD_BYTES`] and
@@ -134,18 +203,7 @@ fn too_large(limit: &BodyLimit, caller: Option<&Caller>) -> Response {
         "the request body exceeds limits.max_request_bytes ({} bytes)",
         limit.bytes
     );
-    let mut entry = match caller {
-        Some(caller) => Entry::call(caller, Decision::Refused, "too_large"),
-        None => Entry {
-            decision: Some(Decision::Refused),
-            outcome: "too_large".into(),
-            ..Entry::default()
-        },
-    };
-    entry.event = Some(Event::Request);
-    entry.detail = Some(message.clone());
-    // Refused either way; a failed record is logged by the audit log itself.
-    let _ = limit.audit.record(&entry);
+    audit_refusal(limit, caller, "too_large", message.clone());
     let mut response = reply::jsonrpc_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,

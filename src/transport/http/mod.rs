@@ -1,17 +1,22 @@
 //! MCP over Streamable HTTP, on TCP or a unix socket, at `/mcp`.
 //!
+//! Connections are accepted and bounded by [`connections`] (header timeout, connection bound).
 //! Cross-cutting concerns are layers around rmcp's service, outermost first:
 //! Host/Origin checks ([`guard`]) → authentication ([`auth`], the caller's identity and role) →
-//! the body limit and JSON-RPC decoding ([`body`]) → admission ([`throttle`], 429) → rmcp's
+//! the body limit and JSON-RPC decoding ([`body`]) → admission ([`throttle`], 429) → session
+//! owners and bounds ([`sessions`]) → the record of rmcp's own refusals ([`refusals`]) → rmcp's
 //! `StreamableHttpService`, which speaks both protocol eras
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
 //! `GET /healthz` sits outside them all.
 
 mod auth;
 mod body;
+mod connections;
 pub mod guard;
 mod peer;
+mod refusals;
 mod reply;
+mod sessions;
 mod throttle;
 mod tls;
 
@@ -27,8 +32,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
@@ -39,8 +42,10 @@ use crate::gate::Gate;
 use crate::mcp::McpServer;
 
 use body::BodyLimit;
+use connections::ConnectionLimits;
 use guard::{Guard, OriginPolicy};
-use peer::{ConnectionPeer, UnixPeer};
+use peer::{ConnectionPeer, PeerCredentials, PlainTcp, TcpPeer, UnixPeer};
+use sessions::Sessions;
 
 /// How often an idle SSE stream gets a keep-alive comment, so proxies do not cut it.
 const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -58,18 +63,19 @@ fn router<P: ConnectionPeer>(
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
-        .with_cancellation_token(sessions_closed)
+        .with_cancellation_token(sessions_closed.clone())
         .with_max_request_body_bytes(limit)
         .with_allowed_hosts(http.allowed_hosts.iter().map(ToString::to_string))
         .with_allowed_origins(http.allowed_origins.iter().map(ToString::to_string))
         .enforce_origin_validation();
+    let audit = Arc::clone(gate.audit());
+    let sessions = Sessions::new(http, Arc::clone(&audit), sessions_closed);
     let for_rmcp = Arc::clone(&gate);
     let service = StreamableHttpService::new(
         move || Ok(McpServer::for_http(Arc::clone(&for_rmcp))),
-        Arc::new(LocalSessionManager::default()),
+        sessions.manager(),
         rmcp_config,
     );
-    let audit = Arc::clone(gate.audit());
     let guard = Arc::new(Guard {
         policy: OriginPolicy {
             allowed_hosts: http.allowed_hosts.clone(),
@@ -79,10 +85,13 @@ fn router<P: ConnectionPeer>(
     });
     let mcp = Router::new()
         .route_service("/mcp", service)
+        .layer(from_fn_with_state(Arc::clone(&audit), refusals::record))
+        .layer(from_fn_with_state(sessions, sessions::enforce))
         .layer(from_fn_with_state(gate, throttle::admit))
         .layer(from_fn_with_state(
             BodyLimit {
                 bytes: limit,
+                read_within: Duration::from_secs(http.body_read_timeout_seconds.get()),
                 audit,
             },
             body::check,
@@ -124,22 +133,10 @@ impl TcpServer {
         stop_accepting: CancellationToken,
         sessions_closed: CancellationToken,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
-        let app = router::<SocketAddr>(gate, authenticator, config, sessions_closed);
-        // Replies are small and written in more than one piece; without TCP_NODELAY a
-        // keep-alive client waits ~40 ms for each (Nagle meets delayed ACK).
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop_accepting.cancelled_owned())
-            .await
-        }
+        let audit = Arc::clone(gate.audit());
+        let app = router::<TcpPeer>(gate, authenticator, config, sessions_closed);
+        let limits = ConnectionLimits::from_config(&config.http);
+        connections::serve(self.listener, PlainTcp, app, limits, audit, stop_accepting)
     }
 }
 
@@ -195,15 +192,20 @@ impl UnixServer {
         stop_accepting: CancellationToken,
         sessions_closed: CancellationToken,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let audit = Arc::clone(gate.audit());
         let app = router::<UnixPeer>(gate, authenticator, config, sessions_closed);
+        let limits = ConnectionLimits::from_config(&config.http);
         let Self { listener, path } = self;
         async move {
             let _remove_on_exit = RemoveOnDrop(path);
-            axum::serve(
+            connections::serve(
                 listener,
-                app.into_make_service_with_connect_info::<UnixPeer>(),
+                PeerCredentials,
+                app,
+                limits,
+                audit,
+                stop_accepting,
             )
-            .with_graceful_shutdown(stop_accepting.cancelled_owned())
             .await
         }
     }

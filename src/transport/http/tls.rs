@@ -7,15 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::connections::{self, ConnectionLimits, Establish};
 use super::peer::ConnectionPeer;
 use super::router;
 use crate::auth::Authenticator;
@@ -30,6 +26,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct TlsPeer {
     address: SocketAddr,
+    /// The server's end, to find the owner of a loopback client's socket.
+    local: SocketAddr,
     /// The common name of the client certificate the handshake verified, if one was presented.
     certificate: Option<String>,
 }
@@ -49,6 +47,9 @@ impl ConnectionPeer for TlsPeer {
     }
     fn is_local(&self) -> bool {
         self.address.ip().is_loopback()
+    }
+    fn owner_uid(&self) -> Option<u32> {
+        super::peer::loopback_owner(self.address, self.local)
     }
 }
 
@@ -79,60 +80,59 @@ impl TlsServer {
         stop_accepting: CancellationToken,
         sessions_closed: CancellationToken,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let audit = Arc::clone(gate.audit());
         let app = router::<TlsPeer>(gate, authenticator, config, sessions_closed);
+        let limits = ConnectionLimits::from_config(&config.http);
         let Self { listener, acceptor } = self;
-        async move {
-            let graceful = GracefulShutdown::new();
-            loop {
-                let (stream, address) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot accept a connection");
-                            continue;
-                        }
-                    },
-                    () = stop_accepting.cancelled() => break,
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            tracing::info!(%address, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%address, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let certificate = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|chain| chain.first())
-                        .and_then(common_name);
-                    let peer = TlsPeer {
-                        address,
-                        certificate,
-                    };
-                    let service = TowerToHyperService::new(app.layer(Extension(ConnectInfo(peer))));
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(tls), service);
-                    if let Err(error) = watcher.watch(connection).await {
-                        tracing::debug!(%address, %error, "connection ended with an error");
-                    }
-                });
+        connections::serve(
+            listener,
+            Handshake(acceptor),
+            app,
+            limits,
+            audit,
+            stop_accepting,
+        )
+    }
+}
+
+/// Establishes TLS: the handshake (bounded by [`HANDSHAKE_TIMEOUT`]) and the client
+/// certificate's name, if one was verified.
+#[derive(Clone)]
+struct Handshake(TlsAcceptor);
+
+impl Establish<(TcpStream, SocketAddr)> for Handshake {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Peer = TlsPeer;
+    async fn establish(
+        &self,
+        (stream, address): (TcpStream, SocketAddr),
+    ) -> Option<(Self::Io, TlsPeer)> {
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok()?;
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.0.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::info!(%address, %error, "TLS handshake failed");
+                return None;
             }
-            graceful.shutdown().await;
-            Ok(())
-        }
+            Err(_) => {
+                tracing::info!(%address, "TLS handshake timed out");
+                return None;
+            }
+        };
+        let certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(common_name);
+        Some((
+            tls,
+            TlsPeer {
+                address,
+                local,
+                certificate,
+            },
+        ))
     }
 }

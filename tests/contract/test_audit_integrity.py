@@ -1,0 +1,220 @@
+"""The audit log against the attacks an adversarial review made on it: a flood of refused requests
+with huge headers that rotated every real record away, a log cut at its start or truncated,
+deleted while the server ran, refusals that left no record, and several servers appending to one
+file. Each test is the attack as it was made, against a real server, checked with the file and
+`audit verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from conftest import audit_records, create_token, make_config, server_env, start_server
+from rawclient import StdioSession, modern_call, modern_meta, post
+
+
+def verify(binary: Path, *files: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(binary), "audit", "verify", *map(str, files)], capture_output=True, text=True, env=server_env()
+    )
+
+
+def raw_request(url: str, head: str, body: bytes = b"") -> bytes:
+    """One request written by hand on its own connection; the whole reply."""
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        reply = b""
+        try:
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+    return reply
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_flood_with_huge_origin_headers_cannot_rotate_real_records_away(binary):
+    # Small files, so that the flood as it was made (390 KB a request) would rotate everything
+    # away many times over if each refusal were written whole.
+    server = start_server(binary, "--http", "127.0.0.1:0", config="[audit]\nmax_bytes = 1048576\nkeep = 2\n")
+    assert modern_call(server.url, "system_overview", {}, 1).status == 200
+    huge = "http://" + "a" * (390 * 1024)
+    parsed = urlparse(server.url)
+
+    def flood(count: int) -> None:
+        for _ in range(count):
+            reply = raw_request(
+                server.url,
+                f"POST /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nOrigin: {huge}\r\n"
+                "Content-Length: 2\r\nConnection: close\r\n\r\n",
+                b"{}",
+            )
+            assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+
+    workers = [threading.Thread(target=flood, args=(75,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert server.stop() == 0
+    log = server.config.parent / "audit.jsonl"
+    assert not Path(f"{log}.1").exists(), "the flood rotated the log"
+    assert log.stat().st_size < 200_000, log.stat().st_size
+    records = audit_records(server.config)
+    assert records[0]["tool"] == "system_overview" and records[0]["outcome"] == "ok"
+    refusals = [r for r in records if r["event"] == "request"]
+    written = [r for r in refusals if "suppressed" not in r]
+    summaries = [r for r in refusals if "suppressed" in r]
+    assert 1 <= len(written) <= 5, len(written)
+    # Every refusal is accounted for: written one by one, or counted in a summary.
+    assert len(written) + sum(r["suppressed"] for r in summaries) == 300
+    # A long field keeps its head, its length and its hash, never the attacker's megabytes.
+    assert all(len(json.dumps(r)) < 4096 for r in refusals)
+    assert "bytes in all, sha256 " in written[0]["detail"]
+    assert verify(binary, log).returncode == 0
+
+
+def test_a_log_cut_at_its_start_does_not_verify(binary, tmp_path):
+    config = make_config()
+    session = StdioSession(binary, "--config", str(config))
+    session.initialize()
+    for request_id in range(60):
+        session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
+    assert session.close() == 0
+    lines = (config.parent / "audit.jsonl").read_text().splitlines(keepends=True)
+    assert verify(binary, config.parent / "audit.jsonl").returncode == 0
+    for first in (50, 1):  # `tail -n +51`, and only the first line (the log's start) removed
+        cut = tmp_path / f"cut-{first}.jsonl"
+        cut.write_text("".join(lines[first:]))
+        result = verify(binary, cut)
+        assert result.returncode == 1, result.stdout
+        assert f"{cut}:1: cut at the start: the first record is seq {first + 1}" in result.stdout
+
+
+def test_a_rotated_log_whose_oldest_kept_file_was_cut_does_not_verify(binary, tmp_path):
+    config = make_config("[audit]\nmax_bytes = 4096\nkeep = 2\n")
+    session = StdioSession(binary, "--config", str(config))
+    session.initialize()
+    for request_id in range(80):
+        session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
+    assert session.close() == 0
+    log = config.parent / "audit.jsonl"
+    files = [Path(f"{log}.2"), Path(f"{log}.1"), log]
+    assert verify(binary, *files).returncode == 0
+    assert Path(f"{log}.anchor").exists(), "rotation keeps the last hash of the file it deleted"
+    oldest = files[0].read_text().splitlines(keepends=True)
+    files[0].write_text("".join(oldest[3:]))
+    result = verify(binary, *files)
+    assert result.returncode == 1 and "cut at the start" in result.stdout, result.stdout
+
+
+def test_a_log_deleted_or_truncated_while_the_server_runs_says_so(binary):
+    server = start_server(binary, "--http", "127.0.0.1:0")
+    log = server.config.parent / "audit.jsonl"
+    for request_id in range(3):
+        assert modern_call(server.url, "system_overview", {}, request_id).status == 200
+    log.unlink()
+    assert modern_call(server.url, "system_overview", {}, 10).status == 200
+    assert log.exists(), "the server noticed and reopened the file"
+    first = lines_of(log)[0]
+    assert first["event"] == "log" and first["outcome"] == "reopened" and first["seq"] == 5
+    assert "deleted" in first["detail"]
+    result = verify(binary, log)
+    assert result.returncode == 1 and "deleted or replaced while it ran" in result.stdout, result.stdout
+
+    with open(log, "r+b") as handle:  # truncated in place
+        handle.truncate(0)
+    assert modern_call(server.url, "system_overview", {}, 11).status == 200
+    first = lines_of(log)[0]
+    assert first["outcome"] == "truncated" and "shrank" in first["detail"], first
+    result = verify(binary, log)
+    assert result.returncode == 1 and "cut while it ran" in result.stdout, result.stdout
+    assert server.stop() == 0
+
+
+def test_every_refused_request_leaves_one_record(binary):
+    server = start_server(binary, "--http", "127.0.0.1:0")
+    viewer = create_token(binary, server.config, name="viewer", role="viewer")
+    as_viewer = {"Authorization": f"Bearer {viewer}"}
+    deadline = time.monotonic() + 5  # running servers reread the token file within a second
+    while modern_call(server.url, "system_overview", {}, 1, as_viewer).status != 200:
+        assert time.monotonic() < deadline, "the new token was never accepted"
+        time.sleep(0.1)
+    # A KILL body under a header that names a harmless tool.
+    body = {
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "process_signal", "arguments": {"pid": 1, "signal": "KILL"}, "_meta": modern_meta()},
+    }
+    mismatch = post(
+        server.url, body,
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "system_overview", **as_viewer},
+    )
+    assert mismatch.status == 400, mismatch.body
+    assert post(server.url, "{not json").status == 400
+    unknown = {"jsonrpc": "2.0", "id": 8, "method": "no/such_method", "params": {"_meta": modern_meta()}}
+    assert post(server.url, unknown, {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "no/such_method"}).status == 404
+    parsed = urlparse(server.url)
+    reply = raw_request(
+        server.url,
+        f"POST /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nX-Big: {'b' * 500_000}\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+    time.sleep(0.3)
+    assert server.stop() == 0
+    records = audit_records(server.config)
+    outcomes = [(r.get("identity"), r["outcome"]) for r in records if r["event"] == "request"]
+    assert ("token:viewer", "http_400") in outcomes, outcomes
+    named = next(r for r in records if r["outcome"] == "http_400")
+    assert named["tool"] == "process_signal" and "Mcp-Name" in named["detail"], named
+    assert ("token:test", "invalid_json") in outcomes, outcomes
+    unknown_refused = [r for r in records if r["event"] == "request" and "no/such_method" in r.get("detail", "")]
+    assert len(unknown_refused) == 1 and unknown_refused[0]["identity"] == "token:test", records
+    assert (None, "headers_too_large") in outcomes, outcomes
+    # The KILL was refused before any tool ran: its only record is the refusal.
+    assert [r["tool"] for r in records if r["event"] == "call"] == ["system_overview"] * len(
+        [r for r in records if r["event"] == "call"]
+    )
+
+
+def test_several_servers_appending_to_one_log_keep_one_chain(binary, tmp_path):
+    log = tmp_path / "shared" / "audit.jsonl"
+    config = make_config(f'[audit]\npath = "{log}"\nmax_bytes = 65536\nkeep = 100\n')
+    sessions = [StdioSession(binary, "--config", str(config)) for _ in range(3)]
+    for session in sessions:
+        session.initialize()
+
+    def calls(session: StdioSession) -> None:
+        for request_id in range(200):
+            answer = session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "memory_usage", "arguments": {}}})
+            assert "result" in answer
+
+    workers = [threading.Thread(target=calls, args=(session,)) for session in sessions]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(session.close() == 0 for session in sessions)
+    rotated = sorted(
+        (path for path in log.parent.iterdir() if path.name.rsplit(".", 1)[-1].isdigit()),
+        key=lambda path: -int(path.name.rsplit(".", 1)[-1]),
+    )
+    assert rotated, "the test is meant to rotate with several writers"
+    result = verify(binary, *rotated, log)
+    assert result.returncode == 0, result.stdout
+    records = [record for path in [*rotated, log] for record in lines_of(path)]
+    calls_recorded = [r for r in records if r.get("tool") == "memory_usage"]
+    assert len(calls_recorded) == 600
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    # Each server kept its own records' order, and every record names a distinct seq.
+    assert len({r["seq"] for r in records}) == len(records)
+    assert os.stat(log).st_mode & 0o777 == 0o600
