@@ -2,6 +2,7 @@
 //! signalling them.
 
 pub mod get;
+pub mod identity;
 pub mod list;
 pub mod signal;
 pub mod table;
@@ -16,16 +17,20 @@ use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
     let usage = usage::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
+    // The start times list and get give out, and what each was given out for.
+    let fingerprints = Arc::new(identity::Fingerprints::new());
     registry.register(list::ProcessListTool {
         lister: Arc::new(list::ProcessLister::new(
             Arc::clone(&usage),
             Arc::clone(users),
+            Arc::clone(&fingerprints),
         )),
     });
     registry.register(get::ProcessGetTool {
         inspector: Arc::new(get::ProcessInspector::new(
             Arc::clone(&usage),
             Arc::clone(users),
+            Arc::clone(&fingerprints),
         )),
     });
     registry.register(tree::ProcessTreeTool {
