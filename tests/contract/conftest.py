@@ -291,8 +291,13 @@ def stat_fields(pid: int) -> list[str]:
 
 def start_time_of(pid: int) -> str:
     """The start time computed independently: btime + starttime / CLK_TCK."""
+    return start_time_from_ticks(int(stat_fields(pid)[19]))
+
+
+def start_time_from_ticks(ticks: int) -> str:
+    """The start time of a process that started `ticks` clock ticks after boot (field 22 of
+    /proc/PID/stat), as the server writes it."""
     btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
-    ticks = int(stat_fields(pid)[19])
     millis = ticks * 1000 // os.sysconf("SC_CLK_TCK")
     moment = datetime.fromtimestamp(btime + millis / 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"

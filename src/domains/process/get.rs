@@ -14,6 +14,7 @@ use procfs::process::{Limit, LimitValue, Process};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::identity::{self, Fingerprints};
 use super::table;
 use super::usage::{CpuBasis, ProcessUsage};
 use crate::audit::redact::is_secret_key;
@@ -217,11 +218,21 @@ impl Render for ProcessDetails {
 pub struct ProcessInspector {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
+    /// The answer gives out a start time: what it was given out for goes here.
+    fingerprints: Arc<Fingerprints>,
 }
 
 impl ProcessInspector {
-    pub fn new(usage: Arc<ProcessUsage>, users: Arc<UserNames>) -> Self {
-        Self { usage, users }
+    pub fn new(
+        usage: Arc<ProcessUsage>,
+        users: Arc<UserNames>,
+        fingerprints: Arc<Fingerprints>,
+    ) -> Self {
+        Self {
+            usage,
+            users,
+            fingerprints,
+        }
     }
 
     /// Blocking: reads several files of `/proc/PID`.
@@ -245,6 +256,12 @@ impl ProcessInspector {
                  the one you saw has exited",
                 stat.name
             )));
+        }
+        // This answer gives out the start time: record what the process runs, so that
+        // process_signal with it can tell this process from one that takes its pid within the
+        // same clock tick. Kernel threads are never signalled.
+        if !stat.kernel_thread() && identity::same_pid_namespace(proc) {
+            self.fingerprints.give_out(proc, pid, stat.start_ticks);
         }
 
         let mut unreadable = Vec::new();

@@ -7,6 +7,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::identity::{self, Fingerprints};
 use super::table::{self, ProcessStat};
 use super::usage::{CpuBasis, ProcessUsage};
 use crate::domains::kernel::{self, tenths};
@@ -261,6 +262,8 @@ fn render_row(row: &ProcessRow) -> String {
 pub struct ProcessLister {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
+    /// Rows that show a start time give it out: what it was given out for goes here.
+    fingerprints: Arc<Fingerprints>,
 }
 
 /// A process on its way to a row: the command line and cgroup are read once, when first needed.
@@ -288,8 +291,16 @@ impl Candidate {
 }
 
 impl ProcessLister {
-    pub fn new(usage: Arc<ProcessUsage>, users: Arc<UserNames>) -> Self {
-        Self { usage, users }
+    pub fn new(
+        usage: Arc<ProcessUsage>,
+        users: Arc<UserNames>,
+        fingerprints: Arc<Fingerprints>,
+    ) -> Self {
+        Self {
+            usage,
+            users,
+            fingerprints,
+        }
     }
 
     /// Blocking: reads all of `/proc`.
@@ -385,7 +396,10 @@ impl ProcessLister {
         let total = candidates.len();
         let (rows, next_cursor) = page.take(candidates);
         let fields = arguments.fields.as_deref().unwrap_or(DEFAULT_FIELDS);
-        let context = RowContext::new(&proc, self.usage.boot_time()?)?;
+        let mut context = RowContext::new(&proc, self.usage.boot_time()?)?;
+        if fields.contains(&Field::StartTime) && identity::same_pid_namespace(&proc) {
+            context.fingerprints = Some(&self.fingerprints);
+        }
         let processes = rows
             .into_iter()
             .map(|candidate| context.row(candidate, fields, &users))
@@ -442,12 +456,15 @@ fn uid_of(users: &Table, user: &str) -> Result<u32, ToolError> {
         })
 }
 
-/// What every row needs: the boot time, page size and RAM size.
+/// What every row needs: the boot time, page size and RAM size, and where the start times
+/// shown are recorded (`None` when no row shows one, or `/proc` is another PID namespace, whose
+/// processes the server cannot pin).
 struct RowContext<'a> {
     proc: &'a std::path::Path,
     boot: chrono::DateTime<chrono::Utc>,
     page_bytes: u64,
     memory_bytes: u64,
+    fingerprints: Option<&'a Fingerprints>,
 }
 
 impl<'a> RowContext<'a> {
@@ -461,6 +478,7 @@ impl<'a> RowContext<'a> {
             boot,
             page_bytes: rustix::param::page_size() as u64,
             memory_bytes: meminfo.mem_total,
+            fingerprints: None,
         })
     }
 
@@ -495,6 +513,16 @@ impl<'a> RowContext<'a> {
         let uid = exact
             .as_ref()
             .map_or(candidate.stat.uid, |status| status.euid);
+        // The row gives out its start time: record what the process runs, read through a
+        // pidfd, so process_signal can tell it from one that takes its pid within the same
+        // clock tick. The command line shown is the one recorded.
+        if let Some(fingerprints) = self.fingerprints
+            && !candidate.stat.kernel_thread()
+            && let Some(running) =
+                fingerprints.give_out(self.proc, candidate.stat.pid, candidate.stat.start_ticks)
+        {
+            candidate.command = Some(running.command_line);
+        }
         let command = has(Field::Command).then(|| {
             let kernel_thread = candidate.stat.kernel_thread();
             let name = candidate.stat.name.clone();

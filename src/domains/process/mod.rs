@@ -2,6 +2,7 @@
 //! signalling them.
 
 pub mod get;
+pub mod identity;
 pub mod list;
 pub mod signal;
 pub mod table;
@@ -16,16 +17,21 @@ use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
     let usage = usage::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
+    // The start times list and get give out, and what each was given out for: signal holds a
+    // caller's start time to them.
+    let fingerprints = Arc::new(identity::Fingerprints::new());
     registry.register(list::ProcessListTool {
         lister: Arc::new(list::ProcessLister::new(
             Arc::clone(&usage),
             Arc::clone(users),
+            Arc::clone(&fingerprints),
         )),
     });
     registry.register(get::ProcessGetTool {
         inspector: Arc::new(get::ProcessInspector::new(
             Arc::clone(&usage),
             Arc::clone(users),
+            Arc::clone(&fingerprints),
         )),
     });
     registry.register(tree::ProcessTreeTool {
@@ -35,6 +41,8 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
         signal::Signaller::new(
             config.host.proc.clone(),
             config.process.protected_names.clone(),
+            fingerprints,
+            Arc::clone(users),
         ),
     )));
 }

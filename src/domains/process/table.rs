@@ -112,7 +112,7 @@ impl ProcDirectory {
 
 /// A whole `/proc` file. Its size reads as 0, so `std::fs::read` would start with a 32-byte
 /// probe and grow, one syscall each; a page-sized buffer takes most files in one read.
-fn read_proc_file(path: &Path) -> Option<Vec<u8>> {
+pub fn read_proc_file(path: &Path) -> Option<Vec<u8>> {
     let file = std::fs::File::open(path).ok()?;
     let mut bytes = Vec::with_capacity(4096);
     // Through `Take` (not `File::read_to_end`), which does not ask for the file's size.
@@ -215,11 +215,18 @@ pub fn children(proc: &Path, pid: u32) -> Option<Vec<u32>> {
 /// The command line, arguments joined by spaces; `None` for kernel threads and zombies (an
 /// empty `cmdline`) or when unreadable.
 pub fn command_line(proc: &Path, pid: u32) -> Option<Vec<String>> {
-    let bytes = read_proc_file(&proc.join(pid.to_string()).join("cmdline"))?;
+    parse_command_line(&read_proc_file(
+        &proc.join(pid.to_string()).join("cmdline"),
+    )?)
+}
+
+/// The arguments in the bytes of `/proc/PID/cmdline` (NUL-separated, lossy UTF-8); `None` when
+/// empty (kernel threads, zombies).
+pub fn parse_command_line(bytes: &[u8]) -> Option<Vec<String>> {
     if bytes.is_empty() {
         return None;
     }
-    let trimmed = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    let trimmed = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     Some(
         trimmed
             .split(|byte| *byte == 0)
