@@ -73,6 +73,8 @@ def namespace():
         "link add sm-test0 type veth peer name sm-test1",
         "addr add 198.51.100.1/24 dev sm-test0",
         "addr add 2001:db8::1/64 dev sm-test0 nodad",
+        # An alias, as `ifconfig sm-test0:1` makes: getifaddrs files it under its label.
+        "addr add 10.99.0.1/24 dev sm-test0 label sm-test0:1",
         "link set sm-test0 mtu 1280 up",
         "link set sm-test1 up",
         "link set lo up",
@@ -103,6 +105,7 @@ async def test_a_known_namespace_is_reported_exactly(binary, namespace):
         interfaces = await call(session, "network_interfaces")
         routes = await call(session, "network_routes")
         one = await call(session, "network_interfaces", {"name": "sm-test0"})
+        one_text = (await session.call_tool("network_interfaces", {"name": "sm-test0"})).content[0].text
         unknown = await session.call_tool("network_interfaces", {"name": "eth9"})
 
     nics = {nic["name"]: nic for nic in interfaces["interfaces"]}
@@ -110,8 +113,15 @@ async def test_a_known_namespace_is_reported_exactly(binary, namespace):
     test0 = nics["sm-test0"]
     assert test0["mtu"] == 1280 and test0["admin_up"] is True and test0["kind"] == "ether"
     assert test0["virtual"] is True
-    assert {"198.51.100.1/24", "2001:db8::1/64"} <= set(test0["addresses"])
+    assert {"198.51.100.1/24", "2001:db8::1/64", "10.99.0.1/24"} <= set(test0["addresses"])
+    # Every address `ip addr` shows for the link, with its label where it has its own.
+    (truth,) = ip_json("-n", namespace, "addr", "show", "sm-test0")
+    assert sorted(test0["addresses"]) == sorted(f"{a['local']}/{a['prefixlen']}" for a in truth["addr_info"])
+    labels = {f"{a['local']}/{a['prefixlen']}": a["label"] for a in truth["addr_info"] if a.get("label", "sm-test0") != "sm-test0"}
+    assert labels == {"10.99.0.1/24": "sm-test0:1"} and test0["labels"] == labels
     assert [nic["name"] for nic in one["interfaces"]] == ["sm-test0"]
+    assert one["interfaces"][0]["labels"] == labels
+    assert "10.99.0.1/24 (sm-test0:1)" in one_text
     assert unknown.is_error is True
     assert unknown.content[0].text == "no network interface is named `eth9`; there are: " + ", ".join(
         nic["name"] for nic in interfaces["interfaces"]

@@ -1,9 +1,8 @@
-//! `network_interfaces`: each interface's link facts (sysfs), addresses (`getifaddrs`, which
-//! asks the kernel over netlink) and traffic counters (`/proc/net/dev`), with rates from the
-//! background sampler.
+//! `network_interfaces`: each interface's link facts (sysfs), addresses with their labels
+//! (rtnetlink, see [`super::addresses`]) and traffic counters (`/proc/net/dev`), with rates from
+//! the background sampler.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use procfs::FromRead;
@@ -68,8 +67,12 @@ pub struct Interface {
     /// A software interface (bridge, veth, tunnel, ...) rather than a device.
     #[serde(rename = "virtual")]
     pub is_virtual: bool,
-    /// Addresses with prefix length: `192.0.2.2/24`, `fd00::2/64`.
+    /// Addresses with prefix length: `192.0.2.2/24`, `fd00::2/64`, as `ip addr` lists them.
     pub addresses: Vec<String>,
+    /// The labels of addresses labelled other than the link's name (an alias such as `eth0:1`,
+    /// made by `ip addr add … label eth0:1` or `ifconfig eth0:1`): address → label.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub rx_packets: u64,
@@ -94,8 +97,12 @@ impl Render for NetworkInterfaces {
                 if let Some(mac) = &nic.mac {
                     line.push_str(&format!(" {mac}"));
                 }
-                if !nic.addresses.is_empty() {
-                    line.push_str(&format!(" {}", nic.addresses.join(" ")));
+                for address in &nic.addresses {
+                    line.push(' ');
+                    line.push_str(address);
+                    if let Some(label) = nic.labels.get(address) {
+                        line.push_str(&format!(" ({label})"));
+                    }
                 }
                 line.push_str(&format!(
                     "; rx {} tx {}",
@@ -145,7 +152,10 @@ impl InterfaceMonitor {
         arguments: &InterfacesArguments,
     ) -> Result<NetworkInterfaces, ToolError> {
         let readings = self.sampler.readings().map_err(ToolError::unavailable)?;
-        let mut addresses = addresses_by_interface();
+        let mut addresses = super::addresses::by_link_index().unwrap_or_else(|error| {
+            tracing::debug!(%error, "cannot read the addresses over rtnetlink");
+            BTreeMap::new()
+        });
         let names = link_names(&self.sys, &readings);
         if let Some(wanted) = &arguments.name
             && !names.contains(wanted)
@@ -160,8 +170,16 @@ impl InterfaceMonitor {
             .iter()
             .filter(|name| arguments.name.as_ref().is_none_or(|wanted| wanted == *name))
             .map(|name| {
-                let addresses = addresses.remove(name).unwrap_or_default();
-                self.interface(name, addresses, &readings)
+                let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
+                let mut listed = Vec::new();
+                let mut labels = BTreeMap::new();
+                for address in addresses.remove(&index).unwrap_or_default() {
+                    if let Some(label) = address.label.filter(|label| label != name) {
+                        labels.insert(address.address.clone(), label);
+                    }
+                    listed.push(address.address);
+                }
+                self.interface(name, listed, labels, &readings)
             })
             .collect();
         Ok(NetworkInterfaces {
@@ -174,6 +192,7 @@ impl InterfaceMonitor {
         &self,
         name: &str,
         addresses: Vec<String>,
+        labels: BTreeMap<String, String>,
         readings: &Readings<BTreeMap<String, DeviceStatus>>,
     ) -> Interface {
         let link = self.sys.join("class/net").join(name);
@@ -209,6 +228,7 @@ impl InterfaceMonitor {
                 .map(|speed| speed as u64),
             is_virtual: !link.join("device").exists(),
             addresses,
+            labels,
             rx_bytes: counter(|s| s.recv_bytes),
             tx_bytes: counter(|s| s.sent_bytes),
             rx_packets: counter(|s| s.recv_packets),
@@ -268,39 +288,6 @@ fn link_kind(number: u64) -> String {
         other => return format!("type {other}"),
     }
     .into()
-}
-
-/// Every address of every interface, from `getifaddrs(3)`.
-fn addresses_by_interface() -> BTreeMap<String, Vec<String>> {
-    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
-        return found;
-    };
-    for entry in addresses {
-        let ip = |storage: &nix::sys::socket::SockaddrStorage| -> Option<IpAddr> {
-            if let Some(v4) = storage.as_sockaddr_in() {
-                return Some(IpAddr::V4(v4.ip()));
-            }
-            storage.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-        };
-        let Some(address) = entry.address.as_ref().and_then(ip) else {
-            continue;
-        };
-        let prefix = entry
-            .netmask
-            .as_ref()
-            .and_then(ip)
-            .map(|mask| match mask {
-                IpAddr::V4(mask) => mask.to_bits().count_ones(),
-                IpAddr::V6(mask) => mask.to_bits().count_ones(),
-            })
-            .unwrap_or(if address.is_ipv4() { 32 } else { 128 });
-        found
-            .entry(entry.interface_name)
-            .or_default()
-            .push(format!("{address}/{prefix}"));
-    }
-    found
 }
 
 pub struct NetworkInterfacesTool {

@@ -1,9 +1,10 @@
 //! The `network` domain: interfaces, sockets and routes.
 //!
 //! These tools describe the server's own network namespace: `/proc/net/*` as the server sees
-//! it, `getifaddrs`, and `/sys/class/net`. On a host that is the host's; a container deployment
+//! it, rtnetlink and sock_diag, and `/sys/class/net`. On a host that is the host's; a container deployment
 //! shares the host's namespace (`network_mode: host`) to describe the host.
 
+pub mod addresses;
 pub mod connections;
 pub mod interfaces;
 pub mod routes;
