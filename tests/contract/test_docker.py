@@ -633,3 +633,134 @@ async def test_behind_a_read_only_socket_proxy_reads_work_and_changes_are_refuse
     assert [row["name"] for row in listed["containers"]] == [container]
     assert started == f"{proxy.url} refused this request (403: Forbidden); a socket proxy in front of Docker forbids it"
     assert docker_inspect(container)["State"]["Status"] == "created", "nothing was started"
+
+
+# --- the create policy against what the engine really does ----------------------------------------
+# Each test marks what it creates with its own `sm-policy=TAG` label and removes it at the end.
+
+HOST_NETWORK_REFUSED = "refused by the create policy: the host's network namespace is not allowed (docker.policy.allow_host_network in the server's config)"
+NEVER = "; no setting allows it (docker_container_create cannot ask for it)"
+
+
+@pytest.fixture
+def policy_tag(engine):
+    tag = uuid.uuid4().hex[:8]
+    yield tag
+    labelled = docker("ps", "-a", "-q", "--filter", f"label=sm-policy={tag}").split()
+    if labelled:
+        subprocess.run(["docker", "rm", "-f", *labelled], capture_output=True)
+    volumes = docker("volume", "ls", "-q", "--filter", f"label=sm-policy={tag}").split()
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
+
+
+def labelled(tag: str) -> list[str]:
+    """The names of the containers carrying this test's label."""
+    return sorted(docker("ps", "-a", "--filter", f"label=sm-policy={tag}", "--format", "{{.Names}}").split())
+
+
+async def test_the_host_network_is_refused_however_it_is_named(binary, engine, policy_tag):
+    """`/host`, the host network's id and id prefixes all reach the host network in the engine:
+    the policy decides on the network the engine resolves, and hands the engine that network."""
+    host_id = docker("network", "inspect", "host", "--format", "{{.Id}}")
+    bridge_id = docker("network", "inspect", "bridge", "--format", "{{.Id}}")
+    other = f"sm-policy-{policy_tag}-other"
+    docker("create", "--name", other, "--label", f"sm-policy={policy_tag}", engine, "sleep", "600")
+    spellings = ["host", "/host", host_id, host_id[:12], host_id[:5]]
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        networks = {spelling: await refusal(session, "docker_container_run", {**base, "network": spelling}) for spelling in spellings}
+        shared_network = await refusal(session, "docker_container_run", {**base, "network": f"container:{other}"})
+        shared_pid = await refusal(session, "docker_container_run", {**base, "pid_mode": f"container:{other}"})
+        pid_modes = {mode: await refusal(session, "docker_container_run", {**base, "pid_mode": mode}) for mode in ["HOST", "/host", " host", "host:"]}
+        left = labelled(policy_tag)
+        by_prefix = await call(session, "docker_container_create", {**base, "network": bridge_id[:12]})
+    allowing = make_config(ADMIN + "[docker.policy]\nallow_host_network = true\n")
+    async with stdio_session(binary, "--config", str(allowing)) as session:
+        slash_host = await call(session, "docker_container_create", {**base, "network": "/host"})
+    assert networks == {spelling: HOST_NETWORK_REFUSED for spelling in spellings}
+    assert shared_network == f"refused by the create policy: network `container:{other}` shares another container's network namespace, which may be the host's" + NEVER
+    assert shared_pid == f"refused by the create policy: pid_mode `container:{other}` shares another container's PID namespace, which may be the host's" + NEVER
+    assert pid_modes == {mode: f"pid_mode `{mode}` is not supported: give `host` or leave it out" for mode in pid_modes}
+    assert left == [other], "a refused run leaves no container"
+    assert docker_inspect(by_prefix["id"])["HostConfig"]["NetworkMode"] == "bridge", "the engine is given the network the policy resolved"
+    assert docker_inspect(slash_host["id"])["HostConfig"]["NetworkMode"] == "host"
+
+
+async def test_capabilities_are_decided_as_the_engine_reads_them(binary, engine, policy_tag):
+    """The engine reads capabilities case-insensitively, with or without `CAP_`, and `all` as
+    every one: each spelling is refused as the capability it names, and an allowed one reaches
+    the engine in its canonical spelling."""
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+    rule = " is not allowed (docker.policy.allowed_capabilities in the server's config)"
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        named = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["net_admin", "CAP_NET_ADMIN", "Cap_Net_Admin", "sys_admin"]}
+        every = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["ALL", "all", "All"]}
+        unknown = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["CAP_ALL", " NET_ADMIN", "CAP_CAP_NET_ADMIN"]}
+    allowing = make_config(ADMIN + '[docker.policy]\nallowed_capabilities = ["net_admin"]\n')
+    async with stdio_session(binary, "--config", str(allowing)) as session:
+        allowed = await call(session, "docker_container_create", {**base, "cap_add": ["cap_Net_Admin"]})
+        not_all = await refusal(session, "docker_container_create", {**base, "cap_add": ["NET_ADMIN", "all"]})
+        not_other = await refusal(session, "docker_container_create", {**base, "cap_add": ["CAP_SYS_ADMIN"]})
+    assert named == {
+        "net_admin": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "CAP_NET_ADMIN": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "Cap_Net_Admin": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "sys_admin": "refused by the create policy: adding the capability SYS_ADMIN" + rule,
+    }
+    assert every == {cap: f"refused by the create policy: adding every capability ({cap})" + rule for cap in every}
+    assert unknown == {cap: f"`{cap}` is not a capability Docker knows: give a name such as NET_ADMIN or CAP_NET_ADMIN" for cap in unknown}
+    assert docker_inspect(allowed["id"])["HostConfig"]["CapAdd"] == ["CAP_NET_ADMIN"]
+    assert not_all == "refused by the create policy: adding every capability (all)" + rule
+    assert not_other == "refused by the create policy: adding the capability SYS_ADMIN" + rule
+    assert labelled(policy_tag) == [allowed["name"]], "refusals leave no container"
+
+
+async def test_namespaces_devices_and_mount_types_outside_the_arguments_cannot_be_asked_for(binary, engine, policy_tag):
+    base = {"image": engine, "labels": {"sm-policy": policy_tag}}
+    extra = {"ipc_mode": "host", "userns_mode": "host", "uts_mode": "host", "cgroupns_mode": "host",
+             "devices": ["/dev/sda"], "security_opt": ["seccomp=unconfined"], "volumes_from": ["x"]}
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        unknown = {key: await refusal(session, "docker_container_run", {**base, key: value}) for key, value in extra.items()}
+        kinds = {kind: await refusal(session, "docker_container_run", {**base, "mounts": [{"type": kind, "source": "/etc", "target": "/x"}]}) for kind in ["Bind", "BIND", "npipe", "image"]}
+    for key, message in unknown.items():
+        assert message.startswith(f"invalid argument `{key}`: unknown field `{key}`"), message
+    for kind, message in kinds.items():
+        assert message.startswith(f"invalid argument `mounts[0].type`: unknown variant `{kind}`"), message
+    assert labelled(policy_tag) == []
+
+
+async def test_bind_sources_are_decided_and_given_as_they_resolve(binary, engine, policy_tag, tmp_path):
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    (root / "app").mkdir(parents=True)
+    outside.mkdir()
+    (root / "inward").symlink_to(root / "app")
+    (root / "escape").symlink_to(outside)
+    (root / "dangling").symlink_to(tmp / "not-yet")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+
+    def bind(source):
+        return {**base, "mounts": [{"type": "bind", "source": source, "target": "/m"}]}
+
+    accepted = [f"/{root}/app", f"{root}/./app/", f"{root}/app/", f"{root}//app", f"{root}/inward"]
+    async with stdio_session(binary, "--config", str(config)) as session:
+        created = {source: await call(session, "docker_container_create", bind(source)) for source in accepted}
+        escape = await refusal(session, "docker_container_create", bind(f"{root}/escape"))
+        escape_below = await refusal(session, "docker_container_create", bind(f"{root}/escape/new"))
+        slashes = await refusal(session, "docker_container_create", bind(f"//{outside}/"))
+        dangling = await refusal(session, "docker_container_create", bind(f"{root}/dangling"))
+        dotdot = await refusal(session, "docker_container_create", bind(f"{root}/app/../../outside"))
+        relative = await refusal(session, "docker_container_create", bind("data/app"))
+    sources = {source: [(m["Type"], m["Source"]) for m in docker_inspect(made["id"])["Mounts"]] for source, made in created.items()}
+    rule = "(docker.policy.bind_mount_roots in the server's config)"
+    assert sources == {source: [("bind", f"{root}/app")] for source in accepted}, "the engine is given the resolved path"
+    assert escape == f"refused by the create policy: bind mount of `{root}/escape` is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert escape_below == f"refused by the create policy: bind mount of `{root}/escape/new` is outside the allowed bind mount roots ({root}): it resolves to `{outside}/new` {rule}"
+    assert slashes == f"refused by the create policy: bind mount of `//{outside}/` is outside the allowed bind mount roots ({root}) {rule}"
+    assert dangling.startswith(f"bind mount of `{root}/dangling` cannot be resolved on the host: ")
+    assert dotdot == f"bind mount source `{root}/app/../../outside` must be an absolute host path without `..`"
+    assert relative == "bind mount source `data/app` must be an absolute host path without `..`"
+    assert labelled(policy_tag) == sorted(made["name"] for made in created.values())
+
