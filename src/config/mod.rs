@@ -280,7 +280,8 @@ impl Default for DockerConfig {
 }
 
 /// `[docker.policy]`: the create policy, which `docker_container_create`/`_run` check before
-/// creating. Everything is refused unless allowed here; a refusal names the setting.
+/// creating and `docker_container_start`/`_restart`/`_run` check again before starting.
+/// Everything is refused unless allowed here; a refusal names the setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerPolicy {

@@ -3,8 +3,8 @@
 //! it. The policy decides on the values as the engine will read them (the network as the
 //! engine resolves it, capabilities in its spelling, bind sources resolved on the host,
 //! volumes by what backs them), and the create body carries exactly those canonical values.
-//! Run is create then start; a container that cannot start is removed again, so a failed run
-//! leaves nothing behind.
+//! Run is create, the check before start (`admission.rs`), then start; a container that
+//! cannot start is removed again, so a failed run leaves nothing behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,8 +48,8 @@ pub static DOCKER_CONTAINER_RUN: Declaration = super::change(
     "docker_container_run",
     "Run a Docker container",
     "Creates and starts a container, detached (`docker run -d`), with the options and the \
-     create policy of docker_container_create. If it cannot start, the created container is \
-     removed again.",
+     create policy of docker_container_create, checked again just before the start. If it \
+     cannot start, the created container is removed again.",
     Tier::Admin,
     Change {
         destructive: false,
@@ -386,20 +386,32 @@ impl Tool for ContainerCreateTool {
             .await?;
         let id = created.id.clone();
         if self.start {
-            let target = id.clone();
-            let started = self
-                .engine
-                .run(|docker| async move {
-                    docker
-                        .start_container(&target, None::<StartContainerOptions>)
+            // The check before every start, as docker_container_start makes it: what the
+            // engine stored is what it will mount, whoever changed the host in between.
+            let started = match admission::check_start(&self.engine, &self.policy, &id).await {
+                Ok(()) => {
+                    let target = id.clone();
+                    self.engine
+                        .run(|docker| async move {
+                            docker
+                                .start_container(&target, None::<StartContainerOptions>)
+                                .await
+                        })
                         .await
-                })
-                .await
-                .map_err(|error| {
-                    ToolError::failed(format!(
-                        "the container was created but did not start: {error}"
-                    ))
-                });
+                        .map_err(|error| {
+                            ToolError::failed(format!(
+                                "the container was created but did not start: {error}"
+                            ))
+                        })
+                }
+                Err(refusal) => Err(ToolError::new(
+                    refusal.kind,
+                    format!(
+                        "the container was created but not started: {}",
+                        refusal.message
+                    ),
+                )),
+            };
             if let Err(error) = started {
                 // Leave nothing behind: the run failed as a whole.
                 let target = id.clone();

@@ -146,6 +146,7 @@ pub fn register(registry: &mut Registry, config: &Config) {
         registry.register(lifecycle::ContainerLifecycleTool {
             engine: Arc::clone(&engine),
             action,
+            policy: config.docker.policy.clone(),
         });
     }
     for connect in [true, false] {

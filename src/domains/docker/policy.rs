@@ -1,4 +1,5 @@
-//! The create policy: what a container created through this server may ask of the host.
+//! The create policy: what a container created or started through this server may ask of the
+//! host.
 //!
 //! Every decision is made on the value as the engine will read it, never on the text a caller
 //! wrote: a capability in the engine's spelling (`net_admin`, `CAP_NET_ADMIN` and `Net_Admin`
@@ -8,7 +9,8 @@
 //! by its name. The canonical values are what the create body carries, so the engine is given
 //! exactly what was decided on. A refusal changes nothing and names the setting that would
 //! allow it. What the create arguments cannot express (devices, security options, the host's
-//! IPC, UTS or user namespace) cannot be asked for at all.
+//! IPC, UTS or user namespace) cannot be asked for at all; `admission.rs` refuses to start a
+//! container that has them.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
