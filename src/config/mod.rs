@@ -285,20 +285,28 @@ impl Default for DockerConfig {
     }
 }
 
-/// `[docker.policy]`: the create policy. Everything is refused unless allowed here; a refusal
-/// names the setting.
+/// `[docker.policy]`: the create policy, which `docker_container_create`/`_run` check before
+/// creating and `docker_container_start`/`_restart`/`_run` check again before starting.
+/// Everything is refused unless allowed here; a refusal names the setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerPolicy {
     pub allow_privileged: bool,
     /// The host's PID namespace (`pid_mode = "host"`).
     pub allow_host_pid: bool,
-    /// The host's network namespace (`network = "host"`).
+    /// The host's network namespace: `network = "host"`, or any name or id that the engine
+    /// resolves to the network whose driver is `host`.
     pub allow_host_network: bool,
-    /// Capabilities that may be added (`NET_ADMIN`, ...); none by default.
+    /// Capabilities that may be added, in any spelling Docker accepts (`NET_ADMIN`,
+    /// `cap_net_admin`; `ALL` allows every one); none by default.
     pub allowed_capabilities: Vec<String>,
-    /// Host directories under which bind mounts may be made; none by default.
+    /// Host directories under which bind mounts may be made, compared after symlinks are
+    /// resolved; also the bound `device` of a local volume made with `o=bind`. None by default.
     pub bind_mount_roots: Vec<AbsolutePath>,
+    /// Volumes whose data the engine mounts from elsewhere: a local volume with a filesystem
+    /// type or device (nfs, cifs, ext4 on /dev/..., overlay), or a volume of a plugin driver.
+    /// Such a volume can show a host disk or directory whatever its name; off by default.
+    pub allow_external_volumes: bool,
 }
 
 /// `[docker.registries."HOST"]`: a registry login.

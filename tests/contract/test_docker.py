@@ -633,3 +633,279 @@ async def test_behind_a_read_only_socket_proxy_reads_work_and_changes_are_refuse
     assert [row["name"] for row in listed["containers"]] == [container]
     assert started == f"{proxy.url} refused this request (403: Forbidden); a socket proxy in front of Docker forbids it"
     assert docker_inspect(container)["State"]["Status"] == "created", "nothing was started"
+
+
+# --- the create policy against what the engine really does ----------------------------------------
+# Each test marks what it creates with its own `sm-policy=TAG` label and removes it at the end.
+
+HOST_NETWORK_REFUSED = "refused by the create policy: the host's network namespace is not allowed (docker.policy.allow_host_network in the server's config)"
+NEVER = "; no setting allows it (docker_container_create cannot ask for it)"
+
+
+@pytest.fixture
+def policy_tag(engine):
+    tag = uuid.uuid4().hex[:8]
+    yield tag
+    labelled = docker("ps", "-a", "-q", "--filter", f"label=sm-policy={tag}").split()
+    if labelled:
+        subprocess.run(["docker", "rm", "-f", *labelled], capture_output=True)
+    volumes = docker("volume", "ls", "-q", "--filter", f"label=sm-policy={tag}").split()
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
+
+
+def labelled(tag: str) -> list[str]:
+    """The names of the containers carrying this test's label."""
+    return sorted(docker("ps", "-a", "--filter", f"label=sm-policy={tag}", "--format", "{{.Names}}").split())
+
+
+def never_started(container: str) -> bool:
+    state = docker_inspect(container)["State"]
+    return state["Status"] == "created" and state["StartedAt"].startswith("0001-01-01")
+
+
+async def test_the_host_network_is_refused_however_it_is_named(binary, engine, policy_tag):
+    """`/host`, the host network's id and id prefixes all reach the host network in the engine:
+    the policy decides on the network the engine resolves, and hands the engine that network."""
+    host_id = docker("network", "inspect", "host", "--format", "{{.Id}}")
+    bridge_id = docker("network", "inspect", "bridge", "--format", "{{.Id}}")
+    other = f"sm-policy-{policy_tag}-other"
+    docker("create", "--name", other, "--label", f"sm-policy={policy_tag}", engine, "sleep", "600")
+    spellings = ["host", "/host", host_id, host_id[:12], host_id[:5]]
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        networks = {spelling: await refusal(session, "docker_container_run", {**base, "network": spelling}) for spelling in spellings}
+        shared_network = await refusal(session, "docker_container_run", {**base, "network": f"container:{other}"})
+        shared_pid = await refusal(session, "docker_container_run", {**base, "pid_mode": f"container:{other}"})
+        pid_modes = {mode: await refusal(session, "docker_container_run", {**base, "pid_mode": mode}) for mode in ["HOST", "/host", " host", "host:"]}
+        left = labelled(policy_tag)
+        by_prefix = await call(session, "docker_container_create", {**base, "network": bridge_id[:12]})
+    allowing = make_config(ADMIN + "[docker.policy]\nallow_host_network = true\n")
+    async with stdio_session(binary, "--config", str(allowing)) as session:
+        slash_host = await call(session, "docker_container_create", {**base, "network": "/host"})
+    assert networks == {spelling: HOST_NETWORK_REFUSED for spelling in spellings}
+    assert shared_network == f"refused by the create policy: network `container:{other}` shares another container's network namespace, which may be the host's" + NEVER
+    assert shared_pid == f"refused by the create policy: pid_mode `container:{other}` shares another container's PID namespace, which may be the host's" + NEVER
+    assert pid_modes == {mode: f"pid_mode `{mode}` is not supported: give `host` or leave it out" for mode in pid_modes}
+    assert left == [other], "a refused run leaves no container"
+    assert docker_inspect(by_prefix["id"])["HostConfig"]["NetworkMode"] == "bridge", "the engine is given the network the policy resolved"
+    assert docker_inspect(slash_host["id"])["HostConfig"]["NetworkMode"] == "host"
+
+
+async def test_capabilities_are_decided_as_the_engine_reads_them(binary, engine, policy_tag):
+    """The engine reads capabilities case-insensitively, with or without `CAP_`, and `all` as
+    every one: each spelling is refused as the capability it names, and an allowed one reaches
+    the engine in its canonical spelling."""
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+    rule = " is not allowed (docker.policy.allowed_capabilities in the server's config)"
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        named = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["net_admin", "CAP_NET_ADMIN", "Cap_Net_Admin", "sys_admin"]}
+        every = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["ALL", "all", "All"]}
+        unknown = {cap: await refusal(session, "docker_container_run", {**base, "cap_add": [cap]}) for cap in ["CAP_ALL", " NET_ADMIN", "CAP_CAP_NET_ADMIN"]}
+    allowing = make_config(ADMIN + '[docker.policy]\nallowed_capabilities = ["net_admin"]\n')
+    async with stdio_session(binary, "--config", str(allowing)) as session:
+        allowed = await call(session, "docker_container_create", {**base, "cap_add": ["cap_Net_Admin"]})
+        not_all = await refusal(session, "docker_container_create", {**base, "cap_add": ["NET_ADMIN", "all"]})
+        not_other = await refusal(session, "docker_container_create", {**base, "cap_add": ["CAP_SYS_ADMIN"]})
+    assert named == {
+        "net_admin": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "CAP_NET_ADMIN": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "Cap_Net_Admin": "refused by the create policy: adding the capability NET_ADMIN" + rule,
+        "sys_admin": "refused by the create policy: adding the capability SYS_ADMIN" + rule,
+    }
+    assert every == {cap: f"refused by the create policy: adding every capability ({cap})" + rule for cap in every}
+    assert unknown == {cap: f"`{cap}` is not a capability Docker knows: give a name such as NET_ADMIN or CAP_NET_ADMIN" for cap in unknown}
+    assert docker_inspect(allowed["id"])["HostConfig"]["CapAdd"] == ["CAP_NET_ADMIN"]
+    assert not_all == "refused by the create policy: adding every capability (all)" + rule
+    assert not_other == "refused by the create policy: adding the capability SYS_ADMIN" + rule
+    assert labelled(policy_tag) == [allowed["name"]], "refusals leave no container"
+
+
+async def test_namespaces_devices_and_mount_types_outside_the_arguments_cannot_be_asked_for(binary, engine, policy_tag):
+    base = {"image": engine, "labels": {"sm-policy": policy_tag}}
+    extra = {"ipc_mode": "host", "userns_mode": "host", "uts_mode": "host", "cgroupns_mode": "host",
+             "devices": ["/dev/sda"], "security_opt": ["seccomp=unconfined"], "volumes_from": ["x"]}
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        unknown = {key: await refusal(session, "docker_container_run", {**base, key: value}) for key, value in extra.items()}
+        kinds = {kind: await refusal(session, "docker_container_run", {**base, "mounts": [{"type": kind, "source": "/etc", "target": "/x"}]}) for kind in ["Bind", "BIND", "npipe", "image"]}
+    for key, message in unknown.items():
+        assert message.startswith(f"invalid argument `{key}`: unknown field `{key}`"), message
+    for kind, message in kinds.items():
+        assert message.startswith(f"invalid argument `mounts[0].type`: unknown variant `{kind}`"), message
+    assert labelled(policy_tag) == []
+
+
+async def test_bind_sources_are_decided_and_given_as_they_resolve(binary, engine, policy_tag, tmp_path):
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    (root / "app").mkdir(parents=True)
+    outside.mkdir()
+    (root / "inward").symlink_to(root / "app")
+    (root / "escape").symlink_to(outside)
+    (root / "dangling").symlink_to(tmp / "not-yet")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+
+    def bind(source):
+        return {**base, "mounts": [{"type": "bind", "source": source, "target": "/m"}]}
+
+    accepted = [f"/{root}/app", f"{root}/./app/", f"{root}/app/", f"{root}//app", f"{root}/inward"]
+    async with stdio_session(binary, "--config", str(config)) as session:
+        created = {source: await call(session, "docker_container_create", bind(source)) for source in accepted}
+        escape = await refusal(session, "docker_container_create", bind(f"{root}/escape"))
+        escape_below = await refusal(session, "docker_container_create", bind(f"{root}/escape/new"))
+        slashes = await refusal(session, "docker_container_create", bind(f"//{outside}/"))
+        dangling = await refusal(session, "docker_container_create", bind(f"{root}/dangling"))
+        dotdot = await refusal(session, "docker_container_create", bind(f"{root}/app/../../outside"))
+        relative = await refusal(session, "docker_container_create", bind("data/app"))
+    sources = {source: [(m["Type"], m["Source"]) for m in docker_inspect(made["id"])["Mounts"]] for source, made in created.items()}
+    rule = "(docker.policy.bind_mount_roots in the server's config)"
+    assert sources == {source: [("bind", f"{root}/app")] for source in accepted}, "the engine is given the resolved path"
+    assert escape == f"refused by the create policy: bind mount of `{root}/escape` is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert escape_below == f"refused by the create policy: bind mount of `{root}/escape/new` is outside the allowed bind mount roots ({root}): it resolves to `{outside}/new` {rule}"
+    assert slashes == f"refused by the create policy: bind mount of `//{outside}/` is outside the allowed bind mount roots ({root}) {rule}"
+    assert dangling.startswith(f"bind mount of `{root}/dangling` cannot be resolved on the host: ")
+    assert dotdot == f"bind mount source `{root}/app/../../outside` must be an absolute host path without `..`"
+    assert relative == "bind mount source `data/app` must be an absolute host path without `..`"
+    assert labelled(policy_tag) == sorted(made["name"] for made in created.values())
+
+
+async def test_a_bind_swapped_for_a_symlink_after_create_is_refused_at_start(binary, engine, policy_tag, tmp_path):
+    """Bind sources are resolved when a container starts: a directory replaced by a symlink out
+    of the roots after the create, by the host or by another container with a writable bind, is
+    caught by the check before start and restart, and the container is left as it was."""
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    for directory in ("swap", "swap-running", "shared"):
+        (root / directory).mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the roots\n")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    label = {"sm-policy": policy_tag}
+
+    def bind(name, source, command, read_only=True):
+        return {"image": engine, "name": f"sm-policy-{policy_tag}-{name}", "labels": label, "command": command,
+                "mounts": [{"type": "bind", "source": str(source), "target": "/m", "read_only": read_only}]}
+
+    def swap(path):
+        path.rmdir()
+        path.symlink_to(outside)
+
+    reader = ["sh", "-c", "cat /m/secret.txt; sleep 600"]
+    rule = "(docker.policy.bind_mount_roots in the server's config)"
+    async with stdio_session(binary, "--config", str(config)) as session:
+        created = await call(session, "docker_container_create", bind("created", root / "swap", reader))
+        swap(root / "swap")
+        started = await refusal(session, "docker_container_start", {"container": created["name"]})
+
+        running = await call(session, "docker_container_run", bind("running", root / "swap-running", ["sleep", "600"]))
+        before = docker_inspect(running["name"])["State"]["StartedAt"]
+        swap(root / "swap-running")
+        restarted = await refusal(session, "docker_container_restart", {"container": running["name"], "timeout_seconds": 0})
+        after = docker_inspect(running["name"])["State"]
+
+        # A container with a writable bind of the root builds the symlink for another one.
+        builder = await call(session, "docker_container_run", bind("builder", root, ["sleep", "600"], read_only=False))
+        victim = await call(session, "docker_container_create", bind("victim", root / "shared", reader))
+        docker("exec", builder["name"], "sh", "-c", f"rmdir /m/shared && ln -s {outside} /m/shared")
+        built = os.readlink(root / "shared")
+        victim_started = await refusal(session, "docker_container_start", {"container": victim["name"]})
+    assert started == f"{created['name']} was not started: refused by the create policy: bind mount of `{root}/swap` is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert never_started(created["name"]), "the container was not started"
+    assert restarted == f"{running['name']} was not restarted: refused by the create policy: bind mount of `{root}/swap-running` is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert after["Running"] is True and after["StartedAt"] == before, "a refused restart leaves the container as it was"
+    assert built == str(outside)
+    assert victim_started == f"{victim['name']} was not started: refused by the create policy: bind mount of `{root}/shared` is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert never_started(victim["name"])
+
+
+async def test_a_volume_bound_to_a_host_directory_is_a_bind_mount_to_the_policy(binary, engine, policy_tag, tmp_path):
+    """A local volume made with `o=bind` (or `rbind`, whatever its `type`) mounts its `device`:
+    the policy judges the volume by that path, at create and at start; volumes backed by other
+    filesystems or drivers need allow_external_volumes."""
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    (root / "volume").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the roots\n")
+
+    def volume(*options):
+        name = f"sm-policy-{policy_tag}-{len(made)}"
+        docker("volume", "create", "--label", f"sm-policy={policy_tag}", *[arg for option in options for arg in ("--opt", option)], name)
+        made.append(name)
+        return name
+
+    made: list[str] = []
+    bound_out = volume("type=none", "o=bind", f"device={outside}")
+    tmpfs_bound = volume("type=tmpfs", "o=bind", f"device={outside}")
+    rbind_ro = volume("type=none", "o=ro,rbind", f"device={outside}")
+    bound_in = volume("type=none", "o=bind", f"device={root}/volume")
+    nfs = volume("type=nfs", "o=addr=127.0.0.1,ro", "device=:/srv")
+    memory = volume("type=tmpfs", "device=tmpfs", "o=size=1m")
+    plain = volume()
+    # Made outside this server: the check before start is all that stands in its way.
+    by_hand = f"sm-policy-{policy_tag}-by-hand"
+    docker("create", "--name", by_hand, "--label", f"sm-policy={policy_tag}", "-v", f"{bound_out}:/m", engine, "cat", "/m/secret.txt")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+
+    def mount(name):
+        return {**base, "mounts": [{"type": "volume", "source": name, "target": "/m"}]}
+
+    rule = "(docker.policy.bind_mount_roots in the server's config)"
+    async with stdio_session(binary, "--config", str(config)) as session:
+        refused = {name: await refusal(session, "docker_container_run", mount(name)) for name in (bound_out, tmpfs_bound, rbind_ro)}
+        external = await refusal(session, "docker_container_create", mount(nfs))
+        fine = [await call(session, "docker_container_run", mount(name)) for name in (memory, plain)]
+        inside = await call(session, "docker_container_create", mount(bound_in))
+        (root / "volume").rmdir()
+        (root / "volume").symlink_to(outside)
+        swapped = await refusal(session, "docker_container_start", {"container": inside["name"]})
+        hand_started = await refusal(session, "docker_container_start", {"container": by_hand})
+    assert refused == {name: f"refused by the create policy: volume `{name}` binds `{outside}`, which is outside the allowed bind mount roots ({root}) {rule}" for name in refused}
+    assert external == f"refused by the create policy: volume `{nfs}` is backed by a `nfs` mount of `:/srv`, not by the engine's own storage (docker.policy.allow_external_volumes in the server's config)"
+    assert [docker_inspect(made["id"])["State"]["Running"] for made in fine] == [True, True]
+    assert swapped == f"{inside['name']} was not started: refused by the create policy: volume `{bound_in}` binds `{root}/volume`, which is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
+    assert never_started(inside["name"])
+    assert hand_started == f"{by_hand} was not started: refused by the create policy: volume `{bound_out}` binds `{outside}`, which is outside the allowed bind mount roots ({root}) {rule}"
+    assert never_started(by_hand)
+    assert labelled(policy_tag) == sorted([by_hand, inside["name"], *(made["name"] for made in fine)]), "refusals leave no container"
+
+
+async def test_start_refuses_a_container_that_create_would_refuse(binary, engine, policy_tag):
+    """Whoever created it: a container with settings the create policy refuses, or that the
+    create arguments cannot express, is not started (nor restarted) through this server."""
+    other = f"sm-policy-{policy_tag}-other"
+    # The CLI hands the engine `container:ID` for a name.
+    other_id = docker("create", "--name", other, "--label", f"sm-policy={policy_tag}", engine, "sleep", "600")
+    rule = " (docker.policy.{} in the server's config)"
+    cases = {
+        "privileged": (["--privileged"], "privileged containers are not allowed" + rule.format("allow_privileged")),
+        "pid": (["--pid", "host"], "the host's PID namespace is not allowed" + rule.format("allow_host_pid")),
+        "network": (["--network", "host"], "the host's network namespace is not allowed" + rule.format("allow_host_network")),
+        "caps": (["--cap-add", "all"], "adding every capability (ALL) is not allowed" + rule.format("allowed_capabilities")),
+        "bind": (["-v", "/etc:/host-etc:ro"], "bind mount of `/etc` is outside the allowed bind mount roots (none are configured)" + rule.format("bind_mount_roots")),
+        "ipc": (["--ipc", "host"], "the host's IPC namespace" + NEVER),
+        "uts": (["--uts", "host"], "the host's UTS namespace" + NEVER),
+        "userns": (["--userns", "host"], "the host's user namespace (userns_mode `host`, leaving the engine's remapping)" + NEVER),
+        "pid-container": (["--pid", f"container:{other}"], f"the PID mode `container:{other_id}` shares another container's namespace, which may be the host's" + NEVER),
+        "network-container": (["--network", f"container:{other}"], f"network `container:{other_id}` shares another container's network namespace, which may be the host's" + NEVER),
+        "device": (["--device", "/dev/null"], "the host device `/dev/null`" + NEVER),
+        "seccomp": (["--security-opt", "seccomp=unconfined"], "the security option `seccomp=unconfined`" + NEVER),
+    }
+    names = {case: f"sm-policy-{policy_tag}-{case}" for case in cases}
+    for case, (flags, _) in cases.items():
+        docker("create", "--name", names[case], "--label", f"sm-policy={policy_tag}", *flags, engine, "sleep", "600")
+    running = f"sm-policy-{policy_tag}-running"
+    docker("run", "-d", "--name", running, "--label", f"sm-policy={policy_tag}", "--ipc", "host", engine, "sleep", "600")
+    before = docker_inspect(running)["State"]["StartedAt"]
+    async with stdio_session(binary, "--config", str(make_config(ADMIN))) as session:
+        refused = {case: await refusal(session, "docker_container_start", {"container": names[case]}) for case in cases}
+        restarted = await refusal(session, "docker_container_restart", {"container": running, "timeout_seconds": 0})
+        plain = await call(session, "docker_container_start", {"container": other})
+    for case, (_, why) in cases.items():
+        assert refused[case] == f"{names[case]} was not started: refused by the create policy: {why}", case
+        assert never_started(names[case]), case
+    assert restarted == f"{running} was not restarted: refused by the create policy: the host's IPC namespace" + NEVER
+    assert docker_inspect(running)["State"]["StartedAt"] == before
+    assert plain["state_after"] == "running", "a container within the policy starts as before"

@@ -1,14 +1,17 @@
 //! `docker_container_create` and `docker_container_run` (admin): a container from a curated
 //! set of options, checked against the create policy (`policy.rs`) before the engine hears of
-//! it. Run is create then start; a container that cannot start is removed again, so a failed
-//! run leaves nothing behind.
+//! it. The policy decides on the values as the engine will read them (the network as the
+//! engine resolves it, capabilities in its spelling, bind sources resolved on the host,
+//! volumes by what backs them), and the create body carries exactly those canonical values.
+//! Run is create, the check before start (`admission.rs`), then start; a container that
+//! cannot start is removed again, so a failed run leaves nothing behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, StartContainerOptions,
@@ -17,9 +20,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Change;
+use super::admission;
 use super::engine::Engine;
 use super::names::{container_reference, image_reference, object_reference, short_id};
-use super::policy::{self, Request};
+use super::policy::{self, Admitted, Request};
 use crate::config::DockerPolicy;
 use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
@@ -29,8 +33,10 @@ pub static DOCKER_CONTAINER_CREATE: Declaration = super::change(
     "Creates a container from an image without starting it (`docker create`): name, command, \
      entrypoint, environment, labels, published ports, mounts (bind, volume, tmpfs), network, \
      restart policy, memory and CPU limits, user, working dir, read-only root. Privileged \
-     mode, the host's PID or network namespace, added capabilities and bind mounts are refused \
-     unless the server's create policy (docker.policy) allows them; a refusal names the rule.",
+     mode, the host's PID or network namespace, added capabilities, bind mounts and volumes \
+     backed by host paths or other filesystems are refused unless the server's create policy \
+     (docker.policy) allows them, judged as the engine will read them; a refusal names the \
+     rule.",
     Tier::Admin,
     Change {
         destructive: false,
@@ -42,8 +48,8 @@ pub static DOCKER_CONTAINER_RUN: Declaration = super::change(
     "docker_container_run",
     "Run a Docker container",
     "Creates and starts a container, detached (`docker run -d`), with the options and the \
-     create policy of docker_container_create. If it cannot start, the created container is \
-     removed again.",
+     create policy of docker_container_create, checked again just before the start. If it \
+     cannot start, the created container is removed again.",
     Tier::Admin,
     Change {
         destructive: false,
@@ -94,9 +100,11 @@ pub struct CreateArguments {
     /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, e.g. `127.0.0.1:8080:80`.
     pub ports: Option<Vec<String>>,
     pub mounts: Option<Vec<MountArgument>>,
-    /// A network to join (default bridge); `host` and `none` are Docker's own.
+    /// A network to join by name, id or id prefix (default bridge); `host` and `none` are
+    /// Docker's own. Any spelling that resolves to the host network needs allow_host_network;
+    /// `container:ID` (another container's namespace) is refused.
     pub network: Option<String>,
-    /// `host` to share the host's PID namespace (policy: allow_host_pid).
+    /// `host` to share the host's PID namespace (policy: allow_host_pid); nothing else.
     pub pid_mode: Option<String>,
     #[serde(default)]
     pub privileged: bool,
@@ -171,8 +179,15 @@ fn port(spec: &str) -> Result<(String, PortBinding), ToolError> {
     ))
 }
 
-/// The engine's create body for checked arguments.
-fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBody, ToolError> {
+/// The engine's create body for checked arguments, carrying the canonical values the policy
+/// decided on: `admitted` capabilities and bind sources (in the arguments' order) and the
+/// resolved `network` mode.
+fn body(
+    arguments: &CreateArguments,
+    image: String,
+    admitted: Admitted,
+    network: Option<String>,
+) -> Result<ContainerCreateBody, ToolError> {
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for spec in arguments.ports.iter().flatten() {
         let (key, binding) = port(spec)?;
@@ -183,6 +198,7 @@ fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBod
             .push(binding);
     }
     let mut mounts = Vec::new();
+    let mut bind_sources = admitted.bind_sources.into_iter();
     for mount in arguments.mounts.iter().flatten() {
         if !mount.target.starts_with('/') {
             return Err(ToolError::invalid_arguments(format!(
@@ -191,7 +207,14 @@ fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBod
             )));
         }
         let (typ, source) = match (mount.kind, &mount.source) {
-            (MountKind::Bind, Some(source)) => (MountType::BIND, Some(source.clone())),
+            (MountKind::Bind, Some(_)) => {
+                let Some(real) = bind_sources.next() else {
+                    return Err(ToolError::failed(
+                        "a bind mount was not checked by the create policy",
+                    ));
+                };
+                (MountType::BIND, Some(real))
+            }
             (MountKind::Volume, Some(source)) => {
                 (MountType::VOLUME, Some(object_reference("volume", source)?))
             }
@@ -231,11 +254,6 @@ fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBod
             "memory_bytes is below Docker's minimum of 6 MiB",
         ));
     }
-    let network = arguments
-        .network
-        .as_deref()
-        .map(|network| object_reference("network", network))
-        .transpose()?;
     let restart = arguments.restart.map(|restart| RestartPolicy {
         name: Some(match restart {
             Restart::No => RestartPolicyNameEnum::NO,
@@ -248,21 +266,16 @@ fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBod
     let host_config = HostConfig {
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings.clone()),
         mounts: (!mounts.is_empty()).then_some(mounts),
-        network_mode: network.clone(),
+        network_mode: network,
         pid_mode: arguments.pid_mode.clone(),
         privileged: Some(arguments.privileged),
-        cap_add: arguments.cap_add.clone(),
+        cap_add: (!admitted.capabilities.is_empty()).then_some(admitted.capabilities),
         restart_policy: restart,
         memory: arguments.memory_bytes,
         nano_cpus: arguments.cpus.map(|cpus| (cpus * 1e9) as i64),
         readonly_rootfs: Some(arguments.read_only_rootfs),
         ..Default::default()
     };
-    let networking_config = network
-        .filter(|network| !["bridge", "host", "none"].contains(&network.as_str()))
-        .map(|network| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
-        });
     Ok(ContainerCreateBody {
         image: Some(image),
         cmd: arguments.command.clone(),
@@ -280,7 +293,6 @@ fn body(arguments: &CreateArguments, image: String) -> Result<ContainerCreateBod
         user: arguments.user.clone(),
         working_dir: arguments.working_dir.clone(),
         host_config: Some(host_config),
-        networking_config,
         ..Default::default()
     })
 }
@@ -315,13 +327,25 @@ impl Tool for ContainerCreateTool {
             .as_deref()
             .map(container_reference)
             .transpose()?;
+        // The engine reads exactly `host` as the host's PID namespace; anything else is either
+        // invalid to it or another container's namespace, which may be the host's.
         if let Some(mode) = &arguments.pid_mode
             && mode != "host"
         {
+            if mode.starts_with("container:") {
+                return Err(policy::never(&format!(
+                    "pid_mode `{mode}` shares another container's PID namespace, which may be \
+                     the host's"
+                )));
+            }
             return Err(ToolError::invalid_arguments(format!(
                 "pid_mode `{mode}` is not supported: give `host` or leave it out"
             )));
         }
+        let network = match arguments.network.as_deref() {
+            Some(requested) => Some(admission::network(&self.engine, requested).await?),
+            None => None,
+        };
         let bind_sources = arguments
             .mounts
             .iter()
@@ -329,17 +353,29 @@ impl Tool for ContainerCreateTool {
             .filter(|mount| matches!(mount.kind, MountKind::Bind))
             .filter_map(|mount| mount.source.as_deref())
             .collect();
-        policy::check(
+        let mut volumes = Vec::new();
+        for mount in arguments.mounts.iter().flatten() {
+            if let (MountKind::Volume, Some(name)) = (mount.kind, mount.source.as_deref()) {
+                volumes.push((name, admission::volume_backing(&self.engine, name).await?));
+            }
+        }
+        let admitted = policy::check(
             &self.policy,
             &Request {
                 privileged: arguments.privileged,
                 host_pid: arguments.pid_mode.as_deref() == Some("host"),
-                host_network: arguments.network.as_deref() == Some("host"),
+                host_network: network.as_ref().is_some_and(|network| network.host),
                 capabilities: arguments.cap_add.as_deref().unwrap_or_default(),
                 bind_sources,
+                volumes,
             },
         )?;
-        let body = body(&arguments, image.clone())?;
+        let body = body(
+            &arguments,
+            image.clone(),
+            admitted,
+            network.map(|network| network.mode),
+        )?;
         let options = CreateContainerOptions {
             name: name.clone(),
             platform: String::new(),
@@ -350,15 +386,32 @@ impl Tool for ContainerCreateTool {
             .await?;
         let id = created.id.clone();
         if self.start {
-            let target = id.clone();
-            let started = self
-                .engine
-                .run(|docker| async move {
-                    docker
-                        .start_container(&target, None::<StartContainerOptions>)
+            // The check before every start, as docker_container_start makes it: what the
+            // engine stored is what it will mount, whoever changed the host in between.
+            let started = match admission::check_start(&self.engine, &self.policy, &id).await {
+                Ok(()) => {
+                    let target = id.clone();
+                    self.engine
+                        .run(|docker| async move {
+                            docker
+                                .start_container(&target, None::<StartContainerOptions>)
+                                .await
+                        })
                         .await
-                })
-                .await;
+                        .map_err(|error| {
+                            ToolError::failed(format!(
+                                "the container was created but did not start: {error}"
+                            ))
+                        })
+                }
+                Err(refusal) => Err(ToolError::new(
+                    refusal.kind,
+                    format!(
+                        "the container was created but not started: {}",
+                        refusal.message
+                    ),
+                )),
+            };
             if let Err(error) = started {
                 // Leave nothing behind: the run failed as a whole.
                 let target = id.clone();
@@ -379,9 +432,10 @@ impl Tool for ContainerCreateTool {
                         short_id(&id)
                     ),
                 };
-                return Err(ToolError::failed(format!(
-                    "the container was created but did not start: {error}; {cleanup}"
-                )));
+                return Err(ToolError::new(
+                    error.kind,
+                    format!("{}; {cleanup}", error.message),
+                ));
             }
         }
         let target = id.clone();

@@ -1,5 +1,8 @@
 //! Start, stop, restart, pause and unpause a container: one tool per action, tier `operate`
 //! (each is reversible). The answer says the state before and after, read from the engine.
+//! Start and restart first check the container against the create policy as the engine would
+//! run it now (`admission.rs`): bind sources are resolved when a container starts, so a check
+//! made only at create could be undone by a symlink swapped in since.
 
 use std::sync::Arc;
 
@@ -12,8 +15,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Change;
+use super::admission;
 use super::engine::Engine;
 use super::names::{container_reference, short_id};
+use crate::config::DockerPolicy;
 use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
 const DEFAULT_STOP_SECONDS: u32 = 10;
@@ -23,7 +28,9 @@ pub static DOCKER_CONTAINER_START: Declaration = super::change(
     "docker_container_start",
     "Start a Docker container",
     "Starts a created or stopped container (`docker start`). Starting a running container \
-     changes nothing. Answers with the state before and after.",
+     changes nothing. A container the create policy (docker.policy) would refuse as it is now \
+     (its settings, bind sources and volumes as the host resolves them) is not started; the \
+     refusal names the rule. Answers with the state before and after.",
     Tier::Operate,
     Change {
         destructive: false,
@@ -48,7 +55,9 @@ pub static DOCKER_CONTAINER_RESTART: Declaration = super::change(
     "docker_container_restart",
     "Restart a Docker container",
     "Restarts a container (`docker restart`): stops it as docker_container_stop does \
-     (timeout_seconds, default 10) and starts it again. Answers with the state before and after.",
+     (timeout_seconds, default 10) and starts it again, after the create policy check of \
+     docker_container_start (a refused container is left as it is). Answers with the state \
+     before and after.",
     Tier::Operate,
     Change {
         destructive: false,
@@ -166,6 +175,8 @@ impl Render for ContainerChange {
 pub struct ContainerLifecycleTool {
     pub engine: Arc<Engine>,
     pub action: Action,
+    /// Checked before a start or restart.
+    pub policy: DockerPolicy,
 }
 
 /// The container's id, name, state and exit code.
@@ -227,6 +238,16 @@ impl Tool for ContainerLifecycleTool {
             .engine
             .run(|docker| async move { state_of(&docker, &container).await })
             .await?;
+        if matches!(action, Action::Start | Action::Restart) {
+            admission::check_start(&self.engine, &self.policy, &id)
+                .await
+                .map_err(|refusal| {
+                    ToolError::new(
+                        refusal.kind,
+                        format!("{name} was not {}ed: {}", action.verb(), refusal.message),
+                    )
+                })?;
+        }
         let target = id.clone();
         let (_, _, after, exit_code) = self
             .engine

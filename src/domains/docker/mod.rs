@@ -4,6 +4,7 @@
 //! The engine is reached on first use and again after it was unreachable, so the tools work
 //! as soon as the daemon does, without restarting the server (`engine.rs`).
 
+pub mod admission;
 pub mod containers;
 pub mod create;
 pub mod engine;
@@ -145,6 +146,7 @@ pub fn register(registry: &mut Registry, config: &Config) {
         registry.register(lifecycle::ContainerLifecycleTool {
             engine: Arc::clone(&engine),
             action,
+            policy: config.docker.policy.clone(),
         });
     }
     for connect in [true, false] {

@@ -1,22 +1,96 @@
-//! The create policy: what a container created through this server may ask of the host.
+//! The create policy: what a container created or started through this server may ask of the
+//! host.
 //!
-//! Checked before anything is sent to the engine, so a refusal changes nothing, and every
-//! refusal names the setting that would allow it. What the create arguments cannot express
-//! (devices, security options, user namespaces off, host IPC) cannot be asked for at all.
+//! Every decision is made on the value as the engine will read it, never on the text a caller
+//! wrote: a capability in the engine's spelling (`net_admin`, `CAP_NET_ADMIN` and `Net_Admin`
+//! are one capability to it, and `all` is every one), a bind source as the kernel resolves it
+//! (every symlink and `..` followed: the engine's mount follows them too), a network after the
+//! engine resolved its name or id prefix (`admission.rs`), a volume by what backs it rather than
+//! by its name. The canonical values are what the create body carries, so the engine is given
+//! exactly what was decided on. A refusal changes nothing and names the setting that would
+//! allow it. What the create arguments cannot express (devices, security options, the host's
+//! IPC, UTS or user namespace) cannot be asked for at all; `admission.rs` refuses to start a
+//! container that has them.
 
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Component, Path, PathBuf};
 
 use crate::config::DockerPolicy;
 use crate::tool::ToolError;
 
-/// What a create request asks of the host, in the policy's terms.
+/// What a container asks of the host, in the policy's terms, as the engine will read it.
 #[derive(Debug, Default)]
 pub struct Request<'a> {
     pub privileged: bool,
+    /// Shares the host's PID namespace.
     pub host_pid: bool,
+    /// Joins the host's network: the `host` mode, or a network whose driver is `host`.
     pub host_network: bool,
+    /// Added capabilities in any spelling the engine accepts.
     pub capabilities: &'a [String],
+    /// Bind mount sources: host paths as given (create) or as the engine stored them (start).
     pub bind_sources: Vec<&'a str>,
+    /// Named volumes, each with what backs it.
+    pub volumes: Vec<(&'a str, VolumeBacking)>,
+}
+
+/// A request's values in the canonical form the engine is given, in the request's order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// `CAP_NET_ADMIN`, or `ALL` for every capability.
+    pub capabilities: Vec<String>,
+    /// Real paths: absolute, without symlinks, `.` or `..` (as far as they exist).
+    pub bind_sources: Vec<String>,
+}
+
+/// What holds a volume's data, from its driver and the options it was created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeBacking {
+    /// A directory of the engine's own (the `local` driver without options).
+    Engine,
+    /// Memory: a `local` volume of type `tmpfs` that binds nothing.
+    Memory,
+    /// A host path: a `local` volume whose mount options include `bind` or `rbind` (the kernel
+    /// then ignores the type, so `type=tmpfs,o=bind` binds too). The path is its `device`.
+    HostPath(String),
+    /// Data the engine mounts from elsewhere: a device, a network or other filesystem (nfs,
+    /// cifs, ext4 on /dev/..., overlay with host lower directories), or a plugin driver whose
+    /// backing this server cannot see. The text says which.
+    External(String),
+}
+
+impl VolumeBacking {
+    /// What backs a volume with this driver and these options (`docker volume inspect`'s
+    /// `Driver` and `Options`). The local driver takes only `type`, `o` and `device`; anything
+    /// else is taken as external rather than guessed at.
+    pub fn of(driver: &str, options: &HashMap<String, String>) -> Self {
+        if driver != "local" {
+            return Self::External(format!("the volume driver `{driver}`"));
+        }
+        if options.values().all(|value| value.is_empty()) {
+            return Self::Engine;
+        }
+        if let Some(key) = options
+            .keys()
+            .find(|key| !matches!(key.as_str(), "type" | "o" | "device"))
+        {
+            return Self::External(format!("the local driver's option `{key}`"));
+        }
+        let option = |key: &str| options.get(key).map(String::as_str).unwrap_or_default();
+        // The mount flags, as moby's mount package reads `o`: comma-separated, case-sensitive.
+        if option("o")
+            .split(',')
+            .any(|flag| flag == "bind" || flag == "rbind")
+        {
+            return Self::HostPath(option("device").to_string());
+        }
+        match option("type") {
+            "tmpfs" => Self::Memory,
+            kind => Self::External(format!("a `{kind}` mount of `{}`", option("device"))),
+        }
+    }
 }
 
 fn refused(what: String, setting: &str) -> ToolError {
@@ -25,7 +99,18 @@ fn refused(what: String, setting: &str) -> ToolError {
     ))
 }
 
-pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<(), ToolError> {
+/// A refusal for what no setting allows, because the create arguments cannot ask for it.
+pub fn never(what: &str) -> ToolError {
+    ToolError::invalid_arguments(format!(
+        "refused by the create policy: {what}; no setting allows it (docker_container_create \
+         cannot ask for it)"
+    ))
+}
+
+/// Checks a request, and gives its capabilities and bind sources in the form the engine is to
+/// be given. Errors: the first refusal, naming its setting; a capability the engine would not
+/// know; a bind source that is not an absolute path without `..` or cannot be resolved.
+pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<Admitted, ToolError> {
     if request.privileged && !policy.allow_privileged {
         return Err(refused(
             "privileged containers are not allowed".into(),
@@ -44,68 +129,212 @@ pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<(), ToolErr
             "allow_host_network",
         ));
     }
-    // `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` name one capability.
-    let normalize = |name: &str| {
-        let upper = name.to_ascii_uppercase();
-        upper.trim_start_matches("CAP_").to_string()
-    };
-    for capability in request.capabilities {
-        let name = normalize(capability);
-        let allowed = policy
-            .allowed_capabilities
-            .iter()
-            .any(|allowed| normalize(allowed) == name);
-        if !allowed {
-            return Err(refused(
-                format!("adding the capability {name} is not allowed"),
-                "allowed_capabilities",
-            ));
+    let allowed: Vec<String> = policy
+        .allowed_capabilities
+        .iter()
+        .filter_map(|name| canonical_capability(name))
+        .collect();
+    let every_one_allowed = allowed.iter().any(|name| name == "ALL");
+    let mut capabilities = Vec::new();
+    for given in request.capabilities {
+        let Some(name) = canonical_capability(given) else {
+            return Err(ToolError::invalid_arguments(format!(
+                "`{given}` is not a capability Docker knows: give a name such as NET_ADMIN or \
+                 CAP_NET_ADMIN"
+            )));
+        };
+        if !every_one_allowed && !allowed.contains(&name) {
+            let what = match name.strip_prefix("CAP_") {
+                Some(bare) => format!("adding the capability {bare} is not allowed"),
+                None => format!("adding every capability ({given}) is not allowed"),
+            };
+            return Err(refused(what, "allowed_capabilities"));
+        }
+        capabilities.push(name);
+    }
+    let mut bind_sources = Vec::new();
+    for source in &request.bind_sources {
+        bind_sources.push(check_host_path(policy, HostPath::Bind(source))?);
+    }
+    for (name, backing) in &request.volumes {
+        match backing {
+            VolumeBacking::Engine | VolumeBacking::Memory => {}
+            VolumeBacking::HostPath(device) => {
+                check_host_path(policy, HostPath::Volume { name, device })?;
+            }
+            VolumeBacking::External(what) if !policy.allow_external_volumes => {
+                return Err(refused(
+                    format!("volume `{name}` is backed by {what}, not by the engine's own storage"),
+                    "allow_external_volumes",
+                ));
+            }
+            VolumeBacking::External(_) => {}
         }
     }
-    for source in &request.bind_sources {
-        check_bind_source(policy, source)?;
-    }
-    Ok(())
+    Ok(Admitted {
+        capabilities,
+        bind_sources,
+    })
 }
 
-/// A bind mount's host path must be absolute, free of `..`, and inside an allowed root both as
-/// written and as it resolves (a symlink inside a root may point out of it).
-fn check_bind_source(policy: &DockerPolicy, source: &str) -> Result<(), ToolError> {
-    let path = Path::new(source);
-    if !path.is_absolute() || path.components().any(|part| part == Component::ParentDir) {
-        return Err(ToolError::invalid_arguments(format!(
-            "bind mount source `{source}` must be an absolute host path without `..`"
-        )));
+/// The Linux capabilities, without `CAP_` (capability.h, 0 to 40). An engine older than the
+/// newest ones refuses those itself.
+const CAPABILITIES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// A capability as the engine reads it: case-insensitive, `CAP_` optional, `all` meaning every
+/// one (moby's `NormalizeLegacyCapabilities`). Gives `CAP_NET_ADMIN` or `ALL`; `None` for a
+/// name the engine would not know (`CAP_ALL`, a space, `CAP_CAP_...`).
+pub fn canonical_capability(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower == "all" {
+        return Some("ALL".into());
     }
-    let roots: Vec<&Path> = policy
+    let bare = lower
+        .strip_prefix("cap_")
+        .unwrap_or(&lower)
+        .to_ascii_uppercase();
+    CAPABILITIES
+        .contains(&bare.as_str())
+        .then(|| format!("CAP_{bare}"))
+}
+
+/// A host path the engine will mount: a bind source, or the `device` of a volume that binds.
+#[derive(Clone, Copy)]
+enum HostPath<'a> {
+    Bind(&'a str),
+    Volume { name: &'a str, device: &'a str },
+}
+
+/// Where a host path really is: it must lie inside a bind mount root once both are resolved as
+/// the kernel resolves them now. Gives the resolved path, which is what the engine is to be
+/// given. Errors: not absolute or with `..` (refused as written, whatever it resolves to); not
+/// resolvable (a dangling symlink, a loop, no permission); outside every root.
+fn check_host_path(policy: &DockerPolicy, host_path: HostPath<'_>) -> Result<String, ToolError> {
+    let (written, described) = match host_path {
+        HostPath::Bind(source) => (source, format!("bind mount of `{source}`")),
+        HostPath::Volume { name, device } => {
+            (device, format!("volume `{name}` binds `{device}`, which"))
+        }
+    };
+    let path = Path::new(written);
+    if !path.is_absolute() || path.components().any(|part| part == Component::ParentDir) {
+        return Err(ToolError::invalid_arguments(match host_path {
+            HostPath::Bind(_) => {
+                format!("bind mount source `{written}` must be an absolute host path without `..`")
+            }
+            HostPath::Volume { .. } => {
+                format!("{described} is not an absolute host path without `..`")
+            }
+        }));
+    }
+    let real = resolve(path).map_err(|error| {
+        ToolError::invalid_arguments(format!(
+            "{described} cannot be resolved on the host: {error}"
+        ))
+    })?;
+    let inside = policy
         .bind_mount_roots
         .iter()
-        .map(|root| root.0.as_path())
-        .collect();
-    let inside = |path: &Path| roots.iter().any(|root| path.starts_with(root));
-    let resolved = std::fs::canonicalize(path).ok();
-    let resolved_inside = resolved.as_deref().is_none_or(|real| {
-        inside(real)
-            || roots.iter().any(|root| {
-                std::fs::canonicalize(root).is_ok_and(|real_root| real.starts_with(real_root))
-            })
-    });
-    if inside(path) && resolved_inside {
-        return Ok(());
+        .filter_map(|root| resolve(&root.0).ok())
+        .any(|root| real.starts_with(root));
+    if inside {
+        return real.into_os_string().into_string().map_err(|real| {
+            ToolError::invalid_arguments(format!(
+                "{described} resolves to `{}`, which is not UTF-8",
+                real.to_string_lossy()
+            ))
+        });
     }
-    let listed = if roots.is_empty() {
+    let listed = if policy.bind_mount_roots.is_empty() {
         "none are configured".to_string()
     } else {
-        roots
+        policy
+            .bind_mount_roots
             .iter()
-            .map(|root| root.display().to_string())
+            .map(|root| root.0.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // `//a/./b/` and `/a/b` are one path; only a real difference is worth saying.
+    let lexical: PathBuf = path.components().collect();
+    let resolves = if lexical == real {
+        String::new()
+    } else {
+        format!(": it resolves to `{}`", real.display())
+    };
     Err(refused(
-        format!("bind mount of `{source}` is outside the allowed bind mount roots ({listed})"),
+        format!("{described} is outside the allowed bind mount roots ({listed}){resolves}"),
         "bind_mount_roots",
     ))
+}
+
+/// `path` as the kernel resolves it now: the real path of its longest existing ancestor (every
+/// symlink followed), then the components that do not exist yet, which hold no symlink. A
+/// component that exists but does not resolve (a dangling symlink, a loop, no permission, a
+/// file in the middle) is an error: the engine could not mount it either, and a dangling
+/// symlink is a path that can later be made to lead anywhere.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut missing: Vec<&OsStr> = Vec::new();
+    let mut existing = path;
+    loop {
+        match std::fs::symlink_metadata(existing) {
+            Ok(_) => {
+                let mut real = std::fs::canonicalize(existing)?;
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(error);
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,37 +361,201 @@ mod tests {
             allowed_capabilities: vec!["cap_net_admin".into()],
             ..Default::default()
         };
-        assert!(check(&allowing, &cap).is_ok());
+        assert_eq!(
+            check(&allowing, &cap).expect("allowed").capabilities,
+            ["CAP_NET_ADMIN"]
+        );
         assert!(check(&policy, &Request::default()).is_ok());
     }
 
     #[test]
-    fn bind_sources_stay_inside_the_roots_as_written_and_as_resolved() {
-        let directory = tempfile::tempdir().expect("tempdir");
-        let root = directory.path().join("data");
-        std::fs::create_dir(&root).expect("root");
-        std::os::unix::fs::symlink("/etc", root.join("escape")).expect("symlink");
-        let policy = DockerPolicy {
-            bind_mount_roots: vec![AbsolutePath(root.clone())],
+    fn capabilities_are_decided_in_the_engines_spelling() {
+        for spelling in ["net_admin", "NET_ADMIN", "CAP_NET_ADMIN", "cap_Net_Admin"] {
+            assert_eq!(
+                canonical_capability(spelling).as_deref(),
+                Some("CAP_NET_ADMIN")
+            );
+        }
+        for every in ["ALL", "all", "All"] {
+            assert_eq!(canonical_capability(every).as_deref(), Some("ALL"));
+        }
+        for unknown in [
+            "CAP_ALL",
+            " NET_ADMIN",
+            "NET_ADMIN ",
+            "CAP_CAP_NET_ADMIN",
+            "",
+            "x",
+        ] {
+            assert_eq!(canonical_capability(unknown), None, "{unknown:?}");
+        }
+        let net_admin_only = DockerPolicy {
+            allowed_capabilities: vec!["NET_ADMIN".into()],
             ..Default::default()
         };
-        let inside = format!("{}/app", root.display());
-        let escape = format!("{}/escape", root.display());
-        let dotdot = format!("{}/../x", root.display());
-        let check_one = |source: &str| {
-            let sources = vec![source];
+        let ask = |names: &[&str], policy: &DockerPolicy| {
+            let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
             check(
-                &policy,
+                policy,
                 &Request {
-                    bind_sources: sources,
+                    capabilities: &names,
                     ..Default::default()
                 },
             )
         };
-        assert!(check_one(&inside).is_ok());
-        assert!(check_one(&escape).is_err(), "a symlink out of the root");
-        assert!(check_one(&dotdot).is_err());
+        let refused = ask(&["all"], &net_admin_only).expect_err("ALL is not NET_ADMIN");
+        assert!(refused.message.contains("adding every capability (all)"));
+        assert!(
+            refused
+                .message
+                .contains("docker.policy.allowed_capabilities")
+        );
+        assert!(ask(&["SYS_ADMIN"], &net_admin_only).is_err());
+        assert!(ask(&["CAP_CAP_NET_ADMIN"], &net_admin_only).is_err());
+        let everything = DockerPolicy {
+            allowed_capabilities: vec!["all".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            ask(&["sys_admin", "All"], &everything)
+                .expect("allowed")
+                .capabilities,
+            ["CAP_SYS_ADMIN", "ALL"]
+        );
+    }
+
+    #[test]
+    fn bind_sources_are_decided_and_given_as_they_resolve() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let root = directory.path().join("data");
+        std::fs::create_dir_all(root.join("app")).expect("root");
+        std::os::unix::fs::symlink("/etc", root.join("escape")).expect("symlink");
+        std::os::unix::fs::symlink(root.join("app"), root.join("inward")).expect("symlink");
+        std::os::unix::fs::symlink("/no/such/place", root.join("dangling")).expect("symlink");
+        let policy = DockerPolicy {
+            bind_mount_roots: vec![AbsolutePath(root.clone())],
+            ..Default::default()
+        };
+        let real_root = std::fs::canonicalize(&root).expect("real root");
+        let app = real_root.join("app").display().to_string();
+        let check_one = |source: &str| {
+            check(
+                &policy,
+                &Request {
+                    bind_sources: vec![source],
+                    ..Default::default()
+                },
+            )
+            .map(|admitted| admitted.bind_sources)
+        };
+        let root_text = root.display().to_string();
+        for spelling in [
+            format!("{root_text}/app"),
+            format!("/{root_text}/app"),
+            format!("{root_text}/./app/"),
+            format!("{root_text}/inward"),
+        ] {
+            assert_eq!(check_one(&spelling).expect(&spelling), vec![app.clone()]);
+        }
+        assert_eq!(
+            check_one(&format!("{root_text}/new/dir")).expect("not there yet"),
+            [real_root.join("new/dir").display().to_string()]
+        );
+        let escape = check_one(&format!("{root_text}/escape")).expect_err("a symlink out");
+        assert_eq!(
+            escape.message,
+            format!(
+                "refused by the create policy: bind mount of `{root_text}/escape` is outside \
+                 the allowed bind mount roots ({root_text}): it resolves to `/etc` \
+                 (docker.policy.bind_mount_roots in the server's config)"
+            )
+        );
+        assert!(check_one(&format!("{root_text}/escape/passwd")).is_err());
+        assert!(check_one(&format!("{root_text}/dangling")).is_err());
+        assert!(check_one(&format!("{root_text}/../x")).is_err());
+        assert!(check_one(&format!("{root_text}/app/../../x")).is_err());
         assert!(check_one("/etc").is_err());
         assert!(check_one("relative/path").is_err());
+        assert!(check_one(&format!("{root_text}-sibling")).is_err());
+    }
+
+    #[test]
+    fn volumes_are_judged_by_what_backs_them() {
+        let options = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            VolumeBacking::of("local", &options(&[])),
+            VolumeBacking::Engine
+        );
+        let bind = VolumeBacking::HostPath("/outside".into());
+        for flags in ["bind", "rbind", "ro,bind", "rbind,ro"] {
+            for kind in ["none", "tmpfs", ""] {
+                let given = options(&[("type", kind), ("o", flags), ("device", "/outside")]);
+                assert_eq!(VolumeBacking::of("local", &given), bind, "{kind} {flags}");
+            }
+        }
+        let memory = options(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")]);
+        assert_eq!(VolumeBacking::of("local", &memory), VolumeBacking::Memory);
+        for external in [
+            options(&[
+                ("type", "nfs"),
+                ("o", "addr=127.0.0.1"),
+                ("device", ":/srv"),
+            ]),
+            options(&[("type", "ext4"), ("device", "/dev/sda1")]),
+            options(&[("type", "none"), ("o", "BIND"), ("device", "/outside")]),
+            options(&[("type", "tmpfs"), ("size", "1m")]),
+        ] {
+            assert!(matches!(
+                VolumeBacking::of("local", &external),
+                VolumeBacking::External(_)
+            ));
+        }
+        assert!(matches!(
+            VolumeBacking::of("rexray", &options(&[])),
+            VolumeBacking::External(_)
+        ));
+
+        let directory = tempfile::tempdir().expect("tempdir");
+        let policy = DockerPolicy {
+            bind_mount_roots: vec![AbsolutePath(directory.path().to_path_buf())],
+            ..Default::default()
+        };
+        let ask = |backing: VolumeBacking, policy: &DockerPolicy| {
+            check(
+                policy,
+                &Request {
+                    volumes: vec![("v", backing)],
+                    ..Default::default()
+                },
+            )
+        };
+        let outside = ask(VolumeBacking::HostPath("/etc".into()), &policy).expect_err("out");
+        assert!(
+            outside
+                .message
+                .contains("volume `v` binds `/etc`, which is outside")
+        );
+        assert!(outside.message.contains("docker.policy.bind_mount_roots"));
+        let inside = directory.path().display().to_string();
+        assert!(ask(VolumeBacking::HostPath(inside), &policy).is_ok());
+        assert!(ask(VolumeBacking::HostPath(String::new()), &policy).is_err());
+        let nfs = VolumeBacking::External("a `nfs` mount of `:/srv`".into());
+        let external = ask(nfs.clone(), &policy).expect_err("external");
+        assert!(
+            external
+                .message
+                .contains("docker.policy.allow_external_volumes")
+        );
+        let trusting = DockerPolicy {
+            allow_external_volumes: true,
+            ..policy.clone()
+        };
+        assert!(ask(nfs, &trusting).is_ok());
+        assert!(ask(VolumeBacking::Memory, &policy).is_ok());
     }
 }
