@@ -680,6 +680,7 @@ async def test_the_host_network_is_refused_however_it_is_named(binary, engine, p
         pid_modes = {mode: await refusal(session, "docker_container_run", {**base, "pid_mode": mode}) for mode in ["HOST", "/host", " host", "host:"]}
         left = labelled(policy_tag)
         by_prefix = await call(session, "docker_container_create", {**base, "network": bridge_id[:12]})
+        by_default = await call(session, "docker_container_create", {**base, "network": "default"})
     allowing = make_config(ADMIN + "[docker.policy]\nallow_host_network = true\n")
     async with stdio_session(binary, "--config", str(allowing)) as session:
         slash_host = await call(session, "docker_container_create", {**base, "network": "/host"})
@@ -690,6 +691,7 @@ async def test_the_host_network_is_refused_however_it_is_named(binary, engine, p
     assert left == [other], "a refused run leaves no container"
     assert docker_inspect(by_prefix["id"])["HostConfig"]["NetworkMode"] == "bridge", "the engine is given the network the policy resolved"
     assert docker_inspect(slash_host["id"])["HostConfig"]["NetworkMode"] == "host"
+    assert docker_inspect(by_default["id"])["HostConfig"]["NetworkMode"] == "default", "the engine's word for bridge"
 
 
 async def test_capabilities_are_decided_as_the_engine_reads_them(binary, engine, policy_tag):

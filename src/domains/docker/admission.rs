@@ -49,6 +49,14 @@ pub async fn network(engine: &Engine, requested: &str) -> Result<Network, ToolEr
              the host's"
         )));
     }
+    // `default` is the engine's word for its default network (bridge), not a name it looks up;
+    // no network may be created under it.
+    if requested == "default" {
+        return Ok(Network {
+            mode: requested.to_string(),
+            host: false,
+        });
+    }
     let name = object_reference("network", requested)?;
     let inspected = engine
         .run(|docker| async move {
