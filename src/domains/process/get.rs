@@ -81,8 +81,9 @@ pub struct ProcessDetails {
     pub open_files: Option<OpenFiles>,
     /// Resource limits (`ulimit`); `unlimited` or a number in the unit given.
     pub limits: Vec<ResourceLimit>,
-    /// cgroup paths, one per hierarchy (one on cgroup v2 hosts).
-    pub cgroups: Vec<String>,
+    /// The cgroups the process is in: each distinct path once, with the controllers (cgroup
+    /// v1 hierarchies) that place it there; on a cgroup v2 host one path and no controllers.
+    pub cgroups: Vec<CgroupMembership>,
     /// The full container id, for a process in a container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
@@ -95,9 +96,18 @@ pub struct ProcessDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, String>>,
     /// Parts this server was not allowed to read (another user's process without root or
-    /// CAP_SYS_PTRACE).
+    /// CAP_SYS_PTRACE). A zombie has none of them, and says so in the text instead.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,
+}
+
+/// One cgroup path and the v1 controllers whose hierarchies place the process at it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CgroupMembership {
+    /// `cpu`, `memory`, `name=systemd`, ...; empty for the cgroup v2 (unified) hierarchy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -190,8 +200,16 @@ impl Render for ProcessDetails {
         if let Some(container) = &self.container_id {
             lines.push(format!("container {container}"));
         }
-        if !self.cgroups.is_empty() {
-            lines.push(format!("cgroup {}", self.cgroups.join(" ")));
+        for cgroup in &self.cgroups {
+            if cgroup.controllers.is_empty() {
+                lines.push(format!("cgroup {}", cgroup.path));
+            } else {
+                lines.push(format!(
+                    "cgroup {}: {}",
+                    cgroup.controllers.join(","),
+                    cgroup.path
+                ));
+            }
         }
         if !self.children.is_empty() {
             let children: Vec<String> = self.children.iter().map(u32::to_string).collect();
@@ -204,7 +222,13 @@ impl Render for ProcessDetails {
                     .map(|(key, value)| format!("env {key}={value}")),
             );
         }
-        if !self.unreadable.is_empty() {
+        if self.state == table::state_name('Z') {
+            lines.push(
+                "(a zombie: it has exited and waits for its parent to collect its exit status; \
+                 it has no memory, files, executable or working directory left)"
+                    .into(),
+            );
+        } else if !self.unreadable.is_empty() {
             lines.push(format!(
                 "(not readable here: {})",
                 self.unreadable.join(", ")
@@ -212,6 +236,34 @@ impl Render for ProcessDetails {
         }
         lines.join("\n")
     }
+}
+
+/// The entries of `/proc/PID/fd`. (procfs's `fd_count` counts `.` and `..` when the kernel
+/// does not give the count as the directory's size, so a process with no open files had 2.)
+fn open_descriptors(proc: &std::path::Path, pid: u32) -> std::io::Result<u64> {
+    let directory = proc.join(pid.to_string()).join("fd");
+    let size = std::fs::metadata(&directory)?.len();
+    if size > 0 {
+        // Linux 6.2 and later give the count as the size.
+        return Ok(size);
+    }
+    Ok(std::fs::read_dir(&directory)?.count() as u64)
+}
+
+/// Each distinct path once, with every controller that places the process there.
+fn grouped(memberships: Vec<(Vec<String>, String)>) -> Vec<CgroupMembership> {
+    let mut groups: Vec<CgroupMembership> = Vec::new();
+    for (controllers, path) in memberships {
+        match groups.iter_mut().find(|group| group.path == path) {
+            Some(group) => group.controllers.extend(controllers),
+            None => groups.push(CgroupMembership { controllers, path }),
+        }
+    }
+    for group in &mut groups {
+        group.controllers.sort();
+        group.controllers.dedup();
+    }
+    groups
 }
 
 /// Answers `process_get`.
@@ -280,9 +332,9 @@ impl ProcessInspector {
         if cwd.is_none() {
             note("cwd");
         }
-        let open_files = match process.fd_count() {
+        let open_files = match open_descriptors(proc, pid) {
             Ok(count) => Some(OpenFiles {
-                count: count as u64,
+                count,
                 limit: limits
                     .as_ref()
                     .and_then(|l| match l.max_open_files.soft_limit {
@@ -333,7 +385,8 @@ impl ProcessInspector {
         } else {
             None
         };
-        let cgroups = table::cgroups(proc, pid);
+        let memberships = table::cgroup_memberships(proc, pid);
+        let cgroups: Vec<String> = memberships.iter().map(|(_, path)| path.clone()).collect();
         let children = match table::children(proc, pid) {
             Some(children) => children,
             None => table::snapshot(proc)
@@ -379,7 +432,7 @@ impl ProcessInspector {
             open_files,
             limits: limits.map(|l| resource_limits(&l)).unwrap_or_default(),
             container_id: table::container_id(&cgroups),
-            cgroups,
+            cgroups: grouped(memberships),
             io,
             children,
             environment,

@@ -237,11 +237,30 @@ pub fn parse_command_line(bytes: &[u8]) -> Option<Vec<String>> {
 
 /// The cgroup paths of a process (`/proc/PID/cgroup`), one per hierarchy.
 pub fn cgroups(proc: &Path, pid: u32) -> Vec<String> {
+    cgroup_memberships(proc, pid)
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect()
+}
+
+/// `/proc/PID/cgroup` line by line: each hierarchy's controllers (`cpu,cpuacct`,
+/// `name=systemd`; none for the v2 hierarchy, `0::PATH`) and the process's path in it.
+pub fn cgroup_memberships(proc: &Path, pid: u32) -> Vec<(Vec<String>, String)> {
     read_proc_file(&proc.join(pid.to_string()).join("cgroup"))
         .map(|bytes| {
             String::from_utf8_lossy(&bytes)
                 .lines()
-                .filter_map(|line| line.splitn(3, ':').nth(2).map(String::from))
+                .filter_map(|line| {
+                    let mut fields = line.splitn(3, ':');
+                    let _hierarchy = fields.next()?;
+                    let controllers = fields
+                        .next()?
+                        .split(',')
+                        .filter(|name| !name.is_empty())
+                        .map(String::from)
+                        .collect();
+                    Some((controllers, fields.next()?.to_string()))
+                })
                 .collect()
         })
         .unwrap_or_default()
