@@ -318,7 +318,7 @@ async def test_images_pulled_with_progress_inspected_and_removed(binary, engine)
             again = await call(session, "docker_image_pull", {"image": PUBLIC})
             private = await call(session, "docker_image_pull", {"image": PRIVATE})
             inspected = await call(session, "docker_image_inspect", {"image": PUBLIC})
-            listed = await call(session, "docker_image_list", {"reference": "127.0.0.1:5000/*"})
+            listed = await call(session, "docker_image_list", {"reference": PUBLIC})
             truth = json.loads(docker("image", "inspect", PUBLIC))[0]
             removed = await call(session, "docker_image_remove", {"image": PUBLIC})
             missing = await refusal(session, "docker_image_inspect", {"image": PUBLIC})
@@ -347,6 +347,38 @@ async def test_images_pulled_with_progress_inspected_and_removed(binary, engine)
     assert missing.endswith(f"No such image: {PUBLIC}")  # the engine's own words
     assert invalid.startswith("`Not/A:Valid:Ref` is not a valid image reference")
     assert unauthorized.startswith(f'pulling {PRIVATE}: 127.0.0.1:5001 wants a login: add [docker.registries."127.0.0.1:5001"] with username and password_file to the server\'s config (')
+
+
+async def test_an_image_pulled_by_digest_only_is_listed_with_its_repository(binary, engine):
+    """`docker images` shows such an image as its repository with no tag; so do we, with the
+    digest, and the number of containers that use it (the engine leaves it -1 on API 1.41)."""
+    require(registry_up(5000), "the local registry (scripts/testbed/docker.sh starts it)")
+    repository = PUBLIC.rsplit(":", 1)[0]
+    docker("pull", "-q", PUBLIC)
+    digest = next(d for d in json.loads(docker("image", "inspect", PUBLIC))[0]["RepoDigests"] if d.startswith(repository + "@"))
+    image_id = json.loads(docker("image", "inspect", PUBLIC))[0]["Id"]
+    for tag in json.loads(docker("image", "inspect", PUBLIC))[0]["RepoTags"]:
+        docker("rmi", tag)
+    users = []
+    try:
+        docker("pull", "-q", digest)
+        assert json.loads(docker("image", "inspect", digest))[0]["RepoTags"] == [], "pulled by digest only"
+        users = [docker("create", "--label", "sm-digest-test=1", image_id, "true").strip() for _ in range(2)]
+        async with stdio_session(binary) as session:
+            answer = await session.call_tool("docker_image_list", {"reference": repository})
+        # The engine's own count, as `docker system df -v` asks for it.
+        df = json.loads(docker("system", "df", "-v", "--format", "{{json .Images}}"))
+        counted = int(next(image for image in df if image["ID"] == image_id)["Containers"])
+    finally:
+        for user in users:
+            subprocess.run(["docker", "rm", "-f", user], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True)
+    assert answer.is_error is False, answer.content[0].text
+    (row,) = [row for row in answer.structured_content["images"] if digest in row.get("digests", [])]
+    assert row["tags"] == [] and row["digests"] == [digest]
+    assert row["containers"] == counted == len(users) == 2
+    text = answer.content[0].text
+    assert f"{repository}:<none> ({digest.split('@', 1)[1]})" in text and "2 containers" in text, text
 
 
 async def test_containers_removed_only_when_stopped_or_forced(binary, container):

@@ -46,12 +46,17 @@ pub struct ImageList {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ImageRow {
     pub id: String,
-    /// `repository:tag`; empty for a dangling image.
+    /// `repository:tag`; empty for an image pulled by digest only, or a dangling one.
     pub tags: Vec<String>,
+    /// `repository@sha256:…`: the digests it was pulled by (an image pulled by digest only has
+    /// these and no tag).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub digests: Vec<String>,
     pub size_bytes: i64,
     pub created: String,
-    /// Containers using it (-1 when the engine did not count).
-    pub containers: i64,
+    /// Containers using it, running or not (counted from the container list when the engine
+    /// does not count them itself, as API 1.41 does not).
+    pub containers: u64,
 }
 
 impl Render for ImageList {
@@ -60,16 +65,27 @@ impl Render for ImageList {
             .images
             .iter()
             .map(|image| {
-                let tags = if image.tags.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    image.tags.join(", ")
+                // As `docker images` shows them: an image pulled by digest only is its
+                // repository with no tag, and the digest says which one.
+                let tags = match (image.tags.is_empty(), image.digests.first()) {
+                    (false, _) => image.tags.join(", "),
+                    (true, Some(digest)) => match digest.split_once('@') {
+                        Some((repository, digest)) => format!("{repository}:<none> ({digest})"),
+                        None => digest.clone(),
+                    },
+                    (true, None) => "<none>".to_string(),
                 };
                 format!(
-                    "{} {tags} {} created {}",
+                    "{} {tags} {} created {}, {} {}",
                     image.id,
                     crate::render::bytes(image.size_bytes.max(0) as u64),
-                    image.created
+                    image.created,
+                    image.containers,
+                    if image.containers == 1 {
+                        "container"
+                    } else {
+                        "containers"
+                    }
                 )
             })
             .collect();
@@ -118,6 +134,11 @@ impl Tool for ImageListTool {
             .run(|docker| async move { docker.list_images(Some(options)).await })
             .await?;
         images.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        let counted = if images.iter().any(|image| image.containers < 0) {
+            Some(containers_by_image(&self.engine).await?)
+        } else {
+            None
+        };
         let total = images.len();
         let rows = images
             .into_iter()
@@ -128,9 +149,18 @@ impl Tool for ImageListTool {
                     .into_iter()
                     .filter(|tag| tag != "<none>:<none>")
                     .collect(),
+                digests: image
+                    .repo_digests
+                    .into_iter()
+                    .filter(|digest| !digest.starts_with("<none>@"))
+                    .collect(),
                 size_bytes: image.size,
                 created: unix_time_text(image.created),
-                containers: image.containers,
+                containers: match (u64::try_from(image.containers), &counted) {
+                    (Ok(count), _) => count,
+                    (Err(_), Some(counted)) => counted.get(&image.id).copied().unwrap_or(0),
+                    (Err(_), None) => 0,
+                },
             })
             .collect();
         let (images, next_cursor) = page.take(rows);
@@ -141,6 +171,25 @@ impl Tool for ImageListTool {
             notes: page.note.into_iter().collect(),
         })
     }
+}
+
+/// How many containers, running or not, use each image (by full image id), from the container
+/// list: what the engine counts for `docker system df -v` but leaves at -1 in the image list.
+async fn containers_by_image(engine: &Engine) -> Result<HashMap<String, u64>, ToolError> {
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    let containers = engine
+        .run(|docker| async move { docker.list_containers(Some(options)).await })
+        .await?;
+    let mut counts = HashMap::new();
+    for container in containers {
+        if let Some(image) = container.image_id {
+            *counts.entry(image).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
 }
 
 pub static DOCKER_IMAGE_INSPECT: Declaration = super::read(
