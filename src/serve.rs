@@ -51,6 +51,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     // Installed before anything is announced: a signal that arrives right after the "serving"
     // line must find the handler, not the default action (exit without draining).
     let signals = ShutdownSignals::install()?;
+    raise_descriptor_limit();
     let registry = domains::registry(&config);
     let tool_count = registry.len();
     let policy = Arc::new(Policy::from_config(&config));
@@ -196,6 +197,35 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors (`RLIMIT_NOFILE`) to the hard limit. The soft
+/// limit is often 1,024 while the hard one is far higher; every connection and every file
+/// tool call holds descriptors, and at the soft limit one caller's walk would make another
+/// caller's open fail with "Too many open files". Each file call bounds what it holds; this
+/// gives all of them together the room the system allows.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(
+            from = ?limit.current,
+            to = ?limit.maximum,
+            "raised the open-descriptor limit to its hard limit"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            soft = ?limit.current,
+            "cannot raise the open-descriptor limit to its hard limit"
+        ),
+    }
 }
 
 /// Opens the token store for the HTTP transports, says how to create a first token when there

@@ -546,6 +546,85 @@ async def test_symlinks_exchanged_in_during_searches_never_leak_denied_content(b
     assert any(hit["text"] == "benign marker" for answer in found for hit in answer["results"])
 
 
+async def test_descriptors_per_search_are_bounded(binary, tmp_path):
+    """A root with 3,000 subdirectories: one search (or tree) held a descriptor per
+    subdirectory, and under a 1,024 limit another caller's files_read failed with "Too many
+    open files". Now a search holds only the handles on its current path and a tree at most
+    three; under `--nofile=1024:1024` every directory is searched and every concurrent read
+    succeeds."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for n in range(3000):
+        (root / f"d{n:04}").mkdir()
+        (root / f"d{n:04}" / "f.txt").write_text("needle\n")
+    (root / "notes.txt").write_text("hello\n")
+    deep = root / "deep"
+    deep.mkdir()
+    for n in range(70):
+        deep = deep / "x"
+        deep.mkdir()
+    (deep / "f.txt").write_text("needle\n")
+    pidfile = tmp_path / "pid"
+    counts: list[int] = []
+    sampling = threading.Event()
+
+    def sample(pid: int) -> None:
+        while not sampling.is_set():
+            try:
+                counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+            except OSError:
+                pass
+            time.sleep(0.002)
+
+    arguments = {"path": str(root), "content": "absent-word", "timeout_seconds": 120}
+    async with stdio_session(binary, "--config", str(hostile_config(root)), wrapper=traced(pidfile, (1024, 1024))) as session:
+        pid = int(pidfile.read_text())
+        assert open_files_limit(pid) == (1024, 1024)
+        sampler = threading.Thread(target=sample, args=(pid,), daemon=True)
+        sampler.start()
+        idle = len(os.listdir(f"/proc/{pid}/fd"))
+
+        async def reads():
+            answers = []
+            for _ in range(40):
+                answers.append(await session.call_tool("files_read", {"path": f"{root}/notes.txt"}))
+                await asyncio.sleep(0.01)
+            return answers
+
+        tree = {"path": str(root), "depth": 2, "max_entries": 5000}
+        searches = await asyncio.gather(
+            *(call(session, "files_search", arguments) for _ in range(3)), call(session, "files_tree", tree), reads()
+        )
+        sampling.set()
+        sampler.join()
+    read_answers = searches.pop()
+    tree_answer = searches.pop()
+    # Breadth-first: the 3,002 top entries, then files of the first 1,998 subdirectories.
+    assert tree_answer["entries"] == 5000 and tree_answer["cut"] is True
+    assert [child["children"][0]["name"] for child in tree_answer["root"]["children"][:1998]] == ["f.txt"] * 1998
+    for answer in searches:
+        # notes.txt and the 3,000 f.txt; the one 71 levels down is past the depth bound.
+        assert answer["files_searched"] == 3001 and answer.get("unreadable", 0) == 0, answer
+        assert "1 directories more than 64 levels down were not searched; search from a deeper directory" in answer["notes"]
+    failed = [result.content[0].text for result in read_answers if result.is_error]
+    assert not failed, failed[:3]
+    # Three searches at once, each at most 64 levels deep plus a file, and a tree: far below 1,024.
+    assert max(counts) - idle < 3 * 70, f"descriptors: idle {idle}, peak {max(counts)}"
+
+
+async def test_the_server_raises_its_descriptor_soft_limit(binary, tmp_path):
+    """Started with a soft RLIMIT_NOFILE of 256 under a hard limit of 4,096, the server raises
+    its soft limit to the hard one."""
+    root = tmp_path / "root"
+    root.mkdir()
+    pidfile = tmp_path / "pid"
+    async with stdio_session(binary, "--config", str(hostile_config(root)), wrapper=traced(pidfile, (256, 4096))) as session:
+        pid = int(pidfile.read_text())
+        limits = open_files_limit(pid)
+        await call(session, "files_list", {"path": str(root)})
+    assert limits == (4096, 4096)
+
+
 @pytest.mark.parametrize("refuse", [True, False])
 async def test_hard_links_to_denied_files(binary, tmp_path, refuse):
     """A hard link gives a denied file an allowed name (`hl_env.txt` reads `.env`): the deny
