@@ -384,6 +384,11 @@ pub struct FilesConfig {
     pub max_hash_bytes: Bounded<0, { 1 << 40 }>,
     /// Files larger than this are skipped by a content search.
     pub max_search_file_bytes: Bounded<1024, { 1 << 40 }>,
+    /// Refuse to read regular files with more than one hard link (`files_read`, `files_tail`,
+    /// `files_search`, `files_stat`'s hash, file resources). A hard link gives a file another
+    /// name, which the deny list cannot see through: set this for roots where untrusted users
+    /// can write.
+    pub refuse_hardlinks: bool,
 }
 
 impl Default for FilesConfig {
@@ -410,6 +415,7 @@ impl Default for FilesConfig {
             max_read_bytes: Bounded::constant(256 * 1024),
             max_hash_bytes: Bounded::constant(1 << 30),
             max_search_file_bytes: Bounded::constant(16 * 1024 * 1024),
+            refuse_hardlinks: false,
         }
     }
 }

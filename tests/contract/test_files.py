@@ -288,3 +288,386 @@ async def test_big_reads_are_held_to_the_output_cap(binary, tmp_path):
     assert any(held in note for note in escaped["notes"])
     assert tail["content"] == data[tail["offset"]:].decode() and 0 < tail["lines_returned"] < 10_000
     assert by_lines["content"].startswith("line 000004\n") and by_lines["next_line"] == 5 + by_lines["content"].count("\n")
+
+
+# --- hostile contents: ignore files, FIFOs, swaps, descriptors, hard links -----------------------
+#
+# A root may hold whatever its writers put there. These tests start the server through a small
+# wrapper that records its pid (for /proc/PID/status, /fd, /limits) and can lower its
+# descriptor limits first, as `prlimit` would.
+
+import ctypes
+import errno
+import json
+import sys
+
+from mcp.shared.exceptions import MCPError
+
+from sdk import stdio_session
+
+WRAPPER = (
+    "import os, resource, sys\n"
+    "pidfile, soft, hard = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "if soft >= 0:\n"
+    "    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))\n"
+    "open(pidfile, 'w').write(str(os.getpid()))\n"
+    "os.execv(sys.argv[4], sys.argv[4:])\n"
+)
+
+
+def traced(pidfile: Path, nofile: tuple[int, int] | None = None) -> list[str]:
+    """A wrapper for `stdio_session` that writes the server's pid to `pidfile` and, with
+    `nofile`, starts it under that (soft, hard) RLIMIT_NOFILE."""
+    soft, hard = nofile or (-1, -1)
+    return [sys.executable, "-c", WRAPPER, str(pidfile), str(soft), str(hard)]
+
+
+def proc_field(pid: int, name: str) -> int:
+    """A `kB` field of /proc/PID/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError(f"no open files limit in /proc/{pid}/limits")
+
+
+def hostile_config(root: Path, files_extra: str = "", local_role: str = "viewer") -> Path:
+    """A config for one root, a short call timeout (a hung call shows as a timeout, not a
+    hang), room for a 5,000-entry tree in one answer, and a per-identity budget that lets one
+    session send many calls at once."""
+    return make_config(
+        f'[files]\nroots = ["{root}"]\n{files_extra}\n'
+        f'[security]\nlocal_role = "{local_role}"\n'
+        "[limits]\ncall_timeout_seconds = 10\nmax_output_bytes = 4194304\n"
+        "[limits.per_identity]\ncalls_per_minute = 1000000\nburst = 100000\nmax_concurrent = 64\n"
+    )
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> None:
+    """renameat2(RENAME_EXCHANGE): the two names trade places atomically."""
+    if LIBC.renameat2(AT_FDCWD, os.fsencode(str(a)), AT_FDCWD, os.fsencode(str(b)), RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a))
+
+
+class Swapper:
+    """A thread that keeps exchanging pairs of names until stopped; counts its swaps."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]]):
+        self.pairs, self.swaps, self.stop = pairs, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for a, b in self.pairs:
+                exchange(a, b)
+                self.swaps += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def nobody_reads(fifo: Path) -> bool:
+    """True when no process has `fifo` open for reading or waits in open() to read it: a
+    non-blocking open for writing then fails with ENXIO."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            return True
+        raise
+    os.close(fd)
+    return False
+
+
+async def timed(coroutine):
+    started = time.monotonic()
+    result = await coroutine
+    return result, time.monotonic() - started
+
+
+async def test_oversized_ignore_files_are_skipped_and_memory_stays_bounded(binary, tmp_path):
+    """A 16 MiB .gitignore took one viewer's search to 1.5 GB RSS, and eight at once got the
+    server OOM-killed: ignore files are read up to 1 MiB each, 256 and 8 MiB per search, and at
+    most 64 KiB of distinct rules are compiled per search; what is skipped is noted."""
+    root = tmp_path / "root"
+    (root / "wild").mkdir(parents=True)
+    (root / ".gitignore").write_bytes(b"a*b\n" * (4 * 1024 * 1024))
+    # Under 1 MiB of text, but distinct wildcard rules that compile to ~400 MB.
+    (root / "wild" / ".gitignore").write_text(
+        "".join((f"{n}" + "*a?[bc]" * 700)[:4095] + "\n" for n in range(250))
+    )
+    # More ignore files than one search reads (each small and valid).
+    for n in range(300):
+        (root / "zz-many" / f"d{n:03}").mkdir(parents=True)
+        (root / "zz-many" / f"d{n:03}" / ".gitignore").write_text(f"skip{n}.txt\n")
+    (root / "zz-many" / "d000" / "found.txt").write_text("needle\n")
+    (root / "keep.txt").write_text("needle\n")
+    (root / "small").mkdir()
+    (root / "small" / ".gitignore").write_text("*.log\n")
+    (root / "small" / "x.log").write_text("needle\n")
+    pidfile = tmp_path / "pid"
+    arguments = {"path": str(root), "content": "needle", "gitignore": True, "timeout_seconds": 60}
+    async with stdio_session(binary, "--config", str(hostile_config(root)), wrapper=traced(pidfile)) as session:
+        pid = int(pidfile.read_text())
+        answers = await asyncio.gather(*(call(session, "files_search", arguments) for _ in range(8)))
+        peak_kib = proc_field(pid, "VmHWM")
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
+    for answer in answers:
+        paths = {hit["path"] for hit in answer["results"]}
+        assert paths == {f"{root}/keep.txt", f"{root}/zz-many/d000/found.txt"}, paths
+        notes = "\n".join(answer["notes"])
+        assert f"ignore file `{root}/.gitignore` skipped: 16.0 MiB is over the 1.00 MiB read of an ignore file; its rules were not applied" in notes
+        assert f"ignore file `{root}/wild/.gitignore` skipped: its 250 rules (1000 KiB) would take the search past 64.0 KiB of rules" in notes
+        assert "ignore files not read: one search reads at most 256 of them, 8.00 MiB in all" in notes
+
+
+async def test_a_fifo_gitignore_never_holds_a_thread(binary, tmp_path):
+    """A FIFO named .gitignore blocked a thread in open() forever (600 calls filled the
+    blocking pool): it is never opened, each search answers within its timeout, other calls
+    answer meanwhile, and no thread of the server is left reading or waiting on the FIFO."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    os.mkfifo(root / ".gitignore")
+    os.mkfifo(root / "sub" / ".gitignore")
+    os.mkfifo(root / "sub" / "pipe.txt")
+    (root / "sub" / "data.txt").write_text("needle\n")
+    (root / "notes.txt").write_text("hello\n")
+    arguments = {"path": str(root), "content": "needle", "gitignore": True, "hidden": True, "timeout_seconds": 3}
+    async with stdio_session(binary, "--config", str(hostile_config(root))) as session:
+        searches = [timed(call(session, "files_search", arguments)) for _ in range(6)]
+        others = [
+            timed(call(session, "files_read", {"path": f"{root}/notes.txt"})),
+            timed(call(session, "system_overview", {})),
+        ]
+        results = await asyncio.gather(*searches, *others)
+    for answer, seconds in results[:6]:
+        assert seconds < 5, f"a search took {seconds:.1f} s"
+        assert [hit["path"] for hit in answer["results"]] == [f"{root}/sub/data.txt"]
+        assert f"ignore file `{root}/.gitignore` skipped: a fifo, not a regular file; its rules were not applied" in answer["notes"]
+        assert f"ignore file `{root}/sub/.gitignore` skipped: a fifo, not a regular file; its rules were not applied" in answer["notes"]
+    (read, read_seconds), (_, overview_seconds) = results[6:]
+    assert read["content"] == "hello\n" and read_seconds < 3 and overview_seconds < 3
+    for fifo in (root / ".gitignore", root / "sub" / ".gitignore", root / "sub" / "pipe.txt"):
+        assert nobody_reads(fifo), f"the server holds {fifo} open"
+
+
+async def test_fifos_swapped_in_mid_search_never_hold_a_thread(binary, tmp_path):
+    """Files and a .gitignore keep trading places with FIFOs (renameat2 RENAME_EXCHANGE) while
+    searches run: 6 of 16 searches hung in open() before; now every one answers within its
+    timeout, a concurrent files_read answers, and the FIFOs are left with no reader."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    pairs = []
+    for n in range(20):
+        (root / f"data{n:02}.txt").write_text(f"needle {n}\n")
+        os.mkfifo(root / f"pipe{n:02}")
+        pairs.append((root / f"data{n:02}.txt", root / f"pipe{n:02}"))
+    (root / "sub" / ".gitignore").write_text("*.log\n")
+    os.mkfifo(root / "sub" / "fifo")
+    pairs.append((root / "sub" / ".gitignore", root / "sub" / "fifo"))
+    (root / "sub" / "kept.txt").write_text("needle kept\n")
+    (root / "notes.txt").write_text("hello\n")
+    arguments = {"path": str(root), "content": "needle", "gitignore": True, "timeout_seconds": 3}
+    results = []
+    async with stdio_session(binary, "--config", str(hostile_config(root))) as session:
+        with Swapper(pairs) as swapper:
+            for _ in range(2):
+                batch = [timed(call(session, "files_search", arguments)) for _ in range(8)]
+                batch.append(timed(call(session, "files_read", {"path": f"{root}/notes.txt"})))
+                results.extend(await asyncio.gather(*batch))
+    assert swapper.swaps > 100, f"only {swapper.swaps} swaps"
+    searches = [(answer, seconds) for answer, seconds in results if "results" in answer]
+    assert len(searches) == 16
+    for answer, seconds in searches:
+        assert seconds < 5, f"a search took {seconds:.1f} s"
+        assert f"{root}/sub/kept.txt" in {hit["path"] for hit in answer["results"]}
+    assert all(seconds < 3 for answer, seconds in results if "content" in answer)
+    for a, b in pairs:
+        fifo = a if a.is_fifo() else b
+        assert nobody_reads(fifo), f"the server holds {fifo} open"
+
+
+async def test_symlinks_exchanged_in_during_searches_never_leak_denied_content(binary, tmp_path):
+    """renameat2(RENAME_EXCHANGE) swaps a file with a symlink to .env, a directory with one to
+    .ssh, and a nested file with one to ../.env while searches and reads run: 60 hits of denied
+    content came back under allowed names before. Entries are opened without following
+    symlinks and each handle's real path is checked against the deny list."""
+    env_secret, key_secret = "hunter2-env-5be1", "private-key-9d3a"
+    root = tmp_path / "root"
+    (root / ".ssh").mkdir(parents=True)
+    (root / ".env").write_text(f"PASSWORD={env_secret}\n")
+    (root / ".ssh" / "id_rsa").write_text(f"{key_secret}\n")
+    (root / "benign.txt").write_text("benign marker\n")
+    (root / "to-env").symlink_to(".env")
+    (root / "sub").mkdir()
+    (root / "sub" / "id_rsa").write_text("benign marker in sub\n")
+    (root / "to-ssh").symlink_to(".ssh")
+    (root / "nested").mkdir()
+    (root / "nested" / "plain.txt").write_text("benign marker nested\n")
+    (root / "nested" / "to-env").symlink_to("../.env")
+    pairs = [
+        (root / "benign.txt", root / "to-env"),
+        (root / "sub", root / "to-ssh"),
+        (root / "nested" / "plain.txt", root / "nested" / "to-env"),
+    ]
+    pattern = f"{env_secret}|{key_secret}|marker"
+    answers = []
+    async with stdio_session(binary, "--config", str(hostile_config(root))) as session:
+        with Swapper(pairs) as swapper:
+            for _ in range(60):
+                result = await session.call_tool("files_search", {"path": str(root), "content": pattern})
+                answers.append(result)
+                for path in (f"{root}/benign.txt", f"{root}/sub/id_rsa", f"{root}/nested/plain.txt"):
+                    answers.append(await session.call_tool("files_read", {"path": path}))
+                    answers.append(await session.call_tool("files_tail", {"path": path, "lines": 1}))
+    assert swapper.swaps > 100, f"only {swapper.swaps} swaps"
+    texts = [json.dumps(result.structured_content) + result.content[0].text for result in answers]
+    leaks = [text for text in texts if env_secret in text or key_secret in text]
+    assert not leaks, f"{len(leaks)} answers carry denied content, e.g. {leaks[0][:300]}"
+    found = [result.structured_content for result in answers[::7] if not result.is_error]
+    assert any(hit["text"] == "benign marker" for answer in found for hit in answer["results"])
+
+
+async def test_descriptors_per_search_are_bounded(binary, tmp_path):
+    """A root with 3,000 subdirectories: one search (or tree) held a descriptor per
+    subdirectory, and under a 1,024 limit another caller's files_read failed with "Too many
+    open files". Now a search holds only the handles on its current path and a tree at most
+    three; under `--nofile=1024:1024` every directory is searched and every concurrent read
+    succeeds."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for n in range(3000):
+        (root / f"d{n:04}").mkdir()
+        (root / f"d{n:04}" / "f.txt").write_text("needle\n")
+    (root / "notes.txt").write_text("hello\n")
+    deep = root / "deep"
+    deep.mkdir()
+    for n in range(70):
+        deep = deep / "x"
+        deep.mkdir()
+    (deep / "f.txt").write_text("needle\n")
+    pidfile = tmp_path / "pid"
+    counts: list[int] = []
+    sampling = threading.Event()
+
+    def sample(pid: int) -> None:
+        while not sampling.is_set():
+            try:
+                counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+            except OSError:
+                pass
+            time.sleep(0.002)
+
+    arguments = {"path": str(root), "content": "absent-word", "timeout_seconds": 120}
+    async with stdio_session(binary, "--config", str(hostile_config(root)), wrapper=traced(pidfile, (1024, 1024))) as session:
+        pid = int(pidfile.read_text())
+        assert open_files_limit(pid) == (1024, 1024)
+        sampler = threading.Thread(target=sample, args=(pid,), daemon=True)
+        sampler.start()
+        idle = len(os.listdir(f"/proc/{pid}/fd"))
+
+        async def reads():
+            answers = []
+            for _ in range(40):
+                answers.append(await session.call_tool("files_read", {"path": f"{root}/notes.txt"}))
+                await asyncio.sleep(0.01)
+            return answers
+
+        tree = {"path": str(root), "depth": 2, "max_entries": 5000}
+        searches = await asyncio.gather(
+            *(call(session, "files_search", arguments) for _ in range(3)), call(session, "files_tree", tree), reads()
+        )
+        sampling.set()
+        sampler.join()
+    read_answers = searches.pop()
+    tree_answer = searches.pop()
+    # Breadth-first: the 3,002 top entries, then files of the first 1,998 subdirectories.
+    assert tree_answer["entries"] == 5000 and tree_answer["cut"] is True
+    assert [child["children"][0]["name"] for child in tree_answer["root"]["children"][:1998]] == ["f.txt"] * 1998
+    for answer in searches:
+        # notes.txt and the 3,000 f.txt; the one 71 levels down is past the depth bound.
+        assert answer["files_searched"] == 3001 and answer.get("unreadable", 0) == 0, answer
+        assert "1 directories more than 64 levels down were not searched; search from a deeper directory" in answer["notes"]
+    failed = [result.content[0].text for result in read_answers if result.is_error]
+    assert not failed, failed[:3]
+    # Three searches at once, each at most 64 levels deep plus a file, and a tree: far below 1,024.
+    assert max(counts) - idle < 3 * 70, f"descriptors: idle {idle}, peak {max(counts)}"
+
+
+async def test_the_server_raises_its_descriptor_soft_limit(binary, tmp_path):
+    """Started with a soft RLIMIT_NOFILE of 256 under a hard limit of 4,096, the server raises
+    its soft limit to the hard one."""
+    root = tmp_path / "root"
+    root.mkdir()
+    pidfile = tmp_path / "pid"
+    async with stdio_session(binary, "--config", str(hostile_config(root)), wrapper=traced(pidfile, (256, 4096))) as session:
+        pid = int(pidfile.read_text())
+        limits = open_files_limit(pid)
+        await call(session, "files_list", {"path": str(root)})
+    assert limits == (4096, 4096)
+
+
+@pytest.mark.parametrize("refuse", [True, False])
+async def test_hard_links_to_denied_files(binary, tmp_path, refuse):
+    """A hard link gives a denied file an allowed name (`hl_env.txt` reads `.env`): the deny
+    list cannot see it, as docs/security.md says. files.refuse_hardlinks = true refuses every
+    regular file with more than one link in each tool that reads contents."""
+    secret = "hunter2-hardlink-77c4"
+    root = tmp_path / "root"
+    (root / ".ssh").mkdir(parents=True)
+    (root / ".env").write_text(f"PASSWORD={secret}\n")
+    (root / ".ssh" / "id_ed25519").write_text(f"{secret}-key\n")
+    os.link(root / ".env", root / "hl_env.txt")
+    os.link(root / ".ssh" / "id_ed25519", root / "key-copy.txt")
+    (root / "plain.txt").write_text("plain\n")
+    config = hostile_config(root, f"refuse_hardlinks = {'true' if refuse else 'false'}")
+    async with stdio_session(binary, "--config", str(config)) as session:
+        plain = await call(session, "files_read", {"path": f"{root}/plain.txt"})
+        results = {}
+        for name in ("hl_env.txt", "key-copy.txt"):
+            path = f"{root}/{name}"
+            results[name] = [
+                await session.call_tool("files_read", {"path": path}),
+                await session.call_tool("files_tail", {"path": path}),
+                await session.call_tool("files_stat", {"path": path, "sha256": True}),
+            ]
+        search = await call(session, "files_search", {"path": str(root), "content": secret})
+        try:
+            resource = (await session.read_resource(f"file://{root}/hl_env.txt")).contents[0].text
+        except MCPError as error:
+            resource = error.error
+    assert plain["content"] == "plain\n"
+    if refuse:
+        for name, answers in results.items():
+            for answer in answers:
+                assert answer.is_error is True, answer
+                assert answer.content[0].text == (
+                    f"`{root}/{name}` has 2 hard links; this server reads no file with more than one "
+                    "(files.refuse_hardlinks), since another of its names could be a denied file's"
+                )
+        assert search["results"] == [] and search["hardlinks_skipped"] == 2
+        assert "2 files with more than one hard link skipped (files.refuse_hardlinks)" in search["notes"]
+        assert resource.code == -32602 and "has 2 hard links" in resource.message
+    else:
+        # The documented limit of a deny list over names: the other name reads the content.
+        assert results["hl_env.txt"][0].structured_content["content"] == f"PASSWORD={secret}\n"
+        assert {hit["path"] for hit in search["results"]} == {f"{root}/hl_env.txt", f"{root}/key-copy.txt"}
+        assert secret in resource

@@ -5,18 +5,28 @@
 //! picks its root by a component-wise prefix; the rest is opened relative to that handle with
 //! `openat2(RESOLVE_BENEATH)` (cap-std's own checked resolution on kernels without it), so
 //! `..`, absolute symlinks, symlinks that lead out, `/proc/self/root` tricks and a symlink
-//! swapped in mid-request all fail inside the kernel. What was opened is then checked against
-//! the deny list twice: as the caller named it, and by its real path from `/proc/self/fd`
-//! (a symlink inside a root to a denied file inside the root is still denied).
+//! swapped in mid-request all fail inside the kernel. A file is opened for its contents only
+//! if it is regular at the moment of opening (`opening.rs`). What was opened is then checked
+//! against the deny list twice: as the caller named it, and by its real path from
+//! `/proc/self/fd` (a symlink inside a root to a denied file inside the root is still
+//! denied). Walks (search) open entries by their single name, without following symlinks, and
+//! check each handle's real path the same way.
+//!
+//! The deny list binds names: a hard link, a bind mount, or a rename by someone who can write
+//! inside a root gives a denied file's contents another name. `files.refuse_hardlinks` refuses
+//! regular files with more than one link, for roots where untrusted users can write.
 
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use globset::GlobSet;
+
+use super::opening::{self, NotOpened};
 
 use crate::config::FilesConfig;
 use crate::tool::{ClientRoots, ToolError};
@@ -38,6 +48,56 @@ pub struct Roots {
     roots: Vec<Root>,
     deny: GlobSet,
     deny_texts: Vec<String>,
+    /// `files.refuse_hardlinks`: regular files with more than one link are not read.
+    refuse_hardlinks: bool,
+}
+
+/// Why a file met in a walk was not opened for reading (or an open of a named path failed):
+/// each kind is counted apart by a search, and said in words by [`Refusal::explain`].
+#[derive(Debug)]
+pub enum Refusal {
+    Io(io::Error),
+    /// Not a regular file when it was opened: its kind.
+    NotRegular(&'static str),
+    /// More than one hard link (this many), under `files.refuse_hardlinks`.
+    HardLinked(u64),
+    /// On the deny list, by this pattern, as named or as really opened.
+    Denied(String),
+    /// Really outside its root (renamed out from under a walk, for one).
+    Escapes,
+    /// Really outside the client's MCP Roots.
+    OutsideClientRoots(std::sync::Arc<[PathBuf]>),
+}
+
+impl From<NotOpened> for Refusal {
+    fn from(not_opened: NotOpened) -> Self {
+        match not_opened {
+            NotOpened::Io(error) => Self::Io(error),
+            NotOpened::NotRegular(kind) => Self::NotRegular(kind),
+            NotOpened::HardLinked(links) => Self::HardLinked(links),
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal as a sentence about the caller's path.
+    pub fn explain(self, shown: &Path) -> ToolError {
+        match self {
+            Self::Io(error) => explain(shown, error),
+            Self::NotRegular(kind) => non_file(shown, kind),
+            Self::HardLinked(links) => ToolError::invalid_arguments(format!(
+                "`{}` has {links} hard links; this server reads no file with more than one \
+                 (files.refuse_hardlinks), since another of its names could be a denied file's",
+                shown.display()
+            )),
+            Self::Denied(pattern) => ToolError::invalid_arguments(format!(
+                "`{}` is on the deny list (`{pattern}`); it is never read",
+                shown.display()
+            )),
+            Self::Escapes => escapes(shown),
+            Self::OutsideClientRoots(client_roots) => outside_client_roots(shown, &client_roots),
+        }
+    }
 }
 
 /// A path resolved to a root and a path beneath it.
@@ -76,6 +136,7 @@ impl Roots {
             roots,
             deny: deny.build().unwrap_or_else(|_| GlobSet::empty()),
             deny_texts: config.deny.iter().map(|glob| glob.text.clone()).collect(),
+            refuse_hardlinks: config.refuse_hardlinks,
         }
     }
 
@@ -154,48 +215,95 @@ impl Roots {
             .map(|index| self.deny_texts[*index].as_str())
     }
 
-    fn refuse_denied(&self, shown: &Path, real: Option<&Path>) -> Result<(), ToolError> {
-        for path in std::iter::once(shown).chain(real) {
+    fn refuse_denied(&self, shown: &Path, real: Option<&Path>) -> Result<(), Refusal> {
+        // The real path is usually the name already checked: match it once.
+        for path in std::iter::once(shown).chain(real.filter(|real| *real != shown)) {
             if let Some(pattern) = self.denied_by(path) {
-                return Err(ToolError::invalid_arguments(format!(
-                    "`{}` is on the deny list (`{pattern}`); it is never read",
-                    shown.display()
-                )));
+                return Err(Refusal::Denied(pattern.to_string()));
             }
         }
         Ok(())
     }
 
-    /// Opens a regular file for reading. FIFOs, devices and sockets are refused before they
-    /// are opened for real (a FIFO would block, a device may act on open); the type is checked
-    /// again on the open handle, so a swap in between changes nothing.
+    /// Opens a regular file for reading. The path is resolved beneath its root (symlinks
+    /// inside the root are followed there) to an `O_PATH` handle; only if that handle is a
+    /// regular file is it reopened for reading, so a FIFO, device or socket is never opened,
+    /// whatever is swapped in (see `opening.rs`). Then the handle's real path is checked
+    /// against the root, the client's roots and the deny list.
     pub fn open_file(
         &self,
         requested: &str,
         scope: &ClientRoots,
     ) -> Result<(Located<'_>, File), ToolError> {
         let located = self.locate(requested, scope)?;
+        let shown = located.shown.clone();
+        self.open_located(&located, scope)
+            .map(|file| (located, file))
+            .map_err(|refusal| refusal.explain(&shown))
+    }
+
+    fn open_located(&self, located: &Located<'_>, scope: &ClientRoots) -> Result<File, Refusal> {
         self.refuse_denied(&located.shown, None)?;
-        let metadata = located
-            .root
-            .dir
-            .metadata(&located.relative)
-            .map_err(|error| explain(&located.shown, error))?;
-        refuse_non_file(&located.shown, kind_of(&metadata))?;
         let mut options = OpenOptions::new();
-        options.read(true).custom_flags(libc_nonblock());
-        let file = located
+        options.read(true).custom_flags(opening::path_flag());
+        let path = located
             .root
             .dir
             .open_with(&located.relative, &options)
-            .map_err(|error| explain(&located.shown, error))?;
-        let metadata = file
-            .metadata()
-            .map_err(|error| explain(&located.shown, error))?;
-        refuse_non_file(&located.shown, kind_of(&metadata))?;
-        let real = real_path(file.as_raw_fd());
-        self.check_real(&located, real.as_deref(), scope)?;
-        Ok((located, file))
+            .map_err(Refusal::Io)?;
+        let opened = opening::open_regular(
+            OwnedFd::from(path.into_std()),
+            self.refuse_hardlinks,
+            |flags| {
+                let mut options = OpenOptions::new();
+                options.read(true).custom_flags(flags);
+                Ok(located
+                    .root
+                    .dir
+                    .open_with(&located.relative, &options)?
+                    .into_std())
+            },
+        )?;
+        let real = real_path(opened.file.as_raw_fd());
+        self.check_real(located.root, &located.shown, real.as_deref(), scope)?;
+        Ok(File::from_std(opened.file))
+    }
+
+    /// Opens the regular file `name`, an entry of `dir` met in a walk beneath `root` and
+    /// shown as `shown`, for reading: without following a symlink or waiting, kept only if
+    /// the handle is a regular file, with the handle's real path checked against the root,
+    /// the client's roots and the deny list (a directory swapped for another, or a file
+    /// renamed, is caught here). Returns the file and its size in bytes.
+    pub fn open_entry(
+        &self,
+        root: &Root,
+        dir: &Dir,
+        name: &OsStr,
+        shown: &Path,
+        scope: &ClientRoots,
+    ) -> Result<(std::fs::File, u64), Refusal> {
+        self.refuse_denied(shown, None)?;
+        let opened = opening::open_child_regular(dir, name, self.refuse_hardlinks)?;
+        let real = real_path(opened.file.as_raw_fd());
+        self.check_real(root, shown, real.as_deref(), scope)?;
+        Ok((opened.file, opened.size))
+    }
+
+    /// Opens the directory `name`, an entry of `dir` met in a walk beneath `root`, without
+    /// following a symlink, and checks that it really is inside the root and the client's
+    /// roots (names in it may be shown; contents are checked file by file).
+    pub fn open_entry_dir(
+        &self,
+        root: &Root,
+        dir: &Dir,
+        name: &OsStr,
+        shown: &Path,
+        scope: &ClientRoots,
+    ) -> Result<Dir, Refusal> {
+        let child = opening::open_child_dir(dir, name).map_err(Refusal::Io)?;
+        let real = real_path(child.as_raw_fd());
+        self.check_real_scope(root, shown, real.as_deref(), scope)?;
+        Ok(child)
     }
 
     /// Opens a directory for listing.
@@ -205,15 +313,20 @@ impl Roots {
         scope: &ClientRoots,
     ) -> Result<(Located<'_>, Dir), ToolError> {
         let located = self.locate(requested, scope)?;
-        self.refuse_denied(&located.shown, None)?;
-        let dir = located
-            .root
-            .dir
-            .open_dir(&located.relative)
-            .map_err(|error| explain(&located.shown, error))?;
-        let real = real_path(dir.as_raw_fd());
-        self.check_real(&located, real.as_deref(), scope)?;
-        Ok((located, dir))
+        let opened = self.refuse_denied(&located.shown, None).and_then(|()| {
+            let dir = located
+                .root
+                .dir
+                .open_dir(&located.relative)
+                .map_err(Refusal::Io)?;
+            let real = real_path(dir.as_raw_fd());
+            self.check_real(located.root, &located.shown, real.as_deref(), scope)?;
+            Ok(dir)
+        });
+        match opened {
+            Ok(dir) => Ok((located, dir)),
+            Err(refusal) => Err(refusal.explain(&located.shown)),
+        }
     }
 
     /// `lstat` of a path beneath its root (a final symlink is not followed), and its target.
@@ -225,7 +338,8 @@ impl Roots {
         scope: &ClientRoots,
     ) -> Result<(Located<'_>, cap_std::fs::Metadata, Option<PathBuf>), ToolError> {
         let located = self.locate(requested, scope)?;
-        self.refuse_denied(&located.shown, None)?;
+        self.refuse_denied(&located.shown, None)
+            .map_err(|refusal| refusal.explain(&located.shown))?;
         if let ClientRoots::Within(_) = scope
             && let Some(parent) = located.relative.parent()
         {
@@ -240,7 +354,8 @@ impl Roots {
                 .open_dir(parent)
                 .map_err(|error| explain(&located.shown, error))?;
             let real = real_path(dir.as_raw_fd());
-            self.check_real_scope(&located, real.as_deref(), scope)?;
+            self.check_real_scope(located.root, &located.shown, real.as_deref(), scope)
+                .map_err(|refusal| refusal.explain(&located.shown))?;
         }
         let metadata = located
             .root
@@ -254,17 +369,22 @@ impl Roots {
         Ok((located, metadata, target))
     }
 
-    /// The real path must be inside the root (it always is, by construction: this is the
-    /// belt to the kernel's braces) and not denied.
+    /// The real path must be inside the root (it always is for a named path, by
+    /// construction: this is the belt to the kernel's braces; a walk's handle can be renamed
+    /// out) and not denied.
     fn check_real(
         &self,
-        located: &Located<'_>,
+        root: &Root,
+        shown: &Path,
         real: Option<&Path>,
         scope: &ClientRoots,
-    ) -> Result<(), ToolError> {
-        let respelled = self.check_real_scope(located, real, scope)?;
-        self.refuse_denied(&located.shown, real)?;
-        self.refuse_denied(&located.shown, respelled.as_deref())
+    ) -> Result<(), Refusal> {
+        let respelled = self.check_real_scope(root, shown, real, scope)?;
+        self.refuse_denied(shown, real)?;
+        if respelled.as_deref() != real {
+            self.refuse_denied(shown, respelled.as_deref())?;
+        }
+        Ok(())
     }
 
     /// The real path must be inside the root and, under client roots, inside one of them (in
@@ -272,28 +392,33 @@ impl Roots {
     /// written for the configured path match too.
     fn check_real_scope(
         &self,
-        located: &Located<'_>,
+        root: &Root,
+        shown: &Path,
         real: Option<&Path>,
         scope: &ClientRoots,
-    ) -> Result<Option<PathBuf>, ToolError> {
+    ) -> Result<Option<PathBuf>, Refusal> {
         if let Some(real) = real
-            && !real.starts_with(&located.root.real)
+            && !real.starts_with(&root.real)
         {
-            return Err(escapes(&located.shown));
+            return Err(Refusal::Escapes);
         }
         let respelled = real.and_then(|real| {
-            real.strip_prefix(&located.root.real)
+            real.strip_prefix(&root.real)
                 .ok()
-                .map(|rest| located.root.path.join(rest))
+                .map(|rest| root.path.join(rest))
         });
         if let ClientRoots::Within(client_roots) = scope {
             let inside = |path: &Path| client_roots.iter().any(|root| path.starts_with(root));
-            // No real path (no /proc) leaves the lexical check made by `locate`.
+            // No real path (no /proc) leaves the lexical check made by `locate` (and, in a
+            // walk, the caller's check of `shown`).
             if real.is_some()
                 && !real.is_some_and(inside)
                 && !respelled.as_deref().is_some_and(inside)
             {
-                return Err(outside_client_roots(&located.shown, client_roots));
+                return Err(Refusal::OutsideClientRoots(client_roots.clone()));
+            }
+            if real.is_none() && !inside(shown) {
+                return Err(Refusal::OutsideClientRoots(client_roots.clone()));
             }
         }
         Ok(respelled)
@@ -346,10 +471,6 @@ fn outside_client_roots(shown: &Path, client_roots: &[PathBuf]) -> ToolError {
     ))
 }
 
-fn libc_nonblock() -> i32 {
-    rustix::fs::OFlags::NONBLOCK.bits() as i32
-}
-
 /// The path `/proc/self/fd/N` names: where an open handle really is.
 fn real_path(fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
@@ -378,19 +499,18 @@ pub fn kind_of(metadata: &cap_std::fs::Metadata) -> &'static str {
     }
 }
 
-fn refuse_non_file(shown: &Path, kind: &str) -> Result<(), ToolError> {
-    match kind {
-        "file" => Ok(()),
-        "directory" => Err(ToolError::invalid_arguments(format!(
+fn non_file(shown: &Path, kind: &str) -> ToolError {
+    if kind == "directory" {
+        return ToolError::invalid_arguments(format!(
             "`{}` is a directory; files_list or files_tree show what is in it",
             shown.display()
-        ))),
-        other => Err(ToolError::invalid_arguments(format!(
-            "`{}` is a {}, not a regular file; only regular files are read",
-            shown.display(),
-            other.replace('_', " ")
-        ))),
+        ));
     }
+    ToolError::invalid_arguments(format!(
+        "`{}` is a {}, not a regular file; only regular files are read",
+        shown.display(),
+        kind.replace('_', " ")
+    ))
 }
 
 fn escapes(shown: &Path) -> ToolError {

@@ -7,6 +7,7 @@
 pub mod confine;
 pub mod fit;
 pub mod list;
+pub mod opening;
 pub mod read;
 pub mod search;
 pub mod stat;

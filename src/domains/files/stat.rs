@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::confine::{Roots, kind_of};
 use crate::domains::users::{UserNames, name_of};
@@ -103,11 +104,13 @@ pub fn time_of(seconds: i64, nanoseconds: i64) -> Option<DateTime<Utc>> {
 }
 
 impl FileInspector {
-    /// Blocking: a stat, and a full read when hashing.
+    /// Blocking: a stat, and a full read when hashing (which stops when `cancel` is
+    /// cancelled: the call timed out or the client gave up).
     pub fn stat(
         &self,
         arguments: &StatArguments,
         scope: &ClientRoots,
+        cancel: &CancellationToken,
     ) -> Result<FileStat, ToolError> {
         use cap_std::fs::MetadataExt;
         let (located, metadata, target) = self.roots.symlink_metadata(&arguments.path, scope)?;
@@ -133,7 +136,7 @@ impl FileInspector {
                     None
                 } else {
                     Some(
-                        hash(file.into_std())
+                        hash(file.into_std(), cancel)
                             .map_err(|error| ToolError::failed(format!("`{shown}`: {error}")))?,
                     )
                 }
@@ -162,10 +165,16 @@ impl FileInspector {
     }
 }
 
-fn hash(mut file: std::fs::File) -> std::io::Result<String> {
+fn hash(mut file: std::fs::File, cancel: &CancellationToken) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
+        // A hash of up to files.max_hash_bytes (1 TiB at most) must not outlive its call.
+        if cancel.is_cancelled() {
+            return Err(std::io::Error::other(
+                "stopped: the call ended before the hash",
+            ));
+        }
         let read = file.read(&mut buffer)?;
         if read == 0 {
             return Ok(hex::encode(hasher.finalize()));
@@ -192,6 +201,6 @@ impl Tool for FilesStatTool {
         context: ToolContext,
     ) -> Result<FileStat, ToolError> {
         let inspector = Arc::clone(&self.inspector);
-        blocking(move || inspector.stat(&arguments, &context.client_roots)).await
+        blocking(move || inspector.stat(&arguments, &context.client_roots, &context.cancel)).await
     }
 }

@@ -1,15 +1,19 @@
 //! `files_tree`: a directory's tree, bounded in depth and entries. Subdirectories are opened
-//! through their parent's handle and symlinks are never followed, so the walk stays inside
-//! the root whatever is renamed or swapped while it runs.
+//! through their parent's handle, name by name, and symlinks are never followed, so the walk
+//! stays inside the root whatever is renamed or swapped while it runs. Directories waiting
+//! to be read are held as names, not handles: one call holds at most three descriptors
+//! (the start, a parent, a child) however wide the tree.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Roots, name_text};
+use super::confine::{Root, Roots, name_text};
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
@@ -94,9 +98,13 @@ pub struct TreeBuilder {
     pub roots: Arc<Roots>,
 }
 
-/// A directory waiting to be read: its handle, depth, and where its node sits in the tree.
+/// Names read from one directory; the rest are only counted (as `hidden_entries`).
+const MAX_DIR_ENTRIES: usize = 100_000;
+
+/// A directory waiting to be read: its names below the start, depth, and where its node sits
+/// in the tree.
 struct Pending {
-    dir: cap_std::fs::Dir,
+    names: Vec<OsString>,
     depth: u32,
     path: Vec<usize>,
 }
@@ -121,34 +129,58 @@ impl TreeBuilder {
             hidden_entries: 0,
         };
         let mut queue = VecDeque::from([Pending {
-            dir,
+            names: Vec::new(),
             depth: 0,
             path: Vec::new(),
         }]);
         let mut entries = 0;
         let mut cut = false;
         while let Some(pending) = queue.pop_front() {
-            let Ok(listing) = pending.dir.entries() else {
+            let opened;
+            let current = if pending.names.is_empty() {
+                &dir
+            } else {
+                match self.reopen(located.root, &dir, &located.shown, &pending.names, scope) {
+                    Some(child) => {
+                        opened = child;
+                        &opened
+                    }
+                    // Gone, or swapped for something else since it was listed.
+                    None => continue,
+                }
+            };
+            let Ok(listing) = current.entries() else {
                 continue;
             };
-            let mut children: Vec<(std::ffi::OsString, cap_std::fs::FileType, u64)> = listing
-                .filter_map(Result::ok)
-                .filter(|entry| hidden || !entry.file_name().as_bytes().starts_with(b"."))
-                .filter_map(|entry| {
-                    let kind = entry.file_type().ok()?;
-                    let size = if kind.is_file() {
-                        entry.metadata().map(|m| m.len()).unwrap_or(0)
-                    } else {
-                        0
-                    };
-                    Some((entry.file_name(), kind, size))
-                })
-                .collect();
+            let mut children: Vec<(std::ffi::OsString, cap_std::fs::FileType, u64)> = Vec::new();
+            let mut unread = 0;
+            for entry in listing.filter_map(Result::ok) {
+                if !hidden && entry.file_name().as_bytes().starts_with(b".") {
+                    continue;
+                }
+                if children.len() >= MAX_DIR_ENTRIES {
+                    unread += 1;
+                    continue;
+                }
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let size = if kind.is_file() {
+                    entry.metadata().map(|m| m.len()).unwrap_or(0)
+                } else {
+                    0
+                };
+                children.push((entry.file_name(), kind, size));
+            }
             children.sort_by(|a, b| a.0.cmp(&b.0));
             let node = node_at(&mut root, &pending.path);
+            if unread > 0 {
+                node.hidden_entries = unread;
+                cut = true;
+            }
             for (index, (name, kind, size)) in children.iter().enumerate() {
                 if entries >= budget || pending.depth >= max_depth {
-                    node.hidden_entries = children.len() - index;
+                    node.hidden_entries += children.len() - index;
                     cut = true;
                     break;
                 }
@@ -169,13 +201,13 @@ impl TreeBuilder {
                     children: Vec::new(),
                     hidden_entries: 0,
                 });
-                if kind.is_dir()
-                    && let Ok(child) = pending.dir.open_dir(name)
-                {
+                if kind.is_dir() {
                     let mut path = pending.path.clone();
                     path.push(node.children.len() - 1);
+                    let mut names = pending.names.clone();
+                    names.push(name.clone());
                     queue.push_back(Pending {
-                        dir: child,
+                        names,
                         depth: pending.depth + 1,
                         path,
                     });
@@ -188,6 +220,34 @@ impl TreeBuilder {
             entries,
             cut,
         })
+    }
+}
+
+impl TreeBuilder {
+    /// Opens the directory `names` below `start` one name at a time, never following a
+    /// symlink, holding at most a parent and a child; the last one's real path is checked
+    /// against the root and the client's roots.
+    fn reopen(
+        &self,
+        root: &Root,
+        start: &cap_std::fs::Dir,
+        shown: &std::path::Path,
+        names: &[OsString],
+        scope: &ClientRoots,
+    ) -> Option<cap_std::fs::Dir> {
+        let (last, parents) = names.split_last()?;
+        let mut parent: Option<cap_std::fs::Dir> = None;
+        for name in parents {
+            let next =
+                super::opening::open_child_dir(parent.as_ref().unwrap_or(start), name).ok()?;
+            parent = Some(next);
+        }
+        let shown: PathBuf = names
+            .iter()
+            .fold(shown.to_path_buf(), |path, name| path.join(name));
+        self.roots
+            .open_entry_dir(root, parent.as_ref().unwrap_or(start), last, &shown, scope)
+            .ok()
     }
 }
 
