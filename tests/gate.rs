@@ -725,7 +725,7 @@ async fn every_decision_is_audited_and_changes_are_recorded_before_they_are_made
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 
     let first = &log[0];
-    assert_eq!(first["seq"], 1);
+    assert_eq!(first["seq"], 2, "after the log's own `started` record");
     assert_eq!(first["event"], "call");
     assert_eq!(first["role"], "viewer");
     assert_eq!(first["transport"], "stdio");

@@ -71,7 +71,8 @@ async def test_the_list_agrees_with_ps(binary, subject):
         compared = common if column in ("ppid", "user") else stable
         differ = {pid: (ours[pid][column], truth[pid][column]) for pid in compared if ours[pid][column] != truth[pid][column]}
         agree = len(compared) - len(differ)
-        assert agree >= 0.98 * len(compared), f"{column}: {agree} of {len(compared)} agree with ps; ours, ps: {differ}"
+        # A busy process may start or end a thread between the readings: a few may differ.
+        assert agree >= min(0.98 * len(compared), len(compared) - 2), f"{column}: {agree} of {len(compared)} agree with ps; ours, ps: {differ}"
     assert ours[mine.pid]["start_time"] == start_time_of(mine.pid)
     assert set(ours[mine.pid]) == {"pid", *fields}, "only the asked-for columns"
 
