@@ -10,8 +10,9 @@
 //! | [`domains`]   | the host: collectors and the tools declared over them        |
 //!
 //! [`tool`] is the vocabulary they share (a tool's declaration and signature), [`auth`] turns
-//! credentials into identities for the transports, [`config`] is what the operator chose, and
-//! [`serve`] wires them together for the `serve` command.
+//! credentials into identities for the transports, [`config`] is what the operator chose,
+//! [`state_file`] writes the files the server keeps, and [`serve`] wires them together for the
+//! `serve` command.
 
 pub mod audit;
 pub mod auth;
@@ -24,5 +25,6 @@ pub mod logging;
 pub mod mcp;
 pub mod render;
 pub mod serve;
+pub mod state_file;
 pub mod tool;
 pub mod transport;

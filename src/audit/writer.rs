@@ -332,19 +332,9 @@ impl Writer {
 
 /// Replaces `FILE.anchor` atomically (a reader never sees half of it).
 fn write_anchor(log: &Path, anchor: &Anchor) -> io::Result<()> {
-    let path = anchor_path(log);
-    let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
     let mut text = serde_json::to_vec(anchor).unwrap_or_default();
     text.push(b'\n');
-    file.write_all(&text)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, &path)
+    crate::state_file::replace(&anchor_path(log), &text)
 }
 
 /// Reads `FILE.anchor`, if there is one.

@@ -9,8 +9,8 @@
 //! in a second file the server alone writes, so it never races the command line.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
+use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -224,7 +224,7 @@ impl TokenStore {
         let mut merged = read_last_used(&path);
         merged.extend(times);
         let text = serde_json::to_vec_pretty(&merged).map_err(io::Error::other)?;
-        write_atomically(&path, &text)
+        crate::state_file::replace(&path, &text)
     }
 }
 
@@ -279,37 +279,6 @@ fn read_last_used(path: &Path) -> BTreeMap<String, DateTime<Utc>> {
         .unwrap_or_default()
 }
 
-/// Replaces `path` with `bytes` all at once, mode 0600, creating its directory (0700).
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let directory = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !directory.exists() {
-        std::fs::create_dir_all(directory)?;
-        std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let temporary = directory.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    File::open(directory)?.sync_all()
-}
-
 /// Runs `change` on the token file's contents under an exclusive lock and writes the result.
 fn update<T>(
     path: &Path,
@@ -334,7 +303,7 @@ fn update<T>(
     let result = change(&mut file)?;
     let mut text = serde_json::to_vec_pretty(&file)?;
     text.push(b'\n');
-    write_atomically(path, &text)?;
+    crate::state_file::replace(path, &text)?;
     Ok(result)
 }
 

@@ -476,27 +476,37 @@ fn real_path(fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
 }
 
+/// The kind of a file as answers name it — `file`, `directory`, `symlink`, `fifo`, `socket`,
+/// `block_device`, `char_device` or `other` — from a std or cap-std file type (the two types
+/// are distinct, their methods alike; the caller brings its `FileTypeExt` into scope).
+macro_rules! kind_name {
+    ($kind:expr) => {{
+        let kind = $kind;
+        if kind.is_symlink() {
+            "symlink"
+        } else if kind.is_dir() {
+            "directory"
+        } else if kind.is_file() {
+            "file"
+        } else if kind.is_fifo() {
+            "fifo"
+        } else if kind.is_socket() {
+            "socket"
+        } else if kind.is_block_device() {
+            "block_device"
+        } else if kind.is_char_device() {
+            "char_device"
+        } else {
+            "other"
+        }
+    }};
+}
+pub(crate) use kind_name;
+
 /// The kind of a directory entry, as answers name it.
 pub fn kind_of(metadata: &cap_std::fs::Metadata) -> &'static str {
     use cap_std::fs::FileTypeExt;
-    let kind = metadata.file_type();
-    if kind.is_symlink() {
-        "symlink"
-    } else if kind.is_dir() {
-        "directory"
-    } else if kind.is_file() {
-        "file"
-    } else if kind.is_fifo() {
-        "fifo"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_block_device() {
-        "block_device"
-    } else if kind.is_char_device() {
-        "char_device"
-    } else {
-        "other"
-    }
+    kind_name!(metadata.file_type())
 }
 
 fn non_file(shown: &Path, kind: &str) -> ToolError {

@@ -180,23 +180,7 @@ fn reopen(path: &File) -> io::Result<File> {
 /// The kind of a file, as answers name it.
 pub fn kind_name(kind: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if kind.is_symlink() {
-        "symlink"
-    } else if kind.is_dir() {
-        "directory"
-    } else if kind.is_file() {
-        "file"
-    } else if kind.is_fifo() {
-        "fifo"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_block_device() {
-        "block_device"
-    } else if kind.is_char_device() {
-        "char_device"
-    } else {
-        "other"
-    }
+    super::confine::kind_name!(kind)
 }
 
 #[cfg(test)]
