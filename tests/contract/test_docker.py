@@ -292,8 +292,6 @@ async def test_volumes_listed_inspected_removed(binary, engine):
     assert subprocess.run(["docker", "volume", "inspect", volume], capture_output=True).returncode != 0
 
 
-PUBLIC = "127.0.0.1:5000/sm-busybox:1"
-PRIVATE = "127.0.0.1:5001/sm-private:1"
 PASSWORD_FILE = Path("/var/lib/sm-testbed/registry.password")
 
 
@@ -301,10 +299,36 @@ def registry_up(port: int) -> bool:
     return subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/v2/"]).returncode == 0
 
 
-async def test_images_pulled_with_progress_inspected_and_removed(binary, engine):
+@pytest.fixture
+def registry_images(tmp_path):
+    """An image of this test's own — a random layer no other image has — pushed to both local
+    registries under names no other run uses, and absent from the engine: pulling it really
+    downloads, and a second suite running beside this one cannot take it away. Its own Docker
+    client config holds the registry login, so the machine's is left alone."""
     require(registry_up(5000) and registry_up(5001), "the local registries (scripts/testbed/docker.sh starts them)")
-    for image in (PUBLIC, PRIVATE):
-        subprocess.run(["docker", "rmi", image], capture_output=True)
+    unique = uuid.uuid4().hex[:12]
+    public, private = f"127.0.0.1:5000/sm-pull-{unique}:1", f"127.0.0.1:5001/sm-private-{unique}:1"
+    layer = tmp_path / "rootfs"
+    layer.mkdir()
+    (layer / "random").write_bytes(os.urandom(1024 * 1024))
+    built = f"sm-pull-build-{unique}"
+    subprocess.run(f"tar -C {layer} -c . | docker import - {built}", shell=True, check=True, capture_output=True)
+    client = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    try:
+        for name in (public, private):
+            docker("tag", built, name)
+        subprocess.run(["docker", "push", "-q", public], check=True, capture_output=True, env=client)
+        subprocess.run(["docker", "login", "-u", "sm-test", "--password-stdin", "127.0.0.1:5001"],
+                       input=PASSWORD_FILE.read_text(), check=True, capture_output=True, text=True, env=client)
+        subprocess.run(["docker", "push", "-q", private], check=True, capture_output=True, env=client)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", built, public, private], capture_output=True)
+    yield public, private
+    subprocess.run(["docker", "rmi", "-f", public, private], capture_output=True)
+
+
+async def test_images_pulled_with_progress_inspected_and_removed(binary, engine, registry_images):
+    PUBLIC, PRIVATE = registry_images
     config = make_config(ADMIN + f'[docker.registries."127.0.0.1:5001"]\nusername = "sm-test"\npassword_file = "{PASSWORD_FILE}"\n')
     no_login = make_config(ADMIN)
     progress = []
@@ -349,10 +373,10 @@ async def test_images_pulled_with_progress_inspected_and_removed(binary, engine)
     assert unauthorized.startswith(f'pulling {PRIVATE}: 127.0.0.1:5001 wants a login: add [docker.registries."127.0.0.1:5001"] with username and password_file to the server\'s config (')
 
 
-async def test_an_image_pulled_by_digest_only_is_listed_with_its_repository(binary, engine):
+async def test_an_image_pulled_by_digest_only_is_listed_with_its_repository(binary, engine, registry_images):
     """`docker images` shows such an image as its repository with no tag; so do we, with the
     digest, and the number of containers that use it (the engine leaves it -1 on API 1.41)."""
-    require(registry_up(5000), "the local registry (scripts/testbed/docker.sh starts it)")
+    PUBLIC, _ = registry_images
     repository = PUBLIC.rsplit(":", 1)[0]
     docker("pull", "-q", PUBLIC)
     digest = next(d for d in json.loads(docker("image", "inspect", PUBLIC))[0]["RepoDigests"] if d.startswith(repository + "@"))
