@@ -130,7 +130,7 @@ impl std::fmt::Display for BadEscape {
             f,
             "`{}` at byte {} is not an escape this server writes (`\\\\` for a backslash, \
              `\\xNN`, `\\n`, `\\r`, `\\t`, `\\u{{XXXX}}`)",
-            text(&self.escape),
+            sentence(&self.escape),
             self.at
         )
     }
@@ -144,55 +144,63 @@ pub fn unescape(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
     if !value.contains('\\') {
         return Ok(Cow::Borrowed(value.as_bytes()));
     }
+    unescape_bytes(value.as_bytes()).map(Cow::Owned)
+}
+
+/// [`unescape`] over bytes that may themselves hold raw bytes which are not UTF-8 (a
+/// percent-decoded URI): every escape is ASCII, so other bytes stand for themselves.
+pub fn unescape_bytes(value: &[u8]) -> Result<Vec<u8>, BadEscape> {
     let mut out = Vec::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(at) = rest.find('\\') {
-        out.extend_from_slice(&rest.as_bytes()[..at]);
-        let escape = &rest[at..];
-        let offset = value.len() - escape.len();
+    let mut at = 0;
+    while at < value.len() {
+        if value[at] != b'\\' {
+            out.push(value[at]);
+            at += 1;
+            continue;
+        }
+        let escape = &value[at..];
         let bad = |length: usize| BadEscape {
-            at: offset,
-            escape: escape.chars().take(length).collect(),
+            at,
+            escape: String::from_utf8_lossy(&escape[..length.min(escape.len())]).into_owned(),
         };
-        let mut chars = escape[1..].chars();
-        let used = match chars.next() {
-            Some('\\') => {
+        let hex = |digits: &[u8]| {
+            std::str::from_utf8(digits)
+                .ok()
+                .filter(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|digits| u32::from_str_radix(digits, 16).ok())
+        };
+        let used = match escape.get(1) {
+            Some(b'\\') => {
                 out.push(b'\\');
                 2
             }
-            Some('n') => {
+            Some(b'n') => {
                 out.push(b'\n');
                 2
             }
-            Some('r') => {
+            Some(b'r') => {
                 out.push(b'\r');
                 2
             }
-            Some('t') => {
+            Some(b't') => {
                 out.push(b'\t');
                 2
             }
-            Some('x') => {
-                let hex = escape.get(2..4).ok_or_else(|| bad(4))?;
-                let byte = u8::from_str_radix(hex, 16)
-                    .ok()
-                    .filter(|_| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .ok_or_else(|| bad(4))?;
-                out.push(byte);
+            Some(b'x') => {
+                let byte = escape.get(2..4).and_then(hex).ok_or_else(|| bad(4))?;
+                out.push(byte as u8);
                 4
             }
-            Some('u') => {
-                let close = escape.find('}').ok_or_else(|| bad(3))?;
-                let digits = escape
-                    .get(2..close)
-                    .and_then(|inside| inside.strip_prefix('{'))
-                    .filter(|digits| {
-                        (1..=6).contains(&digits.len())
-                            && digits.bytes().all(|b| b.is_ascii_hexdigit())
-                    })
-                    .ok_or_else(|| bad(close + 1))?;
-                let character = u32::from_str_radix(digits, 16)
-                    .ok()
+            Some(b'u') => {
+                // `\u{X}` to `\u{XXXXXX}`: the closing brace is at most 9 bytes in.
+                let close = escape
+                    .iter()
+                    .take(10)
+                    .position(|byte| *byte == b'}')
+                    .ok_or_else(|| bad(10))?;
+                let character = (escape.get(2) == Some(&b'{') && close > 3)
+                    .then(|| hex(&escape[3..close]))
+                    .flatten()
                     .and_then(char::from_u32)
                     .ok_or_else(|| bad(close + 1))?;
                 let mut buffer = [0u8; 4];
@@ -201,16 +209,23 @@ pub fn unescape(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
             }
             _ => return Err(bad(2)),
         };
-        rest = &escape[used..];
+        at += used;
     }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(Cow::Owned(out))
+    Ok(out)
 }
 
 /// `count` and the noun, singular for one: `1 entry`, `2 entries`, `0 lines`.
-pub fn count(count: impl Into<u64>, singular: &str, plural: &str) -> String {
-    let count = count.into();
-    format!("{count} {}", if count == 1 { singular } else { plural })
+pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(
+    count: N,
+    singular: &str,
+    plural: &str,
+) -> String {
+    let noun = if count == N::from(1) {
+        singular
+    } else {
+        plural
+    };
+    format!("{count} {noun}")
 }
 
 /// For `#[serde(skip_serializing_if = "crate::render::is_zero")]`: counters that are zero

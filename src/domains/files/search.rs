@@ -31,7 +31,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Refusal, Root, Roots, name_text};
+use super::confine::{Refusal, Root, Roots, name_text, path_text};
 use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
@@ -149,21 +149,28 @@ impl Render for SearchResults {
             .results
             .iter()
             .map(|hit| match (hit.line, &hit.text) {
-                (Some(line), Some(text)) => format!("{}:{line}: {text}", hit.path),
+                // The path is already escaped; the matching line is the file's own text.
+                (Some(line), Some(text)) => {
+                    format!("{}:{line}: {}", hit.path, render::text(text))
+                }
                 _ => hit.path.clone(),
             })
             .collect();
         lines.push(format!(
-            "{} results in {} files searched{}",
-            self.results.len(),
-            self.files_searched,
+            "{} in {}{}",
+            render::count(self.results.len(), "result", "results"),
+            render::count(self.files_searched, "file searched", "files searched"),
             if self.stopped_early {
                 " (stopped early)"
             } else {
                 ""
             }
         ));
-        lines.extend(self.notes.iter().cloned());
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| render::sentence(note).into_owned()),
+        );
         lines.join("\n")
     }
 }
@@ -288,7 +295,7 @@ impl FileSearcher {
             hidden: arguments.hidden == Some(true),
             gitignore: arguments.gitignore == Some(true),
             answer: SearchResults {
-                path: located.shown.display().to_string(),
+                path: path_text(&located.shown),
                 ..SearchResults::default()
             },
             skipped: Skipped::default(),

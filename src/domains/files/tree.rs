@@ -13,7 +13,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Root, Roots, name_text};
+use super::confine::{Root, Roots, name_text, path_text};
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
@@ -120,7 +120,7 @@ impl TreeBuilder {
         let budget = arguments.max_entries.unwrap_or(200).clamp(1, 5000) as usize;
         let hidden = arguments.hidden == Some(true);
         let (located, dir) = self.roots.open_dir(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let mut root = TreeNode {
             name: shown.clone(),
             kind: "directory",
