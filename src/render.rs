@@ -115,6 +115,15 @@ pub fn block(value: &str) -> Cow<'_, str> {
     escaped(value, false, &['\n', '\t'])
 }
 
+/// Each of `values` through [`text`], joined by `separator`: a command line, a list of tags.
+pub fn join<S: AsRef<str>>(values: &[S], separator: &str) -> String {
+    values
+        .iter()
+        .map(|value| text(value.as_ref()))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 /// Why an escaped name could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadEscape {

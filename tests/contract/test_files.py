@@ -605,7 +605,7 @@ async def test_descriptors_per_search_are_bounded(binary, tmp_path):
     for answer in searches:
         # notes.txt and the 3,000 f.txt; the one 71 levels down is past the depth bound.
         assert answer["files_searched"] == 3001 and answer.get("unreadable", 0) == 0, answer
-        assert "1 directories more than 64 levels down were not searched; search from a deeper directory" in answer["notes"]
+        assert "1 directory more than 64 levels down was not searched; search from a deeper directory" in answer["notes"]
     failed = [result.content[0].text for result in read_answers if result.is_error]
     assert not failed, failed[:3]
     # Three searches at once, each at most 64 levels deep plus a file, and a tree: far below 1,024.

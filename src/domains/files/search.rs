@@ -520,9 +520,13 @@ impl Search<'_> {
                 self.answer.files_searched as f64,
                 None,
                 format!(
-                    "{} files searched, {} results",
-                    self.answer.files_searched,
-                    self.answer.results.len()
+                    "{}, {}",
+                    render::count(
+                        self.answer.files_searched,
+                        "file searched",
+                        "files searched"
+                    ),
+                    render::count(self.answer.results.len(), "result", "results")
                 ),
             );
         }
@@ -608,8 +612,8 @@ impl Search<'_> {
             self.skip_ignore_file(
                 &path,
                 format!(
-                    "its {} rules ({}) would take the search past {} of rules",
-                    rules.len(),
+                    "its {} ({}) would take the search past {} of rules",
+                    render::count(rules.len(), "rule", "rules"),
                     render::bytes(rule_bytes as u64),
                     render::bytes(MAX_IGNORE_RULE_BYTES as u64)
                 ),
@@ -653,23 +657,24 @@ impl Search<'_> {
         }
         if count > NOTE_EXAMPLES {
             answer.notes.push(format!(
-                "{} more ignore files skipped likewise",
-                count - NOTE_EXAMPLES
+                "{} more skipped likewise",
+                render::count(count - NOTE_EXAMPLES, "ignore file", "ignore files")
             ));
         }
         if skipped.ignore_budget > 0 {
             answer.notes.push(format!(
-                "{} ignore files not read: one search reads at most {MAX_IGNORE_FILES} of \
-                 them, {} in all; their rules were not applied",
-                skipped.ignore_budget,
+                "{} not read: one search reads at most {MAX_IGNORE_FILES} of them, {} in \
+                 all; their rules were not applied",
+                render::count(skipped.ignore_budget, "ignore file", "ignore files"),
                 render::bytes(MAX_IGNORE_BYTES)
             ));
         }
         if skipped.too_deep > 0 {
             answer.notes.push(format!(
-                "{} directories more than {MAX_DEPTH} levels down were not searched; search \
-                 from a deeper directory",
-                skipped.too_deep
+                "{} more than {MAX_DEPTH} levels down {} not searched; search from a deeper \
+                 directory",
+                render::count(skipped.too_deep, "directory", "directories"),
+                if skipped.too_deep == 1 { "was" } else { "were" }
             ));
         }
         for dir in skipped.crowded_dirs.iter().take(NOTE_EXAMPLES) {
@@ -680,22 +685,22 @@ impl Search<'_> {
         }
         if skipped.waiting_dirs > 0 {
             answer.notes.push(format!(
-                "{} directories were not searched (at most {MAX_WAITING_DIRS} wait at once); \
-                 narrow the directory",
-                skipped.waiting_dirs
+                "{} not searched (at most {MAX_WAITING_DIRS} wait at once); narrow the \
+                 directory",
+                render::count(skipped.waiting_dirs, "directory", "directories")
             ));
         }
         if skipped.long_lines > 0 {
             answer.notes.push(format!(
-                "{} files skipped at a line longer than {}",
-                skipped.long_lines,
+                "{} skipped at a line longer than {}",
+                render::count(skipped.long_lines, "file", "files"),
                 render::bytes(MAX_LINE_BYTES as u64)
             ));
         }
         if answer.hardlinks_skipped > 0 {
             answer.notes.push(format!(
-                "{} files with more than one hard link skipped (files.refuse_hardlinks)",
-                answer.hardlinks_skipped
+                "{} with more than one hard link skipped (files.refuse_hardlinks)",
+                render::count(answer.hardlinks_skipped, "file", "files")
             ));
         }
         self.answer
