@@ -50,7 +50,8 @@ pub enum SortKey {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListArguments {
-    /// Absolute path of a directory inside a root.
+    /// Absolute path of a directory inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// name (default, A to Z), size (largest first), modified (newest first), none.
     pub sort: Option<SortKey>,

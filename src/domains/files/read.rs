@@ -37,7 +37,8 @@ const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadArguments {
-    /// Absolute path of a file inside a root.
+    /// Absolute path of a file inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// First line to return, counting from 1. Not with `offset`.
     #[schemars(range(min = 1))]

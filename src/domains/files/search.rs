@@ -90,7 +90,8 @@ const NOTE_EXAMPLES: usize = 3;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchArguments {
-    /// Absolute path of the directory to search, inside a root.
+    /// Absolute path of the directory to search, inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// A glob over file names (`*.conf`), or over the path below `path` when it has a `/`.
     pub name: Option<String>,

@@ -34,7 +34,8 @@ pub static FILES_STAT: Declaration = Declaration {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatArguments {
-    /// Absolute path inside a root.
+    /// Absolute path inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// Also hash the file's content (regular files up to files.max_hash_bytes).
     pub sha256: Option<bool>,

@@ -40,7 +40,8 @@ const BLOCK: u64 = 64 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TailArguments {
-    /// Absolute path of a file inside a root.
+    /// Absolute path of a file inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// How many lines from the end (default 50, at most 10,000).
     #[schemars(range(min = 1, max = 10000))]

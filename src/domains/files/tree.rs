@@ -37,7 +37,8 @@ pub static FILES_TREE: Declaration = Declaration {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TreeArguments {
-    /// Absolute path of a directory inside a root.
+    /// Absolute path of a directory inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// Levels below the directory (default 3, at most 10).
     #[schemars(range(min = 1, max = 10))]
