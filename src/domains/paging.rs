@@ -78,15 +78,22 @@ impl PageRequest {
 pub fn footer(
     shown: usize,
     total: usize,
-    noun: &str,
+    (singular, plural): (&str, &str),
     next_cursor: Option<&str>,
     notes: &[String],
 ) -> Vec<String> {
-    let mut lines = vec![format!("{shown} of {total} {noun}")];
+    let mut lines = vec![format!(
+        "{shown} of {}",
+        crate::render::count(total, singular, plural)
+    )];
     if let Some(cursor) = next_cursor {
         lines.push(format!("more: cursor {cursor}"));
     }
-    lines.extend(notes.iter().cloned());
+    lines.extend(
+        notes
+            .iter()
+            .map(|note| crate::render::sentence(note).into_owned()),
+    );
     lines
 }
 

@@ -462,8 +462,11 @@ impl Gate {
 }
 
 fn tool_error(error: ToolError) -> (CallToolResult, Outcome) {
+    // An error may quote what the host or the caller named (an engine's message, a path): in
+    // one place, no message can break into lines or hide text (`render::sentence`).
+    let message = crate::render::sentence(&error.message).into_owned();
     (
-        CallToolResult::error(vec![Content::text(error.message)]),
+        CallToolResult::error(vec![Content::text(message)]),
         Outcome::ToolError(error.kind),
     )
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::codes::{FORBIDDEN, RATE_LIMITED};
-use super::roots::file_uri_path;
 use crate::gate::{Gate, Outcome, Role};
+use crate::render;
 use crate::tool::ToolErrorKind;
 
 /// The tool a resource read is.
@@ -58,27 +58,72 @@ pub fn read_arguments(gate: &Gate, uri: &str) -> Result<JsonObject, ErrorData> {
             Some(json!({ "uri": uri })),
         ));
     }
-    let path = file_uri_path(uri).ok_or_else(|| {
-        ErrorData::invalid_params(
-            format!(
-                "`{uri}` is not a file:// URI of this host; resources here are \
-                 file:///ABSOLUTE/PATH inside the file roots"
-            ),
-            Some(json!({ "uri": uri })),
-        )
-    })?;
-    let path = path.to_str().ok_or_else(|| {
-        ErrorData::invalid_params(
-            format!("`{uri}` names a path that is not UTF-8; files_list shows such names escaped"),
-            Some(json!({ "uri": uri })),
-        )
-    })?;
+    let path = uri_path_text(uri)
+        .ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!(
+                    "`{uri}` is not a file:// URI of this host; resources here are \
+                     file:///ABSOLUTE/PATH inside the file roots"
+                ),
+                Some(json!({ "uri": uri })),
+            )
+        })?
+        .map_err(|error| {
+            ErrorData::invalid_params(
+                format!(
+                    "`{}`: {error}; in a URI a backslash in a name is written %5C",
+                    render::sentence(uri)
+                ),
+                Some(json!({ "uri": uri })),
+            )
+        })?;
     let mut arguments = JsonObject::new();
     arguments.insert("path".into(), json!(path));
     // By bytes, so a cut answer says the byte to go on from.
     arguments.insert("offset".into(), json!(0));
     arguments.insert("max_bytes".into(), json!(AS_MUCH_AS_ALLOWED));
     Ok(arguments)
+}
+
+/// The path a `file://` URI of this host names, in the escaped form the file tools take
+/// (`render::bytes_text`); `None` when it is not such a URI.
+///
+/// The URI is read as RFC 8089 has it: percent-encoded bytes, so `%FF` is the byte 0xFF and
+/// `%5C` a backslash. A raw backslash, which RFC 3986 never allows in a URI, starts one of the
+/// escapes answers print (`bad\xff.txt`), so a name copied from a listing reaches the same
+/// bytes as its percent-encoded form; an escape that is not one is an error.
+fn uri_path_text(uri: &str) -> Option<Result<String, render::BadEscape>> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let rest = uri.strip_prefix("file://")?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !rest.starts_with('/') || rest.contains(['?', '#']) {
+        return None;
+    }
+    // Percent-decode, keeping a decoded backslash apart from a raw one: it becomes `\\`.
+    let raw = rest.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    while at < raw.len() {
+        let byte = raw
+            .get(at + 1..at + 3)
+            .filter(|_| raw[at] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match byte {
+            Some(b'\\') => decoded.extend_from_slice(b"\\\\"),
+            Some(byte) => decoded.push(byte),
+            None => decoded.push(raw[at]),
+        }
+        at += if byte.is_some() { 3 } else { 1 };
+    }
+    Some(render::unescape_bytes(&decoded).map(|bytes| {
+        // `/a/./b` and `/a//b` name `/a/b`; `..` is kept for the file tools to refuse.
+        let path: std::path::PathBuf = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes))
+            .components()
+            .collect();
+        render::bytes_text(path.as_os_str().as_bytes())
+    }))
 }
 
 /// The fields of a `files_read` answer a resource needs.
@@ -138,4 +183,31 @@ pub fn contents(
         contents = contents.with_meta(meta);
     }
     Ok(ReadResourceResult::new(vec![contents]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_reach_the_bytes_listings_name() {
+        let path = |uri: &str| uri_path_text(uri).map(|path| path.map_err(|e| e.to_string()));
+        assert_eq!(
+            path("file:///r/bad%FF.txt"),
+            Some(Ok("/r/bad\\xff.txt".into()))
+        );
+        assert_eq!(
+            path("file:///r/bad\\xff.txt"),
+            Some(Ok("/r/bad\\xff.txt".into()))
+        );
+        assert_eq!(path("file:///r/a%5Cb"), Some(Ok("/r/a\\\\b".into())));
+        assert_eq!(path("file:///r/a\\\\b"), Some(Ok("/r/a\\\\b".into())));
+        assert_eq!(
+            path("file://localhost/r/my%20data//x"),
+            Some(Ok("/r/my data/x".into()))
+        );
+        assert_eq!(path("file:///r/%E3%81%82"), Some(Ok("/r/\u{3042}".into())));
+        assert_eq!(path("https://example.com/r"), None);
+        assert!(matches!(path("file:///r/a\\qb"), Some(Err(_))));
+    }
 }

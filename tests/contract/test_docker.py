@@ -5,6 +5,7 @@ mid-session to show the tools fail clearly and then recover without a server res
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -967,3 +968,34 @@ async def test_start_refuses_a_container_that_create_would_refuse(binary, engine
     assert restarted == f"{running} was not restarted: refused by the create policy: the host's IPC namespace" + NEVER
     assert docker_inspect(running)["State"]["StartedAt"] == before
     assert plain["state_after"] == "running", "a container within the policy starts as before"
+
+
+async def test_container_strings_cannot_forge_rows_in_the_text(binary, engine):
+    """A container whose command argument, label and log lines hold newlines, ESC and U+202E:
+    inspect's `command` line, its log lines and its `top` rows printed them raw (a fake row
+    each). Now each is one escaped row."""
+    name = f"sm-test-{uuid.uuid4().hex[:8]}"
+    forged = "x\nFAKE 0 root Up 1 second\x1b[2K\u202e"
+    script = "printf 'red \\033[31mtext\\n'; printf 'spoof\\rline\\n'; sleep 300"
+    docker("run", "-d", "--name", name, "--label", f"sm-test=forge\n{forged}", engine, "sh", "-c", script, forged)
+    try:
+        async with stdio_session(binary) as session:
+            for _ in range(50):
+                logs = await session.call_tool("docker_container_logs", {"container": name})
+                if len(logs.structured_content["lines"]) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            inspect = await session.call_tool("docker_container_inspect", {"container": name})
+            top = await session.call_tool("docker_container_top", {"container": name})
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    escaped = "x\\nFAKE 0 root Up 1 second\\x1b[2K\\u{202e}"
+    assert inspect.structured_content["labels"]["sm-test"] == f"forge\n{forged}"
+    command = [line for line in inspect.content[0].text.split("\n") if line.startswith("command ")]
+    assert command == [f"command sh -c {script.replace(chr(92), chr(92) * 2)} {escaped}"], inspect.content[0].text
+    assert not [line for line in inspect.content[0].text.split("\n") if line.startswith("FAKE")]
+    assert logs.content[0].text.split("\n") == ["red \\x1b[31mtext", "spoof\\rline"]
+    rows = top.content[0].text.split("\n")
+    assert len(rows) == 1 + len(top.structured_content["processes"]), rows
+    for result in (logs, inspect, top):
+        assert "\x1b" not in result.content[0].text and "\u202e" not in result.content[0].text

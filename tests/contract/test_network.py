@@ -293,3 +293,30 @@ async def test_connections_page_and_refuse_bad_filters(binary, listener):
     assert bad_state.is_error is True
     assert bad_state.content[0].text.startswith("unknown state `SLEEPING`; valid states: LISTEN, ESTAB, ")
     assert bad_cursor.is_error is True and "cursor `page-2` is not one this tool gave" in bad_cursor.content[0].text
+
+
+async def test_odd_interface_names_and_labels_cannot_forge_rows(binary):
+    """An interface named with ESC and U+202E, and an address label holding a newline (both
+    accepted by the kernel), printed raw: the label's newline made a fake interface row. Now
+    the text has one row per interface and shows the escapes."""
+    require(os.geteuid() == 0, "network namespaces need root")
+    name = f"sm{uuid.uuid4().hex[:8]}"
+    odd = "sm\x1b[7m\u202ex"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for command in (
+            ["link", "add", odd, "type", "veth", "peer", "name", "smq1"],
+            ["addr", "add", "10.98.0.1/24", "dev", "smq1", "label", "smq1:\nlo FAKE"],
+        ):
+            subprocess.run(["ip", "-n", name, *command], check=True, capture_output=True)
+        async with stdio_session(binary, wrapper=["ip", "netns", "exec", name]) as session:
+            answer = await session.call_tool("network_interfaces", {})
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    names = [nic["name"] for nic in answer.structured_content["interfaces"]]
+    assert sorted(names) == sorted(["lo", odd, "smq1"]), names
+    lines = answer.content[0].text.split("\n")
+    assert len(lines) == 3, lines
+    assert any(line.startswith("sm\\x1b[7m\\u{202e}x ") for line in lines), lines
+    assert any("10.98.0.1/24 (smq1:\\nlo FAKE)" in line for line in lines), lines
+    assert "\x1b" not in answer.content[0].text and "\u202e" not in answer.content[0].text

@@ -116,12 +116,18 @@ impl Render for ContainerList {
             .containers
             .iter()
             .map(|row| {
+                // Everything but the id is the engine's text, which a container's creator
+                // chose in part (image references, names).
                 let mut line = format!(
                     "{} {} {} {} ({})",
-                    row.id, row.name, row.image, row.state, row.status
+                    row.id,
+                    crate::render::text(&row.name),
+                    crate::render::text(&row.image),
+                    crate::render::text(&row.state),
+                    crate::render::text(&row.status)
                 );
                 if !row.ports.is_empty() {
-                    line.push_str(&format!(" ports {}", row.ports.join(", ")));
+                    line.push_str(&format!(" ports {}", crate::render::join(&row.ports, ", ")));
                 }
                 line
             })
@@ -129,7 +135,7 @@ impl Render for ContainerList {
         lines.extend(crate::domains::paging::footer(
             self.containers.len(),
             self.total,
-            "containers",
+            ("container", "containers"),
             self.next_cursor.as_deref(),
             &self.notes,
         ));
@@ -365,12 +371,12 @@ impl Render for ContainerDetails {
         let mut lines = vec![format!(
             "{} {} image {} created {}",
             short_id(&self.id),
-            self.name,
-            self.image,
+            crate::render::text(&self.name),
+            crate::render::text(&self.image),
             self.created
         )];
         if let Some(state) = &self.state {
-            let mut line = format!("state {}", state.status);
+            let mut line = format!("state {}", crate::render::text(&state.status));
             if let Some(pid) = state.pid {
                 line.push_str(&format!(" pid {pid}"));
             }
@@ -378,41 +384,53 @@ impl Render for ContainerDetails {
                 line.push_str(&format!(" exit code {}", state.exit_code));
             }
             if let Some(health) = &state.health {
-                line.push_str(&format!(" health {health}"));
+                line.push_str(&format!(" health {}", crate::render::text(health)));
             }
             line.push_str(&format!(" restarts {}", state.restart_count));
             lines.push(line);
         }
         if let Some(config) = &self.config {
-            lines.push(format!("command {}", config.command.join(" ")));
+            lines.push(format!(
+                "command {}",
+                crate::render::join(&config.command, " ")
+            ));
         }
         if let Some(ports) = self.ports.as_ref().filter(|ports| !ports.is_empty()) {
-            lines.push(format!("ports {}", ports.join(", ")));
+            lines.push(format!("ports {}", crate::render::join(ports, ", ")));
         }
         if let Some(mounts) = self.mounts.as_ref().filter(|mounts| !mounts.is_empty()) {
             for mount in mounts {
                 lines.push(format!(
                     "mount {} {} -> {} ({})",
-                    mount.kind,
-                    mount.source,
-                    mount.destination,
+                    crate::render::text(&mount.kind),
+                    crate::render::text(&mount.source),
+                    crate::render::text(&mount.destination),
                     if mount.read_write { "rw" } else { "ro" }
                 ));
             }
         }
         if let Some(networks) = &self.networks {
             for (network, address) in networks {
-                lines.push(format!("network {network} {address}"));
+                lines.push(format!(
+                    "network {} {}",
+                    crate::render::text(network),
+                    crate::render::text(address)
+                ));
             }
         }
         if let Some(host) = &self.host_config {
             lines.push(format!(
                 "privileged {} network {} restart {}",
-                host.privileged, host.network_mode, host.restart_policy
+                host.privileged,
+                crate::render::text(&host.network_mode),
+                crate::render::text(&host.restart_policy)
             ));
         }
         if let Some(environment) = &self.environment {
-            lines.push(format!("environment {}", environment.join(" ")));
+            lines.push(format!(
+                "environment {}",
+                crate::render::join(environment, " ")
+            ));
         }
         lines.join("\n")
     }

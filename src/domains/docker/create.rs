@@ -134,12 +134,12 @@ impl Render for ContainerCreated {
         let mut text = format!(
             "{} {} from {}: {}",
             short_id(&self.id),
-            self.name,
-            self.image,
-            self.state
+            crate::render::text(&self.name),
+            crate::render::text(&self.image),
+            crate::render::text(&self.state)
         );
         for warning in &self.warnings {
-            text.push_str(&format!("\nwarning: {warning}"));
+            text.push_str(&format!("\nwarning: {}", crate::render::sentence(warning)));
         }
         text
     }

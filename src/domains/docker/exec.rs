@@ -69,16 +69,24 @@ pub struct ExecResult {
 
 impl Render for ExecResult {
     fn render_text(&self) -> String {
+        let container = crate::render::text(&self.container);
         let mut text = match (self.timed_out, self.exit_code) {
-            (true, _) => format!("{}: timed out and killed", self.container),
-            (false, Some(code)) => format!("{}: exit code {code}", self.container),
-            (false, None) => format!("{}: finished", self.container),
+            (true, _) => format!("{container}: timed out and killed"),
+            (false, Some(code)) => format!("{container}: exit code {code}"),
+            (false, None) => format!("{container}: finished"),
         };
+        // Output is shown as a block (its lines kept, other controls escaped).
         if !self.stdout.is_empty() {
-            text.push_str(&format!("\n{}", self.stdout.trim_end()));
+            text.push_str(&format!(
+                "\n{}",
+                crate::render::block(self.stdout.trim_end())
+            ));
         }
         if !self.stderr.is_empty() {
-            text.push_str(&format!("\n[stderr] {}", self.stderr.trim_end()));
+            text.push_str(&format!(
+                "\n[stderr] {}",
+                crate::render::block(self.stderr.trim_end())
+            ));
         }
         if self.output_cut {
             text.push_str("\n(output cut at max_bytes)");

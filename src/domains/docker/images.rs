@@ -68,31 +68,30 @@ impl Render for ImageList {
                 // As `docker images` shows them: an image pulled by digest only is its
                 // repository with no tag, and the digest says which one.
                 let tags = match (image.tags.is_empty(), image.digests.first()) {
-                    (false, _) => image.tags.join(", "),
+                    (false, _) => crate::render::join(&image.tags, ", "),
                     (true, Some(digest)) => match digest.split_once('@') {
-                        Some((repository, digest)) => format!("{repository}:<none> ({digest})"),
-                        None => digest.clone(),
+                        Some((repository, digest)) => format!(
+                            "{}:<none> ({})",
+                            crate::render::text(repository),
+                            crate::render::text(digest)
+                        ),
+                        None => crate::render::text(digest).into_owned(),
                     },
                     (true, None) => "<none>".to_string(),
                 };
                 format!(
-                    "{} {tags} {} created {}, {} {}",
+                    "{} {tags} {} created {}, {}",
                     image.id,
                     crate::render::bytes(image.size_bytes.max(0) as u64),
                     image.created,
-                    image.containers,
-                    if image.containers == 1 {
-                        "container"
-                    } else {
-                        "containers"
-                    }
+                    crate::render::count(image.containers, "container", "containers")
                 )
             })
             .collect();
         lines.extend(crate::domains::paging::footer(
             self.images.len(),
             self.total,
-            "images",
+            ("image", "images"),
             self.next_cursor.as_deref(),
             &self.notes,
         ));
@@ -249,16 +248,16 @@ pub struct ImageDetails {
 impl Render for ImageDetails {
     fn render_text(&self) -> String {
         format!(
-            "{} {} {} {}/{} created {}; cmd {} entrypoint {}; {} layers",
+            "{} {} {} {}/{} created {}; cmd {} entrypoint {}; {}",
             short_id(&self.id),
-            self.tags.join(", "),
+            crate::render::join(&self.tags, ", "),
             crate::render::bytes(self.size_bytes.max(0) as u64),
-            self.os,
-            self.architecture,
+            crate::render::text(&self.os),
+            crate::render::text(&self.architecture),
             self.created,
-            self.command.join(" "),
-            self.entrypoint.join(" "),
-            self.layers
+            crate::render::join(&self.command, " "),
+            crate::render::join(&self.entrypoint, " "),
+            crate::render::count(self.layers, "layer", "layers")
         )
     }
 }
@@ -330,8 +329,8 @@ impl Render for ImageRemoved {
     fn render_text(&self) -> String {
         format!(
             "removed {}: untagged {}; deleted {}",
-            self.image,
-            self.untagged.join(", "),
+            crate::render::text(&self.image),
+            crate::render::join(&self.untagged, ", "),
             self.deleted
                 .iter()
                 .map(|id| short_id(id))

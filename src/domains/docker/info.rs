@@ -51,26 +51,26 @@ pub struct DockerInfo {
 impl Render for DockerInfo {
     fn render_text(&self) -> String {
         let mut text = format!(
-            "Docker {} (API {}) at {} on {}: {}, kernel {}, {} CPUs; {} containers ({} running, \
-             {} paused, {} stopped), {} images; storage {}, cgroup {} {}",
-            self.server_version,
-            self.api_version,
-            self.host,
-            self.name,
-            self.operating_system,
-            self.kernel_version,
-            self.cpus,
-            self.containers,
+            "Docker {} (API {}) at {} on {}: {}, kernel {}, {}; {} ({} running, {} paused, {} \
+             stopped), {}; storage {}, cgroup {} {}",
+            crate::render::text(&self.server_version),
+            crate::render::text(&self.api_version),
+            crate::render::text(&self.host),
+            crate::render::text(&self.name),
+            crate::render::text(&self.operating_system),
+            crate::render::text(&self.kernel_version),
+            crate::render::count(self.cpus, "CPU", "CPUs"),
+            crate::render::count(self.containers, "container", "containers"),
             self.containers_running,
             self.containers_paused,
             self.containers_stopped,
-            self.images,
-            self.storage_driver,
-            self.cgroup_driver,
-            self.cgroup_version
+            crate::render::count(self.images, "image", "images"),
+            crate::render::text(&self.storage_driver),
+            crate::render::text(&self.cgroup_driver),
+            crate::render::text(&self.cgroup_version)
         );
         for warning in &self.warnings {
-            text.push_str(&format!("\nwarning: {warning}"));
+            text.push_str(&format!("\nwarning: {}", crate::render::sentence(warning)));
         }
         text
     }

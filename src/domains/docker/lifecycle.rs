@@ -160,7 +160,11 @@ impl Render for ContainerChange {
     fn render_text(&self) -> String {
         let mut text = format!(
             "{} {} {}: {} -> {}",
-            self.action, self.id, self.name, self.state_before, self.state_after
+            self.action,
+            self.id,
+            crate::render::text(&self.name),
+            crate::render::text(&self.state_before),
+            crate::render::text(&self.state_after)
         );
         if !self.changed {
             text.push_str(" (no change)");

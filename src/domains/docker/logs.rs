@@ -74,21 +74,32 @@ impl Render for ContainerLogs {
         let mut lines: Vec<String> = self
             .lines
             .iter()
+            // A log line is whatever the container printed: one row each, escaped.
             .map(|line| match line.stream {
-                "stderr" => format!("[stderr] {}", line.text),
-                _ => line.text.clone(),
+                "stderr" => format!("[stderr] {}", crate::render::text(&line.text)),
+                _ => crate::render::text(&line.text).into_owned(),
             })
             .collect();
         if self.lines_dropped > 0 {
             lines.insert(
                 0,
-                format!("({} older lines left out: max_bytes)", self.lines_dropped),
+                format!(
+                    "({} left out: max_bytes)",
+                    crate::render::count(self.lines_dropped, "older line", "older lines")
+                ),
             );
         }
         if lines.is_empty() {
-            lines.push(format!("{}: no log lines", self.container));
+            lines.push(format!(
+                "{}: no log lines",
+                crate::render::text(&self.container)
+            ));
         }
-        lines.extend(self.notes.iter().cloned());
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| crate::render::sentence(note).into_owned()),
+        );
         lines.join("\n")
     }
 }

@@ -113,10 +113,13 @@ impl Render for NetworkList {
             .map(|network| {
                 let mut line = format!(
                     "{} {} {} {}",
-                    network.id, network.name, network.driver, network.scope
+                    network.id,
+                    crate::render::text(&network.name),
+                    crate::render::text(&network.driver),
+                    crate::render::text(&network.scope)
                 );
                 if !network.subnets.is_empty() {
-                    line.push_str(&format!(" {}", network.subnets.join(", ")));
+                    line.push_str(&format!(" {}", crate::render::join(&network.subnets, ", ")));
                 }
                 if network.internal {
                     line.push_str(" internal");
@@ -225,14 +228,18 @@ impl Render for NetworkDetails {
         let mut lines = vec![format!(
             "{} {} {} {} subnets {} gateways {}",
             short_id(&self.id),
-            self.name,
-            self.driver,
-            self.scope,
-            self.subnets.join(", "),
-            self.gateways.join(", ")
+            crate::render::text(&self.name),
+            crate::render::text(&self.driver),
+            crate::render::text(&self.scope),
+            crate::render::join(&self.subnets, ", "),
+            crate::render::join(&self.gateways, ", ")
         )];
         for (container, address) in &self.containers {
-            lines.push(format!("container {container} {address}"));
+            lines.push(format!(
+                "container {} {}",
+                crate::render::text(container),
+                crate::render::text(address)
+            ));
         }
         lines.join("\n")
     }
@@ -320,9 +327,9 @@ impl Render for NetworkChange {
         format!(
             "{} {} {}: now on {}",
             self.action,
-            self.container,
-            self.network,
-            self.container_networks.join(", ")
+            crate::render::text(&self.container),
+            crate::render::text(&self.network),
+            crate::render::join(&self.container_networks, ", ")
         )
     }
 }
@@ -434,9 +441,16 @@ pub struct NetworkCreated {
 
 impl Render for NetworkCreated {
     fn render_text(&self) -> String {
-        let mut text = format!("created network {} {}", self.name, short_id(&self.id));
+        let mut text = format!(
+            "created network {} {}",
+            crate::render::text(&self.name),
+            short_id(&self.id)
+        );
         if !self.warning.is_empty() {
-            text.push_str(&format!(" (warning: {})", self.warning));
+            text.push_str(&format!(
+                " (warning: {})",
+                crate::render::sentence(&self.warning)
+            ));
         }
         text
     }

@@ -97,10 +97,10 @@ impl Render for PruneReport {
                     "{verb} {} {:?}: {}",
                     kind.items.len(),
                     kind.kind,
-                    kind.items.join(", ")
+                    crate::render::join(&kind.items, ", ")
                 );
                 if let Some(note) = &kind.note {
-                    line.push_str(&format!(" ({note})"));
+                    line.push_str(&format!(" ({})", crate::render::sentence(note)));
                 }
                 line
             })

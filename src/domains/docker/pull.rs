@@ -58,10 +58,10 @@ pub struct ImagePulled {
 impl Render for ImagePulled {
     fn render_text(&self) -> String {
         format!(
-            "{}: {} ({} layers, id {})",
-            self.image,
-            self.status,
-            self.layers,
+            "{}: {} ({}, id {})",
+            crate::render::text(&self.image),
+            crate::render::text(&self.status),
+            crate::render::count(self.layers, "layer", "layers"),
             short_id(&self.id)
         )
     }

@@ -14,6 +14,6 @@ pub struct Removed {
 
 impl Render for Removed {
     fn render_text(&self) -> String {
-        format!("removed {} {}", self.kind, self.name)
+        format!("removed {} {}", self.kind, crate::render::text(&self.name))
     }
 }

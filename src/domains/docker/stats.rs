@@ -70,7 +70,7 @@ impl Render for ContainerStatsList {
                 format!(
                     "{} {}: cpu {:.2}% mem {} / {} ({:.2}%) net {} / {} block {} / {} pids {}",
                     row.id,
-                    row.name,
+                    crate::render::text(&row.name),
                     row.cpu_percent,
                     crate::render::bytes(row.memory_used_bytes),
                     crate::render::bytes(row.memory_limit_bytes),

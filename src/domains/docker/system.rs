@@ -73,7 +73,11 @@ impl Render for DiskUse {
                 )
             })
             .collect();
-        lines.extend(self.notes.iter().cloned());
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| crate::render::sentence(note).into_owned()),
+        );
         lines.join("\n")
     }
 }
@@ -250,16 +254,20 @@ impl Render for EventList {
                 let mut line = format!(
                     "{} {} {} {}",
                     event.time,
-                    event.kind,
-                    event.action,
-                    if event.name.is_empty() {
+                    crate::render::text(&event.kind),
+                    crate::render::text(&event.action),
+                    crate::render::text(if event.name.is_empty() {
                         &event.id
                     } else {
                         &event.name
-                    }
+                    })
                 );
                 for (key, value) in &event.attributes {
-                    line.push_str(&format!(" {key}={value}"));
+                    line.push_str(&format!(
+                        " {}={}",
+                        crate::render::text(key),
+                        crate::render::text(value)
+                    ));
                 }
                 line
             })
@@ -270,7 +278,10 @@ impl Render for EventList {
         if self.dropped > 0 {
             lines.insert(
                 0,
-                format!("({} older events left out: limit)", self.dropped),
+                format!(
+                    "({} left out: limit)",
+                    crate::render::count(self.dropped, "older event", "older events")
+                ),
             );
         }
         lines.join("\n")

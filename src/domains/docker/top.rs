@@ -37,8 +37,13 @@ pub struct ContainerTop {
 
 impl Render for ContainerTop {
     fn render_text(&self) -> String {
-        std::iter::once(self.titles.join(" "))
-            .chain(self.processes.iter().map(|row| row.join(" ")))
+        // Process arguments are whatever the container's processes were started with.
+        std::iter::once(crate::render::join(&self.titles, " "))
+            .chain(
+                self.processes
+                    .iter()
+                    .map(|row| crate::render::join(row, " ")),
+            )
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -74,7 +74,14 @@ impl Render for VolumeList {
         let mut lines: Vec<String> = self
             .volumes
             .iter()
-            .map(|volume| format!("{} {} {}", volume.name, volume.driver, volume.mountpoint))
+            .map(|volume| {
+                format!(
+                    "{} {} {}",
+                    crate::render::text(&volume.name),
+                    crate::render::text(&volume.driver),
+                    crate::render::text(&volume.mountpoint)
+                )
+            })
             .collect();
         if lines.is_empty() {
             lines.push("no volumes".into());
@@ -82,7 +89,7 @@ impl Render for VolumeList {
         lines.extend(
             self.warnings
                 .iter()
-                .map(|warning| format!("warning: {warning}")),
+                .map(|warning| format!("warning: {}", crate::render::sentence(warning))),
         );
         lines.join("\n")
     }
@@ -165,10 +172,10 @@ impl Render for VolumeDetails {
     fn render_text(&self) -> String {
         format!(
             "{} {} {} scope {} created {}",
-            self.volume.name,
-            self.volume.driver,
-            self.volume.mountpoint,
-            self.scope,
+            crate::render::text(&self.volume.name),
+            crate::render::text(&self.volume.driver),
+            crate::render::text(&self.volume.mountpoint),
+            crate::render::text(&self.scope),
             self.volume.created
         )
     }

@@ -29,6 +29,7 @@ use globset::GlobSet;
 use super::opening::{self, NotOpened};
 
 use crate::config::FilesConfig;
+use crate::render;
 use crate::tool::{ClientRoots, ToolError};
 
 /// The longest path accepted (the kernel's `PATH_MAX`).
@@ -88,11 +89,11 @@ impl Refusal {
             Self::HardLinked(links) => ToolError::invalid_arguments(format!(
                 "`{}` has {links} hard links; this server reads no file with more than one \
                  (files.refuse_hardlinks), since another of its names could be a denied file's",
-                shown.display()
+                path_text(shown)
             )),
             Self::Denied(pattern) => ToolError::invalid_arguments(format!(
                 "`{}` is on the deny list (`{pattern}`); it is never read",
-                shown.display()
+                path_text(shown)
             )),
             Self::Escapes => escapes(shown),
             Self::OutsideClientRoots(client_roots) => outside_client_roots(shown, &client_roots),
@@ -147,7 +148,7 @@ impl Roots {
     fn listed(&self) -> String {
         self.roots
             .iter()
-            .map(|root| root.path.display().to_string())
+            .map(|root| path_text(&root.path))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -156,21 +157,30 @@ impl Roots {
     /// Checks only the string: the kernel decides at open time whether the path stays inside,
     /// and the opened handle's real path is checked against the client's roots again.
     pub fn locate(&self, requested: &str, scope: &ClientRoots) -> Result<Located<'_>, ToolError> {
-        if requested.as_bytes().contains(&0) {
+        // Names are accepted in the escaped form answers show them in (`\xff`, `\\`, `\n`),
+        // so whatever a listing printed can be passed back (see `render::unescape`).
+        let bytes = render::unescape(requested).map_err(|error| {
+            ToolError::invalid_arguments(format!(
+                "path `{}`: {error}; a backslash in a name is written `\\\\`",
+                render::sentence(requested)
+            ))
+        })?;
+        if bytes.contains(&0) {
             return Err(ToolError::invalid_arguments(
                 "the path contains a NUL byte; no file name can",
             ));
         }
-        if requested.len() > MAX_PATH_BYTES {
+        if bytes.len() > MAX_PATH_BYTES {
             return Err(ToolError::invalid_arguments(format!(
                 "the path is {} bytes; the longest path Linux opens is {MAX_PATH_BYTES}",
-                requested.len()
+                bytes.len()
             )));
         }
-        let path = Path::new(requested);
+        let path = Path::new(OsStr::from_bytes(&bytes));
         if !path.is_absolute() {
             return Err(ToolError::invalid_arguments(format!(
-                "`{requested}` is not absolute: give a full path inside a root ({})",
+                "`{}` is not absolute: give a full path inside a root ({})",
+                path_text(path),
                 self.listed()
             )));
         }
@@ -182,8 +192,8 @@ impl Roots {
             .max_by_key(|root| root.path.components().count())
             .ok_or_else(|| {
                 ToolError::invalid_arguments(format!(
-                    "`{requested}` is outside the file roots ({}); only paths inside them are \
-                     readable",
+                    "`{}` is outside the file roots ({}); only paths inside them are readable",
+                    path_text(path),
                     self.listed()
                 ))
             })?;
@@ -442,7 +452,7 @@ fn within_client_roots(shown: &Path, scope: &ClientRoots) -> Result<(), ToolErro
                 return Err(ToolError::invalid_arguments(format!(
                     "`{}` goes through `..`; with the client's roots in force, name the path \
                      without it",
-                    shown.display()
+                    path_text(shown)
                 )));
             }
             if client_roots.iter().any(|root| shown.starts_with(root)) {
@@ -460,14 +470,14 @@ fn outside_client_roots(shown: &Path, client_roots: &[PathBuf]) -> ToolError {
     } else {
         client_roots
             .iter()
-            .map(|root| root.display().to_string())
+            .map(|root| path_text(root))
             .collect::<Vec<_>>()
             .join(", ")
     };
     ToolError::invalid_arguments(format!(
         "`{}` is outside the client's roots ({listed}); the client narrowed what this server \
          may show",
-        shown.display()
+        path_text(shown)
     ))
 }
 
@@ -513,12 +523,12 @@ fn non_file(shown: &Path, kind: &str) -> ToolError {
     if kind == "directory" {
         return ToolError::invalid_arguments(format!(
             "`{}` is a directory; files_list or files_tree show what is in it",
-            shown.display()
+            path_text(shown)
         ));
     }
     ToolError::invalid_arguments(format!(
         "`{}` is a {}, not a regular file; only regular files are read",
-        shown.display(),
+        path_text(shown),
         kind.replace('_', " ")
     ))
 }
@@ -527,7 +537,7 @@ fn escapes(shown: &Path) -> ToolError {
     ToolError::invalid_arguments(format!(
         "`{}` leads outside its root (through `..` or a symlink); only what is inside a root \
          is readable",
-        shown.display()
+        path_text(shown)
     ))
 }
 
@@ -535,40 +545,47 @@ fn escapes(shown: &Path) -> ToolError {
 pub fn explain(shown: &Path, error: io::Error) -> ToolError {
     match error.raw_os_error() {
         Some(code) if code == rustix::io::Errno::NOENT.raw_os_error() => {
-            ToolError::not_found(format!("`{}` does not exist", shown.display()))
+            ToolError::not_found(format!("`{}` does not exist", path_text(shown)))
         }
         Some(code) if code == rustix::io::Errno::NOTDIR.raw_os_error() => {
             ToolError::not_found(format!(
                 "`{}`: a component of the path is not a directory",
-                shown.display()
+                path_text(shown)
             ))
         }
         Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
             ToolError::invalid_arguments(format!(
                 "`{}` goes through a symlink loop (or too many symlinks)",
-                shown.display()
+                path_text(shown)
             ))
         }
         Some(code) if code == rustix::io::Errno::XDEV.raw_os_error() => escapes(shown),
         Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => {
             ToolError::failed(format!(
                 "`{}`: permission denied to this server's user",
-                shown.display()
+                path_text(shown)
             ))
         }
         Some(code) if code == rustix::io::Errno::NAMETOOLONG.raw_os_error() => {
             ToolError::invalid_arguments(format!(
                 "`{}`: a name in the path is too long",
-                shown.display()
+                path_text(shown)
             ))
         }
         // cap-std's own resolution reports an escape as a PermissionDenied error of its own.
         None if error.kind() == io::ErrorKind::PermissionDenied => escapes(shown),
-        _ => ToolError::failed(format!("`{}`: {error}", shown.display())),
+        _ => ToolError::failed(format!("`{}`: {error}", path_text(shown))),
     }
 }
 
-/// A file name as UTF-8 for answers; invalid bytes are written `\xNN`.
-pub fn name_text(name: &std::ffi::OsStr) -> String {
-    super::text::escape_invalid(name.as_bytes())
+/// A file name as answers show it, in text and structured alike: controls, bidi characters
+/// and invalid UTF-8 bytes escaped, a backslash doubled (`render::bytes_text`), so the
+/// name is one visible line and the file tools accept it back as it is.
+pub fn name_text(name: &OsStr) -> String {
+    render::bytes_text(name.as_bytes())
+}
+
+/// A path as answers show it: the same escape as [`name_text`].
+pub fn path_text(path: &Path) -> String {
+    render::bytes_text(path.as_os_str().as_bytes())
 }

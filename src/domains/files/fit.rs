@@ -47,11 +47,12 @@ fn answer_len<T: Serialize + Render>(answer: &T) -> u64 {
     (structured + answer.render_text().len()) as u64
 }
 
-/// The note for an answer held below what was asked.
-pub fn held_note(budget: u64, max_output_bytes: u64) -> String {
+/// The note for an answer whose read the output cap held to `budget` bytes of the
+/// `max_bytes` asked, for a caller to say only when that budget is what stopped the read.
+pub fn held_note(budget: u64, max_bytes: u64, max_output_bytes: u64) -> String {
     format!(
-        "held to {budget} bytes so the answer fits limits.max_output_bytes ({max_output_bytes}); \
-         continue from where it ends"
+        "held to {budget} of the {max_bytes} bytes asked so the answer fits \
+         limits.max_output_bytes ({max_output_bytes}); continue from where it ends"
     )
 }
 

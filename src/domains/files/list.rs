@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Roots, kind_of, name_text};
+use super::confine::{Roots, kind_of, name_text, path_text};
 use super::stat::time_of;
 use crate::domains::paging::PageRequest;
 use crate::domains::users::{Table, UserNames, name_of};
@@ -50,7 +50,8 @@ pub enum SortKey {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListArguments {
-    /// Absolute path of a directory inside a root.
+    /// Absolute path of a directory inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// name (default, A to Z), size (largest first), modified (newest first), none.
     pub sort: Option<SortKey>,
@@ -92,12 +93,18 @@ pub struct Listing {
 
 impl Render for Listing {
     fn render_text(&self) -> String {
-        let mut lines = vec![format!("{}: {} entries", self.path, self.total)];
+        // Names, paths and targets are already in their escaped form (`name_text`); the owner
+        // comes from the host's user database.
+        let mut lines = vec![format!(
+            "{}: {}",
+            self.path,
+            render::count(self.total, "entry", "entries")
+        )];
         for entry in &self.entries {
             let mut line = format!(
                 "{} {} {} {} {}",
                 entry.mode,
-                entry.owner,
+                render::text(&entry.owner),
                 render::bytes(entry.size_bytes),
                 entry
                     .modified
@@ -116,6 +123,11 @@ impl Render for Listing {
         if let Some(cursor) = &self.next_cursor {
             lines.push(format!("more: cursor {cursor}"));
         }
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| render::sentence(note).into_owned()),
+        );
         lines.join("\n")
     }
 }
@@ -135,7 +147,7 @@ pub fn describe(dir: &cap_std::fs::Dir, name: &std::ffi::OsStr, users: &Table) -
         symlink_target: (kind == "symlink")
             .then(|| dir.read_link_contents(name).ok())
             .flatten()
-            .map(|target| target.display().to_string()),
+            .map(|target| path_text(&target)),
     })
 }
 
@@ -158,7 +170,7 @@ impl DirectoryLister {
             MAX_LIMIT,
         )?;
         let (located, dir) = self.roots.open_dir(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let hidden = arguments.hidden == Some(true);
         let mut names: Vec<std::ffi::OsString> = dir
             .entries()

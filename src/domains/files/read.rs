@@ -6,8 +6,9 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::Roots;
+use super::confine::{Roots, path_text};
 use super::{fit, text};
+use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
@@ -36,7 +37,8 @@ const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadArguments {
-    /// Absolute path of a file inside a root.
+    /// Absolute path of a file inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// First line to return, counting from 1. Not with `offset`.
     #[schemars(range(min = 1))]
@@ -85,14 +87,15 @@ impl Render for FileContent {
             self.path, self.offset, end, self.size_bytes
         );
         if let Some(lines) = self.total_lines {
-            header.push_str(&format!(", {lines} lines"));
+            header.push_str(&format!(", {}", render::count(lines, "line", "lines")));
         }
         if let Some(next) = self.next_line {
             header.push_str(&format!("; more from start_line {next}"));
         } else if let Some(next) = self.next_offset {
             header.push_str(&format!("; more from offset {next}"));
         }
-        format!("{header}\n{}", self.content)
+        // The path is already escaped; the content is shown as it is, its newlines kept.
+        format!("{header}\n{}", render::block(&self.content))
     }
 }
 
@@ -122,28 +125,36 @@ impl FileReader {
         }
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
+        let mut budget_stopped = false;
         let (mut content, budget) =
             fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
-                self.read_at_most(arguments, scope, budget, notes.clone())
+                let (content, stopped) =
+                    self.read_at_most(arguments, scope, budget, notes.clone())?;
+                budget_stopped = stopped;
+                Ok(content)
             })?;
-        if budget < max_bytes && (content.next_line.is_some() || content.next_offset.is_some()) {
+        // Only when the smaller budget is what stopped the read: `lines` or the end of the
+        // file stopping it first held nothing back.
+        if budget < max_bytes && budget_stopped {
             content
                 .notes
-                .push(fit::held_note(budget, self.max_output_bytes));
+                .push(fit::held_note(budget, max_bytes, self.max_output_bytes));
         }
         Ok(content)
     }
 
-    /// One read of at most `max_bytes`.
+    /// One read of at most `max_bytes` (a little more only when `max_bytes` is smaller than
+    /// the one character it would split), cut between characters. Also says whether the
+    /// byte budget is what stopped it (more was there to read).
     fn read_at_most(
         &self,
         arguments: &ReadArguments,
         scope: &ClientRoots,
         max_bytes: u64,
         mut notes: Vec<String>,
-    ) -> Result<FileContent, ToolError> {
+    ) -> Result<(FileContent, bool), ToolError> {
         let (located, file) = self.roots.open_file(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let size = file
             .metadata()
             .map_err(|error| ToolError::failed(format!("`{shown}`: {error}")))?
@@ -152,6 +163,7 @@ impl FileReader {
         let failed = |error: std::io::Error| ToolError::failed(format!("`{shown}`: {error}"));
 
         let by_lines = arguments.offset.is_none();
+        let mut budget_stopped = false;
         let (offset, bytes, start_line, next_line) = if by_lines {
             let start_line = arguments.start_line.unwrap_or(1);
             let mut reader = BufReader::with_capacity(64 * 1024, &mut file);
@@ -166,7 +178,7 @@ impl FileReader {
                 }
                 let mut line = Vec::new();
                 let read = (&mut reader)
-                    .take(max_bytes + 1)
+                    .take(max_bytes + 1 + text::LOOKAHEAD)
                     .read_until(b'\n', &mut line)
                     .map_err(failed)?;
                 if read == 0 {
@@ -174,14 +186,19 @@ impl FileReader {
                 }
                 if (bytes.len() + line.len()) as u64 > max_bytes {
                     if taken == 0 {
-                        // One line longer than the whole budget: give its start.
-                        bytes.extend_from_slice(&line[..max_bytes as usize]);
+                        // One line longer than the whole budget: give its start, cut
+                        // between characters.
+                        let cut = text::cut_before(&line, max_bytes as usize);
+                        bytes.extend_from_slice(&line[..cut]);
                         notes.push(format!(
-                            "line {start_line} is longer than max_bytes ({max_bytes}); read \
-                             the rest by offset"
+                            "line {start_line} is longer than the {} this answer holds; read \
+                             the rest by offset {}",
+                            render::count(max_bytes, "byte", "bytes"),
+                            offset + cut as u64
                         ));
                     }
                     more = true;
+                    budget_stopped = true;
                     break;
                 }
                 bytes.extend_from_slice(&line);
@@ -195,9 +212,13 @@ impl FileReader {
             if offset < size {
                 file.seek(SeekFrom::Start(offset)).map_err(failed)?;
                 (&mut file)
-                    .take(max_bytes)
+                    .take(max_bytes + text::LOOKAHEAD)
                     .read_to_end(&mut bytes)
                     .map_err(failed)?;
+                if bytes.len() as u64 > max_bytes {
+                    bytes.truncate(text::cut_before(&bytes, max_bytes as usize));
+                    budget_stopped = offset + (bytes.len() as u64) < size;
+                }
             }
             (offset, bytes, None, None)
         };
@@ -212,7 +233,7 @@ impl FileReader {
         let total_lines = (size <= COUNT_LINES_UP_TO)
             .then(|| count_lines(&mut file).ok())
             .flatten();
-        Ok(FileContent {
+        let content = FileContent {
             path: shown,
             size_bytes: size,
             total_lines,
@@ -224,7 +245,8 @@ impl FileReader {
             next_line,
             next_offset,
             notes,
-        })
+        };
+        Ok((content, budget_stopped))
     }
 }
 

@@ -31,7 +31,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Refusal, Root, Roots, name_text};
+use super::confine::{Refusal, Root, Roots, name_text, path_text};
 use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
@@ -90,7 +90,8 @@ const NOTE_EXAMPLES: usize = 3;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchArguments {
-    /// Absolute path of the directory to search, inside a root.
+    /// Absolute path of the directory to search, inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// A glob over file names (`*.conf`), or over the path below `path` when it has a `/`.
     pub name: Option<String>,
@@ -149,21 +150,28 @@ impl Render for SearchResults {
             .results
             .iter()
             .map(|hit| match (hit.line, &hit.text) {
-                (Some(line), Some(text)) => format!("{}:{line}: {text}", hit.path),
+                // The path is already escaped; the matching line is the file's own text.
+                (Some(line), Some(text)) => {
+                    format!("{}:{line}: {}", hit.path, render::text(text))
+                }
                 _ => hit.path.clone(),
             })
             .collect();
         lines.push(format!(
-            "{} results in {} files searched{}",
-            self.results.len(),
-            self.files_searched,
+            "{} in {}{}",
+            render::count(self.results.len(), "result", "results"),
+            render::count(self.files_searched, "file searched", "files searched"),
             if self.stopped_early {
                 " (stopped early)"
             } else {
                 ""
             }
         ));
-        lines.extend(self.notes.iter().cloned());
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| render::sentence(note).into_owned()),
+        );
         lines.join("\n")
     }
 }
@@ -288,7 +296,7 @@ impl FileSearcher {
             hidden: arguments.hidden == Some(true),
             gitignore: arguments.gitignore == Some(true),
             answer: SearchResults {
-                path: located.shown.display().to_string(),
+                path: path_text(&located.shown),
                 ..SearchResults::default()
             },
             skipped: Skipped::default(),
@@ -513,9 +521,13 @@ impl Search<'_> {
                 self.answer.files_searched as f64,
                 None,
                 format!(
-                    "{} files searched, {} results",
-                    self.answer.files_searched,
-                    self.answer.results.len()
+                    "{}, {}",
+                    render::count(
+                        self.answer.files_searched,
+                        "file searched",
+                        "files searched"
+                    ),
+                    render::count(self.answer.results.len(), "result", "results")
                 ),
             );
         }
@@ -601,8 +613,8 @@ impl Search<'_> {
             self.skip_ignore_file(
                 &path,
                 format!(
-                    "its {} rules ({}) would take the search past {} of rules",
-                    rules.len(),
+                    "its {} ({}) would take the search past {} of rules",
+                    render::count(rules.len(), "rule", "rules"),
                     render::bytes(rule_bytes as u64),
                     render::bytes(MAX_IGNORE_RULE_BYTES as u64)
                 ),
@@ -646,23 +658,24 @@ impl Search<'_> {
         }
         if count > NOTE_EXAMPLES {
             answer.notes.push(format!(
-                "{} more ignore files skipped likewise",
-                count - NOTE_EXAMPLES
+                "{} more skipped likewise",
+                render::count(count - NOTE_EXAMPLES, "ignore file", "ignore files")
             ));
         }
         if skipped.ignore_budget > 0 {
             answer.notes.push(format!(
-                "{} ignore files not read: one search reads at most {MAX_IGNORE_FILES} of \
-                 them, {} in all; their rules were not applied",
-                skipped.ignore_budget,
+                "{} not read: one search reads at most {MAX_IGNORE_FILES} of them, {} in \
+                 all; their rules were not applied",
+                render::count(skipped.ignore_budget, "ignore file", "ignore files"),
                 render::bytes(MAX_IGNORE_BYTES)
             ));
         }
         if skipped.too_deep > 0 {
             answer.notes.push(format!(
-                "{} directories more than {MAX_DEPTH} levels down were not searched; search \
-                 from a deeper directory",
-                skipped.too_deep
+                "{} more than {MAX_DEPTH} levels down {} not searched; search from a deeper \
+                 directory",
+                render::count(skipped.too_deep, "directory", "directories"),
+                if skipped.too_deep == 1 { "was" } else { "were" }
             ));
         }
         for dir in skipped.crowded_dirs.iter().take(NOTE_EXAMPLES) {
@@ -673,22 +686,22 @@ impl Search<'_> {
         }
         if skipped.waiting_dirs > 0 {
             answer.notes.push(format!(
-                "{} directories were not searched (at most {MAX_WAITING_DIRS} wait at once); \
-                 narrow the directory",
-                skipped.waiting_dirs
+                "{} not searched (at most {MAX_WAITING_DIRS} wait at once); narrow the \
+                 directory",
+                render::count(skipped.waiting_dirs, "directory", "directories")
             ));
         }
         if skipped.long_lines > 0 {
             answer.notes.push(format!(
-                "{} files skipped at a line longer than {}",
-                skipped.long_lines,
+                "{} skipped at a line longer than {}",
+                render::count(skipped.long_lines, "file", "files"),
                 render::bytes(MAX_LINE_BYTES as u64)
             ));
         }
         if answer.hardlinks_skipped > 0 {
             answer.notes.push(format!(
-                "{} files with more than one hard link skipped (files.refuse_hardlinks)",
-                answer.hardlinks_skipped
+                "{} with more than one hard link skipped (files.refuse_hardlinks)",
+                render::count(answer.hardlinks_skipped, "file", "files")
             ));
         }
         self.answer

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::confine::{Roots, kind_of};
+use super::confine::{Roots, kind_of, path_text};
 use crate::domains::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{
@@ -34,7 +34,8 @@ pub static FILES_STAT: Declaration = Declaration {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatArguments {
-    /// Absolute path inside a root.
+    /// Absolute path inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// Also hash the file's content (regular files up to files.max_hash_bytes).
     pub sha256: Option<bool>,
@@ -78,7 +79,7 @@ impl Render for FileStat {
             self.kind,
             render::bytes(self.size_bytes),
             self.mode,
-            self.owner
+            render::text(&self.owner)
         );
         if let Some(modified) = self.modified {
             text.push_str(&format!(" modified {}", modified.to_rfc3339()));
@@ -114,7 +115,7 @@ impl FileInspector {
     ) -> Result<FileStat, ToolError> {
         use cap_std::fs::MetadataExt;
         let (located, metadata, target) = self.roots.symlink_metadata(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let kind = kind_of(&metadata);
         let mut notes = Vec::new();
         let sha256 = if arguments.sha256 == Some(true) {
@@ -158,7 +159,7 @@ impl FileInspector {
             changed: time_of(metadata.ctime(), metadata.ctime_nsec()),
             inode: metadata.ino(),
             links: metadata.nlink(),
-            symlink_target: target.map(|target| target.display().to_string()),
+            symlink_target: target.map(|target| path_text(&target)),
             sha256,
             notes,
         })

@@ -8,9 +8,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::Roots;
+use super::confine::{Roots, path_text};
 use super::read::{binary, bounded_bytes};
 use super::{fit, text};
+use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
@@ -39,7 +40,8 @@ const BLOCK: u64 = 64 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TailArguments {
-    /// Absolute path of a file inside a root.
+    /// Absolute path of a file inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// How many lines from the end (default 50, at most 10,000).
     #[schemars(range(min = 1, max = 10000))]
@@ -72,13 +74,18 @@ pub struct FileTail {
 
 impl Render for FileTail {
     fn render_text(&self) -> String {
+        // The path is already escaped; the content is shown as it is, its newlines kept.
         let mut text = format!(
-            "{}: last {} lines (from byte {} of {})\n{}",
-            self.path, self.lines_returned, self.offset, self.size_bytes, self.content
+            "{}: last {} (from byte {} of {})\n{}",
+            self.path,
+            render::count(self.lines_returned, "line", "lines"),
+            self.offset,
+            self.size_bytes,
+            render::block(&self.content)
         );
         if let Some(appended) = &self.appended {
             text.push_str("--- appended while following ---\n");
-            text.push_str(appended);
+            text.push_str(&render::block(appended));
         }
         text
     }
@@ -116,22 +123,32 @@ impl FileTailer {
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
         let mut opened = None;
         let (mut tail, budget) = fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
+            // With the max_bytes the caller gave; a smaller budget is the output cap's doing,
+            // and the held note below says that instead.
+            let short = (budget == max_bytes).then(|| {
+                format!(
+                    "max_bytes ({max_bytes}) holds fewer than {}; files_read reads earlier \
+                     parts",
+                    render::count(wanted, "line", "lines")
+                )
+            });
             let (tail, file) =
-                self.tail_at_most(arguments, scope, wanted, budget, notes.clone())?;
+                self.tail_at_most(arguments, scope, wanted, budget, notes.clone(), short)?;
             opened = Some(file);
             Ok(tail)
         })?;
         let mut opened = opened.ok_or_else(|| ToolError::failed("the tail was never read"))?;
         if budget < max_bytes && tail.offset > 0 && tail.lines_returned < wanted {
             tail.notes
-                .push(fit::held_note(budget, self.max_output_bytes));
+                .push(fit::held_note(budget, max_bytes, self.max_output_bytes));
         }
         // What a follow appends shares the answer with what was read.
         opened.max_bytes = budget.saturating_sub(tail.content.len() as u64);
         Ok((tail, opened))
     }
 
-    /// One backwards read of at most `max_bytes`.
+    /// One backwards read of at most `max_bytes`, starting between characters; `short` is
+    /// noted when `max_bytes` holds fewer lines than wanted.
     fn tail_at_most(
         &self,
         arguments: &TailArguments,
@@ -139,9 +156,10 @@ impl FileTailer {
         wanted: u64,
         max_bytes: u64,
         mut notes: Vec<String>,
+        short: Option<String>,
     ) -> Result<(FileTail, Opened), ToolError> {
         let (located, file) = self.roots.open_file(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let mut file = file.into_std();
         let failed = |error: std::io::Error| ToolError::failed(format!("`{shown}`: {error}"));
         let size = file.metadata().map_err(failed)?.len();
@@ -184,10 +202,19 @@ impl FileTailer {
             if let Some(first) = window[..body_end].iter().position(|byte| *byte == b'\n') {
                 cut = first + 1;
             }
-            notes.push(format!(
-                "max_bytes ({max_bytes}) holds fewer than {wanted} lines; files_read reads \
-                 earlier parts"
-            ));
+            notes.extend(short);
+        }
+        if cut == 0 && start > 0 {
+            // No line end to start at: start after the character the window's first byte
+            // falls inside, if it does (its lead bytes are just before the window).
+            let before = start.min(text::LOOKAHEAD);
+            let mut edge = vec![0u8; before as usize];
+            file.seek(SeekFrom::Start(start - before)).map_err(failed)?;
+            file.read_exact(&mut edge).map_err(failed)?;
+            edge.extend(window.iter().take(text::LOOKAHEAD as usize));
+            if let Some((_, end)) = text::split_char(&edge, before as usize) {
+                cut = (end - before as usize).min(window.len());
+            }
         }
         let content = &window[cut..];
         let offset = start + cut as u64;

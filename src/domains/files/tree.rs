@@ -13,7 +13,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::confine::{Root, Roots, name_text};
+use super::confine::{Root, Roots, name_text, path_text};
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
 };
@@ -37,7 +37,8 @@ pub static FILES_TREE: Declaration = Declaration {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TreeArguments {
-    /// Absolute path of a directory inside a root.
+    /// Absolute path of a directory inside a root, written as answers print names
+    /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
     /// Levels below the directory (default 3, at most 10).
     #[schemars(range(min = 1, max = 10))]
@@ -120,7 +121,7 @@ impl TreeBuilder {
         let budget = arguments.max_entries.unwrap_or(200).clamp(1, 5000) as usize;
         let hidden = arguments.hidden == Some(true);
         let (located, dir) = self.roots.open_dir(&arguments.path, scope)?;
-        let shown = located.shown.display().to_string();
+        let shown = path_text(&located.shown);
         let mut root = TreeNode {
             name: shown.clone(),
             kind: "directory",

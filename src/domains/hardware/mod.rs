@@ -216,17 +216,23 @@ impl Render for HardwareInfo {
             let caches: Vec<String> = cpu
                 .caches
                 .iter()
-                .map(|cache| format!("{} {}", cache.name, render::bytes(cache.size_bytes)))
+                .map(|cache| {
+                    format!(
+                        "{} {}",
+                        render::text(&cache.name),
+                        render::bytes(cache.size_bytes)
+                    )
+                })
                 .collect();
             lines.push(format!(
-                "cpu {} {}: {} sockets, {} cores, {} threads; {}; flags {}",
-                cpu.vendor,
-                cpu.model,
-                cpu.sockets,
-                cpu.cores,
-                cpu.threads,
+                "cpu {} {}: {}, {}, {}; {}; flags {}",
+                render::text(&cpu.vendor),
+                render::text(&cpu.model),
+                render::count(cpu.sockets, "socket", "sockets"),
+                render::count(cpu.cores, "core", "cores"),
+                render::count(cpu.threads, "thread", "threads"),
                 caches.join(", "),
-                cpu.notable_flags.join(" ")
+                render::join(&cpu.notable_flags, " ")
             ));
         }
         if let Some(memory) = &self.memory {
@@ -235,26 +241,26 @@ impl Render for HardwareInfo {
         for disk in self.block_devices.iter().flatten() {
             lines.push(format!(
                 "block {} {}{}{}",
-                disk.name,
+                render::text(&disk.name),
                 render::bytes(disk.size_bytes),
                 if disk.rotational { " rotational" } else { "" },
                 disk.model
                     .as_ref()
-                    .map(|m| format!(" {m}"))
+                    .map(|m| format!(" {}", render::text(m)))
                     .unwrap_or_default()
             ));
         }
         for device in self.pci_devices.iter().flatten() {
             lines.push(format!(
                 "pci {} {}: {} {}{}",
-                device.address,
-                device.class.as_deref().unwrap_or(&device.class_id),
-                device.vendor.as_deref().unwrap_or(&device.vendor_id),
-                device.device.as_deref().unwrap_or(&device.device_id),
+                render::text(&device.address),
+                render::text(device.class.as_deref().unwrap_or(&device.class_id)),
+                render::text(device.vendor.as_deref().unwrap_or(&device.vendor_id)),
+                render::text(device.device.as_deref().unwrap_or(&device.device_id)),
                 device
                     .driver
                     .as_ref()
-                    .map(|d| format!(" [{d}]"))
+                    .map(|d| format!(" [{}]", render::text(d)))
                     .unwrap_or_default()
             ));
         }
@@ -263,16 +269,18 @@ impl Render for HardwareInfo {
                 "usb {:03}:{:03} {}:{} {} {}",
                 device.bus,
                 device.device,
-                device.vendor_id,
-                device.product_id,
-                device.manufacturer.as_deref().unwrap_or(""),
-                device.product.as_deref().unwrap_or("")
+                render::text(&device.vendor_id),
+                render::text(&device.product_id),
+                render::text(device.manufacturer.as_deref().unwrap_or("")),
+                render::text(device.product.as_deref().unwrap_or(""))
             ));
         }
         for sensor in self.sensors.iter().flatten() {
             let mut line = format!(
                 "sensor {} {} {}°C",
-                sensor.chip, sensor.label, sensor.celsius
+                render::text(&sensor.chip),
+                render::text(&sensor.label),
+                sensor.celsius
             );
             if let Some(critical) = sensor.critical_celsius {
                 line.push_str(&format!(" (critical {critical}°C)"));
@@ -282,12 +290,16 @@ impl Render for HardwareInfo {
         for gpu in self.gpus.iter().flatten() {
             lines.push(format!(
                 "gpu {} {} {}",
-                gpu.card,
-                gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id),
-                gpu.model.as_deref().unwrap_or(&gpu.device_id)
+                render::text(&gpu.card),
+                render::text(gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id)),
+                render::text(gpu.model.as_deref().unwrap_or(&gpu.device_id))
             ));
         }
-        lines.extend(self.notes.iter().map(|note| format!("({note})")));
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| format!("({})", render::sentence(note))),
+        );
         lines.join("\n")
     }
 }

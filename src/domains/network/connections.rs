@@ -20,6 +20,7 @@ use super::socket_table::{self, Socket};
 use crate::config::HostConfig;
 use crate::domains::paging::PageRequest;
 use crate::domains::users::{UserNames, name_of};
+use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
 pub static NETWORK_CONNECTIONS: Declaration = Declaration {
@@ -120,7 +121,7 @@ impl Render for NetworkConnections {
                     endpoint(&c.remote_address, c.remote_port)
                 };
                 let owner = match (&c.process, c.pid) {
-                    (Some(process), Some(pid)) => format!(" {process}[{pid}]"),
+                    (Some(process), Some(pid)) => format!(" {}[{pid}]", render::text(process)),
                     _ => String::new(),
                 };
                 format!(
@@ -129,7 +130,7 @@ impl Render for NetworkConnections {
                     c.state,
                     endpoint(&c.local_address, c.local_port),
                     remote,
-                    c.user
+                    render::text(&c.user)
                 )
             })
             .collect();
@@ -140,7 +141,11 @@ impl Render for NetworkConnections {
                 self.total
             ));
         }
-        lines.extend(self.notes.iter().map(|note| format!("({note})")));
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| format!("({})", render::sentence(note))),
+        );
         lines.join("\n")
     }
 }

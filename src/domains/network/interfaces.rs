@@ -93,15 +93,21 @@ impl Render for NetworkInterfaces {
             .interfaces
             .iter()
             .map(|nic| {
-                let mut line = format!("{} {} mtu {}", nic.name, nic.state, nic.mtu);
+                // Names, aliases and labels are whatever an administrator set.
+                let mut line = format!(
+                    "{} {} mtu {}",
+                    render::text(&nic.name),
+                    render::text(&nic.state),
+                    nic.mtu
+                );
                 if let Some(mac) = &nic.mac {
-                    line.push_str(&format!(" {mac}"));
+                    line.push_str(&format!(" {}", render::text(mac)));
                 }
                 for address in &nic.addresses {
                     line.push(' ');
-                    line.push_str(address);
+                    line.push_str(&render::text(address));
                     if let Some(label) = nic.labels.get(address) {
-                        line.push_str(&format!(" ({label})"));
+                        line.push_str(&format!(" ({})", render::text(label)));
                     }
                 }
                 line.push_str(&format!(
@@ -119,7 +125,11 @@ impl Render for NetworkInterfaces {
                 let errors = nic.rx_errors + nic.tx_errors;
                 let drops = nic.rx_dropped + nic.tx_dropped;
                 if errors + drops > 0 {
-                    line.push_str(&format!(", {errors} errors, {drops} drops"));
+                    line.push_str(&format!(
+                        ", {}, {}",
+                        render::count(errors, "error", "errors"),
+                        render::count(drops, "drop", "drops")
+                    ));
                 }
                 line
             })

@@ -91,9 +91,14 @@ impl Render for NetworkRoutes {
                 let mut line = match &route.gateway {
                     Some(gateway) => format!(
                         "{} via {gateway} dev {}",
-                        route.destination, route.interface
+                        route.destination,
+                        crate::render::text(&route.interface)
                     ),
-                    None => format!("{} dev {}", route.destination, route.interface),
+                    None => format!(
+                        "{} dev {}",
+                        route.destination,
+                        crate::render::text(&route.interface)
+                    ),
                 };
                 if route.metric > 0 {
                     line.push_str(&format!(" metric {}", route.metric));
@@ -104,14 +109,18 @@ impl Render for NetworkRoutes {
                 line
             })
             .collect();
-        let mut dns = format!("dns {}", self.dns.nameservers.join(" "));
+        // resolv.conf is the host's text.
+        let mut dns = format!("dns {}", crate::render::join(&self.dns.nameservers, " "));
         if !self.dns.search.is_empty() {
-            dns.push_str(&format!(" search {}", self.dns.search.join(" ")));
+            dns.push_str(&format!(
+                " search {}",
+                crate::render::join(&self.dns.search, " ")
+            ));
         }
         if !self.dns.upstream_nameservers.is_empty() {
             dns.push_str(&format!(
                 " (upstream {})",
-                self.dns.upstream_nameservers.join(" ")
+                crate::render::join(&self.dns.upstream_nameservers, " ")
             ));
         }
         lines.push(dns);

@@ -164,25 +164,33 @@ impl Render for ProcessDetails {
     fn render_text(&self) -> String {
         let mut lines = vec![format!(
             "{} {} ({}) user {} started {}, ppid {}",
-            self.pid, self.name, self.state, self.user, self.start_time, self.ppid
+            self.pid,
+            render::text(&self.name),
+            self.state,
+            render::text(&self.user),
+            self.start_time,
+            self.ppid
         )];
         if !self.command_line.is_empty() {
-            lines.push(format!("command: {}", self.command_line.join(" ")));
+            lines.push(format!(
+                "command: {}",
+                render::join(&self.command_line, " ")
+            ));
         }
         if let Some(exe) = &self.exe {
-            lines.push(format!("exe: {exe}"));
+            lines.push(format!("exe: {}", render::text(exe)));
         }
         if let Some(cwd) = &self.cwd {
-            lines.push(format!("cwd: {cwd}"));
+            lines.push(format!("cwd: {}", render::text(cwd)));
         }
         lines.push(format!(
-            "cpu {}% ({}s user, {}s system); rss {}, virtual {}; {} threads",
+            "cpu {}% ({}s user, {}s system); rss {}, virtual {}; {}",
             self.cpu.percent,
             self.cpu.user_seconds,
             self.cpu.system_seconds,
             render::bytes(self.memory.rss_bytes),
             render::bytes(self.memory.virtual_bytes),
-            self.threads
+            render::count(self.threads, "thread", "threads")
         ));
         if let Some(files) = &self.open_files {
             match files.limit {
@@ -198,16 +206,16 @@ impl Render for ProcessDetails {
             ));
         }
         if let Some(container) = &self.container_id {
-            lines.push(format!("container {container}"));
+            lines.push(format!("container {}", render::text(container)));
         }
         for cgroup in &self.cgroups {
             if cgroup.controllers.is_empty() {
-                lines.push(format!("cgroup {}", cgroup.path));
+                lines.push(format!("cgroup {}", render::text(&cgroup.path)));
             } else {
                 lines.push(format!(
                     "cgroup {}: {}",
-                    cgroup.controllers.join(","),
-                    cgroup.path
+                    render::join(&cgroup.controllers, ","),
+                    render::text(&cgroup.path)
                 ));
             }
         }
@@ -217,9 +225,9 @@ impl Render for ProcessDetails {
         }
         if let Some(environment) = &self.environment {
             lines.extend(
-                environment
-                    .iter()
-                    .map(|(key, value)| format!("env {key}={value}")),
+                environment.iter().map(|(key, value)| {
+                    format!("env {}={}", render::text(key), render::text(value))
+                }),
             );
         }
         if self.state == table::state_name('Z') {

@@ -211,7 +211,11 @@ impl Render for ProcessList {
         if self.cpu_basis == CpuBasis::SinceStart {
             lines.push("(CPU % since each process started; ask again for current use)".into());
         }
-        lines.extend(self.notes.iter().map(|note| format!("({note})")));
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| format!("({})", render::sentence(note))),
+        );
         lines.join("\n")
     }
 }
@@ -219,7 +223,7 @@ impl Render for ProcessList {
 fn render_row(row: &ProcessRow) -> String {
     let mut parts = vec![row.pid.to_string()];
     if let Some(user) = &row.user {
-        parts.push(user.clone());
+        parts.push(render::text(user).into_owned());
     }
     if let Some(state) = &row.state {
         parts.push(state.clone());
@@ -234,7 +238,7 @@ fn render_row(row: &ProcessRow) -> String {
         parts.push(render::bytes(rss));
     }
     if let Some(threads) = row.threads {
-        parts.push(format!("{threads} threads"));
+        parts.push(render::count(threads, "thread", "threads"));
     }
     if let Some(ppid) = row.ppid {
         parts.push(format!("ppid {ppid}"));
@@ -243,16 +247,20 @@ fn render_row(row: &ProcessRow) -> String {
         parts.push(start.clone());
     }
     if let Some(container) = &row.container {
-        parts.push(format!("container {container}"));
+        parts.push(format!("container {}", render::text(container)));
     }
+    // Names and command lines are whatever the process set (argv, prctl): escaped, so a
+    // newline in them cannot start a forged row.
     match (&row.name, &row.command) {
         // A kernel thread's command is its name in brackets: once is enough.
         (Some(name), Some(command)) if *command == format!("[{name}]") => {
-            parts.push(command.clone())
+            parts.push(render::text(command).into_owned())
         }
-        (Some(name), Some(command)) => parts.push(format!("{name}: {command}")),
-        (Some(name), None) => parts.push(name.clone()),
-        (None, Some(command)) => parts.push(command.clone()),
+        (Some(name), Some(command)) => {
+            parts.push(format!("{}: {}", render::text(name), render::text(command)))
+        }
+        (Some(name), None) => parts.push(render::text(name).into_owned()),
+        (None, Some(command)) => parts.push(render::text(command).into_owned()),
         (None, None) => {}
     }
     parts.join(" ")

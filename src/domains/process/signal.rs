@@ -121,7 +121,7 @@ impl Render for SignalSent {
             "sent SIG{} to {} ({}, started {})",
             self.signal.as_str(),
             self.pid,
-            self.name,
+            crate::render::text(&self.name),
             self.start_time
         )
     }

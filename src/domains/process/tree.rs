@@ -69,8 +69,8 @@ impl Render for ProcessTree {
                 "{}{} {} ({})",
                 "  ".repeat(depth),
                 node.pid,
-                node.name,
-                node.user
+                crate::render::text(&node.name),
+                crate::render::text(&node.user)
             );
             if node.hidden > 0 {
                 line.push_str(&format!(" +{} more", node.hidden));

@@ -96,7 +96,7 @@ impl Render for DiskIo {
         for device in &self.devices {
             lines.push(format!(
                 "{} read {}/s ({} IOPS), write {}/s ({} IOPS), {}% busy, {} in flight",
-                device.device,
+                render::text(&device.device),
                 render::bytes(device.read_bytes_per_second),
                 device.reads_per_second,
                 render::bytes(device.write_bytes_per_second),
@@ -107,8 +107,12 @@ impl Render for DiskIo {
         }
         if self.hidden > 0 {
             lines.push(format!(
-                "({} partitions or idle devices hidden; include_partitions / include_idle)",
-                self.hidden
+                "({} hidden; include_partitions / include_idle)",
+                render::count(
+                    self.hidden,
+                    "partition or idle device",
+                    "partitions or idle devices"
+                )
             ));
         }
         lines.join("\n")

@@ -91,9 +91,9 @@ impl Render for DiskUsage {
             .map(|fs| {
                 let mut line = format!(
                     "{} {} {} {} used of {} ({}%), {} available",
-                    fs.mount_point,
-                    fs.device,
-                    fs.fs_type,
+                    render::text(&fs.mount_point),
+                    render::text(&fs.device),
+                    render::text(&fs.fs_type),
                     render::bytes(fs.used_bytes),
                     render::bytes(fs.size_bytes),
                     fs.used_percent,
@@ -110,8 +110,12 @@ impl Render for DiskUsage {
             .collect();
         if self.hidden > 0 {
             lines.push(format!(
-                "({} pseudo, empty or duplicate mounts hidden; include_pseudo=true shows them)",
-                self.hidden
+                "({} hidden; include_pseudo=true shows them)",
+                render::count(
+                    self.hidden,
+                    "pseudo, empty or duplicate mount",
+                    "pseudo, empty or duplicate mounts"
+                )
             ));
         }
         lines.join("\n")

@@ -124,9 +124,9 @@ impl Render for CpuUsage {
         };
         let load = &self.load_average;
         let mut text = format!(
-            "CPU {} ({} CPUs) {basis}; load {:.2} {:.2} {:.2}; {} running, {} blocked",
+            "CPU {} ({}) {basis}; load {:.2} {:.2} {:.2}; {} running, {} blocked",
             render_shares(&self.overall),
-            self.logical_cpus,
+            crate::render::count(self.logical_cpus, "CPU", "CPUs"),
             load.one,
             load.five,
             load.fifteen,

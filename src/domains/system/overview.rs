@@ -116,18 +116,18 @@ impl Render for SystemOverview {
         let root = &self.root_filesystem;
         format!(
             "{host}: {os}, kernel {kernel} {arch}, up {uptime}; \
-             {logical} CPUs ({cores} cores, {model}), load {l1:.2} {l5:.2} {l15:.2}; \
+             {logical} ({cores}, {model}), load {l1:.2} {l5:.2} {l15:.2}; \
              memory {mem_used} used of {mem_total} ({mem_avail} available), \
              swap {swap_used} of {swap_total}; \
-             {mount} {fs_used} used of {fs_size} ({fs_avail} available); {procs} processes",
-            host = self.hostname,
-            os = self.os.pretty_name,
-            kernel = self.kernel,
-            arch = self.arch,
+             {mount} {fs_used} used of {fs_size} ({fs_avail} available); {procs}",
+            host = render::text(&self.hostname),
+            os = render::text(&self.os.pretty_name),
+            kernel = render::text(&self.kernel),
+            arch = render::text(&self.arch),
             uptime = render::duration(self.uptime_seconds),
-            logical = cpu.logical_cpus,
-            cores = cpu.physical_cores,
-            model = cpu.model,
+            logical = render::count(cpu.logical_cpus, "CPU", "CPUs"),
+            cores = render::count(cpu.physical_cores, "core", "cores"),
+            model = render::text(&cpu.model),
             l1 = load.one,
             l5 = load.five,
             l15 = load.fifteen,
@@ -136,11 +136,11 @@ impl Render for SystemOverview {
             mem_avail = render::bytes(memory.available_bytes),
             swap_used = render::bytes(self.swap.used_bytes),
             swap_total = render::bytes(self.swap.total_bytes),
-            mount = root.mount_point,
+            mount = render::text(&root.mount_point),
             fs_used = render::bytes(root.used_bytes),
             fs_size = render::bytes(root.size_bytes),
             fs_avail = render::bytes(root.available_bytes),
-            procs = self.process_count,
+            procs = render::count(self.process_count, "process", "processes"),
         )
     }
 }
