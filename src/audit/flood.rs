@@ -1,9 +1,11 @@
 //! Refused requests are recorded, but a flood of them is summarised instead of written one by
 //! one, so that it cannot fill the log and rotate the records of real actions away.
 //!
-//! Only refusals of requests (event `request` or `auth`: a bad header, a bad credential, an
-//! oversized body, invalid JSON, a slow or oversized header) are counted; tool calls, allowed or
-//! denied, are always written. Within a window of [`WINDOW`], each source (the caller's identity
+//! Only refusals that cost the sender nothing are counted: refused requests (event `request` or
+//! `auth`: a bad header, a bad credential, an oversized body, invalid JSON, an oversized header)
+//! and calls refused by the rate limit (an identity past its budget can send as fast as it
+//! likes). Tool calls that were let through the rate limit — allowed, denied or failed — are
+//! always written: the rate limit bounds them. Within a window of [`WINDOW`], each source (the caller's identity
 //! when it is known, else its address without the port) gets [`PER_SOURCE`] records of each kind
 //! and all sources together [`OVERALL`]; the rest are counted, and one `suppressed` record per
 //! source and kind says how many there were once the window is over. At most [`SOURCES`] sources
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 
-use super::{Entry, Event};
+use super::{Decision, Entry, Event};
 
 /// The window over which refusals are counted.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -71,9 +73,11 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Whether `entry` documents a refused request (as opposed to a tool call or the log itself).
+/// Whether `entry` documents a refusal a flood can repeat at no cost: a refused request, or a
+/// call past its identity's rate limit.
 fn is_refused_request(entry: &Entry) -> bool {
     matches!(entry.event, Some(Event::Request | Event::Auth))
+        || entry.decision == Some(Decision::RateLimited)
 }
 
 /// The kind of refusal: its outcome and the start of its reason (an expired token and a revoked
@@ -187,7 +191,6 @@ impl FloodGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Decision;
 
     fn refusal(remote: &str) -> Entry {
         Entry {
@@ -238,6 +241,29 @@ mod tests {
                 .as_deref()
                 .unwrap_or("")
                 .contains("from 127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn calls_past_the_rate_limit_are_summarised_too() {
+        let mut gate = FloodGate::default();
+        let start = Instant::now();
+        let limited = Entry {
+            event: Some(Event::Call),
+            decision: Some(Decision::RateLimited),
+            outcome: "rate_limited".into(),
+            identity: Some("token:viewer".into()),
+            detail: Some("rate limit: token:viewer may make 60 calls a minute".into()),
+            ..Entry::default()
+        };
+        let written = (0..75_000)
+            .filter(|_| gate.admit(&limited, start) == Verdict::Write)
+            .count();
+        assert_eq!(written, PER_SOURCE as usize);
+        let summaries = gate.due_summaries(start + WINDOW);
+        assert_eq!(
+            summaries[0].suppressed,
+            Some(75_000 - u64::from(PER_SOURCE))
         );
     }
 

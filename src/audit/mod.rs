@@ -465,8 +465,51 @@ mod tests {
         log.record(&entry("after cut")).expect("record after cut");
         let records = records_of(&path);
         assert_eq!(records[0]["outcome"], "truncated", "{records:?}");
-        let report = verify::verify_files(&[path]).expect("verify");
+        let report = verify::verify_files(std::slice::from_ref(&path)).expect("verify");
         assert!(report.to_string().contains("cut"), "{report}");
+
+        // Cut in the middle of its last record: the numbering goes on, never from 1 again.
+        let size = std::fs::metadata(&path).expect("meta").len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(size - 10).expect("cut mid-record");
+        log.record(&entry("after a mid-record cut"))
+            .expect("record");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let notice: Value =
+            serde_json::from_str(text.lines().nth_back(1).expect("notice")).expect("json");
+        assert_eq!(notice["outcome"], "truncated");
+        assert_eq!(notice["seq"], 11, "{notice}");
+        let detail = notice["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("records up to seq 10 were written, it ends in the middle of a record"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn an_emptied_log_does_not_verify() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("audit.jsonl");
+        let log = AuditLog::open(&config(&path, "")).expect("open");
+        drop(log);
+        let first: Value = serde_json::from_str(
+            std::fs::read_to_string(&path)
+                .expect("read")
+                .lines()
+                .next()
+                .expect("a record at once"),
+        )
+        .expect("json");
+        assert_eq!(first["outcome"], "started");
+        std::fs::write(&path, b"").expect("empty it");
+        let report = verify::verify_files(&[path]).expect("verify");
+        assert!(
+            report.to_string().contains("empty: it holds no records"),
+            "{report}"
+        );
     }
 
     #[test]

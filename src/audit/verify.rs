@@ -127,6 +127,17 @@ pub fn verify_files(files: &[PathBuf]) -> std::io::Result<Report> {
             lines.push((path.clone(), index + 1, line.to_string()));
         }
     }
+    if let (true, Some(first)) = (lines.is_empty(), files.first()) {
+        // A log the server opened begins with its `started` record at once: a file without a
+        // single record was emptied.
+        return Ok(broken(
+            first,
+            1,
+            "empty: it holds no records; the server begins every log with a `started` record, \
+             so this one was emptied"
+                .into(),
+        ));
+    }
     let anchor = match files.first() {
         Some(first) => super::writer::read_anchor(&log_of(first))?,
         None => None,

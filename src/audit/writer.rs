@@ -134,9 +134,17 @@ impl Writer {
             file,
             chain: Chain::fresh(),
         };
+        let regular = writer.lock.is_some();
         writer.with_lock(|writer| {
             let size = writer.file.metadata()?.len();
             writer.end = size;
+            if size == 0 && regular {
+                // A log begins with its own record at once, so that an empty file is never a
+                // log: `audit verify` calls an empty file emptied.
+                writer.chain = Chain::fresh();
+                writer.write(&LogNotice::Started.entry(None))?;
+                return Ok(());
+            }
             writer.chain = match last_line(&mut writer.file, size)? {
                 Some(line) => chain_after(&line).ok_or_else(|| {
                     io::Error::new(
@@ -214,7 +222,8 @@ impl Writer {
                 // Another writer rotated (its new file starts with a `rotated` record) or appended
                 // since: continue from its last record.
                 Some(line) => {
-                    self.chain = chain_after(&line).unwrap_or_else(|| chain_after_garbage(&line));
+                    self.chain =
+                        chain_after(&line).unwrap_or_else(|| chain_after_garbage(&line, &known));
                     Ok(None)
                 }
                 None => {
@@ -240,9 +249,22 @@ impl Writer {
         let before = self.end;
         let known = self.chain.clone();
         self.end = size;
+        let mut what_is_left = "nothing is left".to_string();
         match last_line(&mut self.file, size)? {
             Some(line) => {
-                self.chain = chain_after(&line).unwrap_or_else(|| chain_after_garbage(&line));
+                match chain_after(&line) {
+                    Some(chain) => {
+                        what_is_left = format!(
+                            "the last record left is seq {}",
+                            chain.next_seq.saturating_sub(1)
+                        );
+                        self.chain = chain;
+                    }
+                    None => {
+                        what_is_left = "it ends in the middle of a record".into();
+                        self.chain = chain_after_garbage(&line, &known);
+                    }
+                }
                 if !self.ends_with_newline(size)? {
                     // A line cut in the middle: start ours on a line of its own.
                     self.file.write_all(b"\n")?;
@@ -251,11 +273,15 @@ impl Writer {
             }
             None => self.chain = known.clone(),
         }
+        if shrunk && self.chain.next_seq < known.next_seq {
+            // Never hand out a seq twice: the records cut had these numbers.
+            self.chain.next_seq = known.next_seq;
+        }
         Ok(shrunk.then(|| {
             LogNotice::Truncated.entry(Some(format!(
                 "the audit file shrank from {before} to {size} bytes while the server ran: \
-                 records after seq {} were cut",
-                self.chain.next_seq.saturating_sub(1)
+                 records up to seq {} were written, {what_is_left}",
+                known.next_seq.saturating_sub(1)
             )))
         }))
     }
@@ -361,10 +387,10 @@ fn chain_after(line: &[u8]) -> Option<Chain> {
 }
 
 /// After a line that is not a record (cut mid-line): chain to it anyway, so `verify` points at
-/// that line rather than at ours.
-fn chain_after_garbage(line: &[u8]) -> Chain {
+/// that line rather than at ours, and go on numbering from what this writer knew.
+fn chain_after_garbage(line: &[u8], known: &Chain) -> Chain {
     Chain {
-        next_seq: 1,
+        next_seq: known.next_seq,
         prev: hash(line),
     }
 }

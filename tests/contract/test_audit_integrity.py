@@ -80,8 +80,61 @@ def test_a_flood_with_huge_origin_headers_cannot_rotate_real_records_away(binary
     assert len(written) + sum(r["suppressed"] for r in summaries) == 300
     # A long field keeps its head, its length and its hash, never the attacker's megabytes.
     assert all(len(json.dumps(r)) < 4096 for r in refusals)
-    assert "bytes in all, sha256 " in written[0]["detail"]
+    # The refusal quotes 200 characters of the header, escaped, and marks the cut.
+    assert "aaaa…` is not allowed" in written[0]["detail"]
     assert verify(binary, log).returncode == 0
+    # The server's own log quotes no more of the header than the audit record does.
+    assert len(server.log) < 300_000, len(server.log)
+
+
+def test_a_flood_of_calls_past_the_rate_limit_is_summarised(binary):
+    server = start_server(
+        binary, "--http", "127.0.0.1:0",
+        config="[audit]\nmax_bytes = 65536\nkeep = 1\n[limits.per_identity]\nburst = 2\ncalls_per_minute = 1\n",
+    )
+    statuses = [modern_call(server.url, "system_overview", {}, n).status for n in range(400)]
+    assert statuses.count(200) == 2 and statuses.count(429) == 398
+    assert server.stop() == 0
+    log = server.config.parent / "audit.jsonl"
+    assert not Path(f"{log}.1").exists(), "the flood rotated the log"
+    limited = [r for r in audit_records(server.config) if r["decision"] == "rate_limited"]
+    written = [r for r in limited if "suppressed" not in r]
+    assert len(written) == 5
+    assert sum(r.get("suppressed", 0) for r in limited) + len(written) == 398
+    assert all(r["identity"] == "token:test" for r in limited)
+
+
+def test_requests_that_are_not_http_leave_a_record(binary):
+    server = start_server(binary, "--http", "127.0.0.1:0")
+    parsed = urlparse(server.url)
+    for garbage in (b"HELLO WORLD\r\n\r\n", b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"):
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as sock:
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(15)
+            try:
+                while sock.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+    time.sleep(0.3)
+    assert server.stop() == 0
+    malformed = [r for r in audit_records(server.config) if r["outcome"] == "malformed_request"]
+    assert len(malformed) == 3, audit_records(server.config)
+    assert all(r["remote"].startswith("127.0.0.1:") and "HTTP/1.1" in r["detail"] for r in malformed)
+
+
+def test_an_emptied_log_does_not_verify(binary, tmp_path):
+    config = make_config()
+    session = StdioSession(binary, "--config", str(config))
+    session.initialize()
+    assert session.close() == 0
+    log = config.parent / "audit.jsonl"
+    assert json.loads(log.read_text().splitlines()[0])["outcome"] == "started", "a log begins at once"
+    log.write_text("")
+    result = verify(binary, log)
+    assert result.returncode == 1 and "empty: it holds no records" in result.stdout, result.stdout
 
 
 def test_a_log_cut_at_its_start_does_not_verify(binary, tmp_path):
@@ -188,7 +241,10 @@ def test_every_refused_request_leaves_one_record(binary):
 
 def test_several_servers_appending_to_one_log_keep_one_chain(binary, tmp_path):
     log = tmp_path / "shared" / "audit.jsonl"
-    config = make_config(f'[audit]\npath = "{log}"\nmax_bytes = 65536\nkeep = 100\n')
+    config = make_config(
+        f'[audit]\npath = "{log}"\nmax_bytes = 65536\nkeep = 100\n'
+        "[limits.per_identity]\nburst = 1000\ncalls_per_minute = 100000\n"  # every call is let through
+    )
     sessions = [StdioSession(binary, "--config", str(config)) for _ in range(3)]
     for session in sessions:
         session.initialize()

@@ -164,6 +164,15 @@ where
                         "headers_too_large",
                         "431: the request's headers are too large".into(),
                     );
+                } else if error.is_parse() || error.is_parse_status() {
+                    // Not HTTP/1.1 at all (a TLS hello on the plain port, a bad header name, a
+                    // broken Content-Length): hyper has answered 400, or closed.
+                    record(
+                        &audit,
+                        remote,
+                        "malformed_request",
+                        format!("the request could not be parsed as HTTP/1.1: {error}"),
+                    );
                 } else if error.is_timeout() {
                     // Not audited: no request was made, and an idle keep-alive connection ends
                     // the same way as a slow one.

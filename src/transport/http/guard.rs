@@ -226,7 +226,7 @@ impl OriginPolicy {
         if !self.allowed_hosts.is_empty()
             && !self.allowed_hosts.iter().any(|p| p.matches(&host, port))
         {
-            return Err(Refusal::HostNotAllowed(authority.to_string()));
+            return Err(Refusal::HostNotAllowed(quoted(authority.as_str())));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
@@ -234,11 +234,18 @@ impl OriginPolicy {
                 .ok()
                 .is_some_and(|uri| self.allowed_origins.iter().any(|p| p.matches(&uri)));
             if !allowed {
-                return Err(Refusal::OriginNotAllowed(text));
+                return Err(Refusal::OriginNotAllowed(quoted(&text)));
             }
         }
         Ok(())
     }
+}
+
+/// A header value as a refusal quotes it: escaped, and cut to 200 characters. The value is the
+/// sender's, and may be 400 KB of anything; the refusal goes to the server's log, the audit log
+/// and the reply.
+fn quoted(value: &str) -> String {
+    crate::render::cut(&crate::render::text(value), 200)
 }
 
 /// The guard's state: the policy, and the audit log its refusals go to.
