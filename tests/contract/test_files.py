@@ -612,6 +612,55 @@ async def test_descriptors_per_search_are_bounded(binary, tmp_path):
     assert max(counts) - idle < 3 * 70, f"descriptors: idle {idle}, peak {max(counts)}"
 
 
+async def test_many_deep_searches_at_once_leave_descriptors_for_others(binary, tmp_path):
+    """Sixty-four searches at once, each at the 64-level depth bound, held 1,024 descriptors and
+    another caller's files_read failed with "Too many open files". Every file call now reserves
+    what it may hold from one budget (half of the descriptor limit less 128): the searches wait
+    their turn, and every read succeeds."""
+    root = tmp_path / "root"
+    deep = root
+    for _ in range(64):
+        deep = deep / "x"
+    deep.mkdir(parents=True)
+    (deep / "f.txt").write_text("needle\n")
+    (root / "notes.txt").write_text("hello\n")
+    pidfile = tmp_path / "pid"
+    arguments = {"path": str(root), "content": "needle", "timeout_seconds": 60}
+    config = hostile_config(root, local_role="viewer")
+    text = config.read_text().replace("call_timeout_seconds = 10", "call_timeout_seconds = 120")
+    config.write_text(text)
+    async with stdio_session(binary, "--config", str(config), wrapper=traced(pidfile, (1024, 1024))) as session:
+        pid = int(pidfile.read_text())
+        peak = [0]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                try:
+                    peak[0] = max(peak[0], len(os.listdir(f"/proc/{pid}/fd")))
+                except OSError:
+                    pass
+                time.sleep(0.002)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+
+        async def reads():
+            answers = []
+            for _ in range(40):
+                answers.append(await session.call_tool("files_read", {"path": f"{root}/notes.txt"}))
+                await asyncio.sleep(0.02)
+            return answers
+
+        *searches, read_answers = await asyncio.gather(*(call(session, "files_search", arguments) for _ in range(64)), reads())
+        sampling.set()
+        sampler.join()
+    failed = [result.content[0].text for result in read_answers if result.is_error]
+    assert not failed, failed[:3]
+    assert all(answer["files_searched"] == 2 for answer in searches), searches[0]
+    assert peak[0] < 1024 - 64, f"peak {peak[0]} descriptors under a limit of 1,024"
+
+
 async def test_the_server_raises_its_descriptor_soft_limit(binary, tmp_path):
     """Started with a soft RLIMIT_NOFILE of 256 under a hard limit of 4,096, the server raises
     its soft limit to the hard one."""

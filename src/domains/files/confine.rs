@@ -51,6 +51,8 @@ pub struct Roots {
     deny_texts: Vec<String>,
     /// `files.refuse_hardlinks`: regular files with more than one link are not read.
     refuse_hardlinks: bool,
+    /// The descriptors all file calls together may hold.
+    descriptors: super::descriptors::DescriptorBudget,
 }
 
 /// Why a file met in a walk was not opened for reading (or an open of a named path failed):
@@ -111,6 +113,15 @@ pub struct Located<'a> {
 }
 
 impl Roots {
+    /// Reserves `count` descriptors of the budget all file calls share (see
+    /// [`super::descriptors`]); held until the permit is dropped.
+    pub async fn reserve_descriptors(
+        &self,
+        count: u32,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ToolError> {
+        self.descriptors.reserve(count).await
+    }
+
     /// Opens the configured roots; a root that cannot be opened is left out with a warning.
     pub fn open(config: &FilesConfig) -> Self {
         let roots = config
@@ -138,6 +149,7 @@ impl Roots {
             deny: deny.build().unwrap_or_else(|_| GlobSet::empty()),
             deny_texts: config.deny.iter().map(|glob| glob.text.clone()).collect(),
             refuse_hardlinks: config.refuse_hardlinks,
+            descriptors: super::descriptors::DescriptorBudget::from_limit(),
         }
     }
 

@@ -238,6 +238,10 @@ impl Tool for FilesListTool {
         context: ToolContext,
     ) -> Result<Listing, ToolError> {
         let lister = Arc::clone(&self.lister);
+        let _held = lister
+            .roots
+            .reserve_descriptors(super::descriptors::ONE_FILE)
+            .await?;
         blocking(move || lister.list(&arguments, &context.client_roots)).await
     }
 }

@@ -5,6 +5,7 @@
 //! No roots configured: no file tools are registered.
 
 pub mod confine;
+pub mod descriptors;
 pub mod fit;
 pub mod list;
 pub mod opening;

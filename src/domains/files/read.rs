@@ -337,6 +337,10 @@ impl Tool for FilesReadTool {
         context: ToolContext,
     ) -> Result<FileContent, ToolError> {
         let reader = Arc::clone(&self.reader);
+        let _held = reader
+            .roots
+            .reserve_descriptors(super::descriptors::ONE_FILE)
+            .await?;
         blocking(move || reader.read(&arguments, &context.client_roots)).await
     }
 }

@@ -766,6 +766,10 @@ impl Tool for FilesSearchTool {
         context: ToolContext,
     ) -> Result<SearchResults, ToolError> {
         let searcher = Arc::clone(&self.searcher);
+        let _held = searcher
+            .roots
+            .reserve_descriptors(super::descriptors::SEARCH)
+            .await?;
         blocking(move || searcher.search(&arguments, &context)).await
     }
 }

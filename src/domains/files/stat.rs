@@ -202,6 +202,10 @@ impl Tool for FilesStatTool {
         context: ToolContext,
     ) -> Result<FileStat, ToolError> {
         let inspector = Arc::clone(&self.inspector);
+        let _held = inspector
+            .roots
+            .reserve_descriptors(super::descriptors::ONE_FILE)
+            .await?;
         blocking(move || inspector.stat(&arguments, &context.client_roots, &context.cancel)).await
     }
 }

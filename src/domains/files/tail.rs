@@ -315,6 +315,10 @@ impl Tool for FilesTailTool {
             )));
         }
         let tailer = Arc::clone(&self.tailer);
+        let _held = tailer
+            .roots
+            .reserve_descriptors(super::descriptors::ONE_FILE)
+            .await?;
         let scope = context.client_roots.clone();
         let (mut tail, opened) = blocking(move || tailer.tail(&arguments, &scope)).await?;
         if follow_seconds > 0 {

@@ -275,6 +275,10 @@ impl Tool for FilesTreeTool {
         context: ToolContext,
     ) -> Result<FileTree, ToolError> {
         let builder = Arc::clone(&self.builder);
+        let _held = builder
+            .roots
+            .reserve_descriptors(super::descriptors::TREE)
+            .await?;
         blocking(move || builder.tree(&arguments, &context.client_roots)).await
     }
 }

@@ -2,8 +2,11 @@
 //! connection that does not send its request headers within `http.header_read_timeout_seconds`
 //! is closed (this covers a slowloris trickle and an idle keep-alive connection alike: hyper's
 //! timer runs whenever the connection waits for a request), at most `http.max_connections` are
-//! open at once (never more than the descriptor limit leaves room for), and the refusals made
-//! here — too many connections, headers too large (431) — are audited like every other refusal. TCP, TLS and the unix socket share this loop; each says how a connection is
+//! open at once (never more than the descriptor limit leaves room for) — when full, the one that
+//! has waited longest for a request is closed to make room ([`super::occupancy`]), and only when
+//! every connection is busy is the newcomer turned away — and the refusals made here — too many
+//! connections, headers too large (431), requests that are not HTTP — are audited like every
+//! other refusal. TCP, TLS and the unix socket share this loop; each says how a connection is
 //! established ([`Establish`]: a TLS handshake, peer credentials) and what it knows of its peer.
 
 use std::io;
@@ -22,12 +25,18 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::occupancy::{self, Occupancy};
 use super::peer::ConnectionPeer;
 use crate::audit::{AuditLog, Decision, Entry, Event};
 use crate::config::HttpConfig;
 
-/// Descriptors kept free for everything but connections (files, /proc, Docker, the audit log).
-const RESERVED_DESCRIPTORS: u64 = 256;
+/// How long a newcomer waits for the connection closed to make room for it to be gone.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
+/// Descriptors kept free for the server itself (its listeners, the audit log, /proc, Docker).
+/// Of the rest, connections may hold half; file calls share the other half (the files domain's
+/// descriptor budget).
+const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// The bounds on connections, from `[http]` and the process's descriptor limit.
 #[derive(Debug, Clone, Copy)]
@@ -40,14 +49,15 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    /// `http.max_connections`, held below the descriptor limit (`RLIMIT_NOFILE`) less a reserve.
+    /// `http.max_connections`, held to half of the descriptor limit (`RLIMIT_NOFILE`) less a
+    /// reserve.
     pub fn from_config(http: &HttpConfig) -> Self {
         let descriptors = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
         Self::within(http, descriptors.unwrap_or(u64::MAX))
     }
 
     fn within(http: &HttpConfig, descriptors: u64) -> Self {
-        let room = descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16);
+        let room = (descriptors.saturating_sub(RESERVED_DESCRIPTORS) / 2).max(16);
         Self {
             header_read_timeout: Duration::from_secs(http.header_read_timeout_seconds.get()),
             max_connections: usize::try_from(http.max_connections.get().min(room))
@@ -111,6 +121,10 @@ where
     E: Establish<L::Stream>,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let occupancy = Arc::new(Occupancy::default());
+    let app = app
+        .layer(axum::middleware::from_fn(occupancy::track))
+        .layer(Extension(Arc::clone(&occupancy)));
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -126,7 +140,19 @@ where
             },
             () = stop_accepting.cancelled() => break,
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            // Full: close the connection that has waited longest for a request (a slowloris, an
+            // idle keep-alive) and take its place once it is gone.
+            Err(_) if occupancy.evict_the_longest_waiting() => {
+                tokio::time::timeout(EVICTION_WAIT, Arc::clone(&permits).acquire_owned())
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|permit| permit.map_err(|_| ()))
+            }
+            Err(_) => Err(()),
+        };
+        let Ok(permit) = permit else {
             record(
                 &audit,
                 L::remote(&stream),
@@ -143,19 +169,42 @@ where
         let app = app.clone();
         let watcher = graceful.watcher();
         let audit = Arc::clone(&audit);
+        let (occupant, leaving) = occupancy.admit();
         tokio::spawn(async move {
             let _permit = permit;
+            let _leaving = leaving;
+            let evicted = occupant.evicted.clone();
             let Some((io, peer)) = establish.establish(stream).await else {
                 return;
             };
             let remote = peer.remote();
-            let service = TowerToHyperService::new(app.layer(Extension(ConnectInfo(peer))));
+            let service = TowerToHyperService::new(
+                app.layer(Extension(occupant))
+                    .layer(Extension(ConnectInfo(peer))),
+            );
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
             let connection = builder.serve_connection(TokioIo::new(io), service);
-            if let Err(error) = watcher.watch(connection).await {
+            let served = tokio::select! {
+                served = watcher.watch(connection) => served,
+                // Dropping the connection closes it.
+                () = evicted.cancelled() => {
+                    record(
+                        &audit,
+                        remote.clone(),
+                        "closed_waiting",
+                        format!(
+                            "connection closed to make room: {} connections were open \
+                             (http.max_connections) and this one had waited longest for a request",
+                            limits.max_connections
+                        ),
+                    );
+                    Ok(())
+                }
+            };
+            if let Err(error) = served {
                 if error.is_parse_too_large() {
                     // hyper has answered 431 already.
                     record(
@@ -217,12 +266,13 @@ mod tests {
     #[test]
     fn connections_stay_below_the_descriptor_limit() {
         let http = HttpConfig::default();
-        assert_eq!(ConnectionLimits::within(&http, 1024).max_connections, 768);
+        assert_eq!(ConnectionLimits::within(&http, 1024).max_connections, 448);
         assert_eq!(
             ConnectionLimits::within(&http, 1 << 20).max_connections,
             1024
         );
         assert_eq!(ConnectionLimits::within(&http, 100).max_connections, 16);
+        assert_eq!(ConnectionLimits::within(&http, 4096).max_connections, 1024);
         assert_eq!(
             ConnectionLimits::within(&http, 1024).header_read_timeout,
             Duration::from_secs(10)

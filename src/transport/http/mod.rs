@@ -13,6 +13,7 @@ mod auth;
 mod body;
 mod connections;
 pub mod guard;
+mod occupancy;
 mod peer;
 mod refusals;
 mod reply;
