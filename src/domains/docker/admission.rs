@@ -2,18 +2,18 @@
 //! or id resolved as the engine resolves it, a volume by what backs it, and a container about
 //! to start, read back from the engine.
 //!
-//! Why start is checked again: bind sources and bound volumes are paths the kernel resolves
-//! when the container starts, not when it is created, so a directory swapped for a symlink
-//! after the create (by anyone who can write beside it, a container with a writable bind
-//! included) would otherwise lead out of the bind mount roots. `docker_container_start`,
-//! `_restart` and `_run` therefore read the container's host config and mounts back from the
-//! engine and check them as the engine would resolve them now, whoever created the container;
-//! a container this server would refuse to create is not started.
+//! Why start is checked again: the container may have been created by anyone, with settings
+//! the create arguments cannot express (empty masked paths, sysctls, another runtime), and bind
+//! sources are paths the kernel resolves when the container starts, not when it is created.
+//! `docker_container_start`, `_restart` and `_run` therefore read the container's host config
+//! and mounts back from the engine and check them as a create would be checked; a container
+//! this server would refuse to create is not started.
 //!
-//! What remains is a race: a swap between this check and the engine's mount (milliseconds)
-//! is not seen, and starts this server does not make (restart policies, a daemon restart, the
-//! docker CLI) are not checked at all. docs/security.md says how to keep bind sources out of
-//! reach of containers.
+//! A re-check alone cannot win a race with a swap between it and the engine's mount, so the
+//! policy requires bind sources to be pinned (`policy.rs`): no one but root can change their
+//! path, and no container can rename in it, which is why every container's writable mounts
+//! are listed here. What remains (root on the host, containers created or started outside this
+//! server after the check) is in docs/security.md.
 
 use bollard::models::{
     HostConfig, HostConfigCgroupnsModeEnum, HostConfigIsolationEnum, SystemInfoCgroupVersionEnum,
