@@ -301,11 +301,15 @@ pub struct DockerPolicy {
     /// `cap_net_admin`; `ALL` allows every one); none by default.
     pub allowed_capabilities: Vec<String>,
     /// Host directories under which bind mounts may be made, compared after symlinks are
-    /// resolved; also the bound `device` of a local volume made with `o=bind`. None by default.
+    /// resolved. A bind's path must also be pinned (only root can change it, and it is in no
+    /// container's writable mount), and a writable bind needs a root-owned directory of mode
+    /// 0700 above it (setuid files); docs/security.md. None by default.
     pub bind_mount_roots: Vec<AbsolutePath>,
     /// Volumes whose data the engine mounts from elsewhere: a local volume with a filesystem
-    /// type or device (nfs, cifs, ext4 on /dev/..., overlay), or a volume of a plugin driver.
-    /// Such a volume can show a host disk or directory whatever its name; off by default.
+    /// type or device (nfs, cifs, ext4 on /dev/..., overlay) or one that binds a host path
+    /// (`o=bind`: the engine keeps the mount made when it was first used, which its options
+    /// cannot show), or a volume of a plugin driver. Such a volume can show a host disk or
+    /// directory whatever its name; off by default.
     pub allow_external_volumes: bool,
 }
 

@@ -6,10 +6,13 @@ mid-session to show the tools fail clearly and then recover without a server res
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -878,9 +881,10 @@ async def test_a_bind_swapped_for_a_symlink_after_create_is_refused_at_start(bin
         restarted = await refusal(session, "docker_container_restart", {"container": running["name"], "timeout_seconds": 0})
         after = docker_inspect(running["name"])["State"]
 
-        # A container with a writable bind of the root builds the symlink for another one.
-        builder = await call(session, "docker_container_run", bind("builder", root, ["sleep", "600"], read_only=False))
+        # A container with a writable bind of the root builds the symlink for another one. The
+        # victim comes first: once the builder exists, no bind below its writable one is made.
         victim = await call(session, "docker_container_create", bind("victim", root / "shared", reader))
+        builder = await call(session, "docker_container_run", bind("builder", root, ["sleep", "600"], read_only=False))
         docker("exec", builder["name"], "sh", "-c", f"rmdir /m/shared && ln -s {outside} /m/shared")
         built = os.readlink(root / "shared")
         victim_started = await refusal(session, "docker_container_start", {"container": victim["name"]})
@@ -893,15 +897,19 @@ async def test_a_bind_swapped_for_a_symlink_after_create_is_refused_at_start(bin
     assert never_started(victim["name"])
 
 
-async def test_a_volume_bound_to_a_host_directory_is_a_bind_mount_to_the_policy(binary, engine, policy_tag, tmp_path):
-    """A local volume made with `o=bind` (or `rbind`, whatever its `type`) mounts its `device`:
-    the policy judges the volume by that path, at create and at start; volumes backed by other
-    filesystems or drivers need allow_external_volumes."""
+async def test_a_volume_bound_to_a_host_directory_is_refused_whatever_its_device_is_now(binary, engine, policy_tag, tmp_path):
+    """A local volume made with `o=bind` (or `rbind`, whatever its `type`) mounts its `device`
+    once and keeps that mount while any container uses it: a volume first mounted while its
+    device was a symlink out stays mounted there after the symlink is replaced by a directory
+    inside the roots. Judging the device as it resolves now let docker_container_run read the
+    outside file; now every such volume is refused, at create and at start, naming
+    allow_external_volumes and suggesting a bind mount. Volumes backed by other filesystems or
+    drivers need the same setting; the engine's own and tmpfs ones are fine."""
     tmp = Path(os.path.realpath(tmp_path))
     root, outside = tmp / "data", tmp / "outside"
-    (root / "volume").mkdir(parents=True)
+    root.mkdir()
     outside.mkdir()
-    (outside / "secret.txt").write_text("outside the roots\n")
+    (outside / "secret.txt").write_text("OUTSIDE_SECRET\n")
 
     def volume(*options):
         name = f"sm-policy-{policy_tag}-{len(made)}"
@@ -910,40 +918,51 @@ async def test_a_volume_bound_to_a_host_directory_is_a_bind_mount_to_the_policy(
         return name
 
     made: list[str] = []
+    # The attack: the device is a symlink out when a container first mounts the volume, and a
+    # directory inside the roots (with a file of the same name) when the server looks.
+    (root / "volume").symlink_to(outside)
+    held = volume("type=none", "o=bind", f"device={root}/volume")
+    holder = f"sm-policy-{policy_tag}-holder"
+    docker("run", "-d", "--name", holder, "--label", f"sm-policy={policy_tag}", "-v", f"{held}:/m", engine, "sleep", "600")
+    (root / "volume").unlink()
+    (root / "volume").mkdir()
+    (root / "volume" / "secret.txt").write_text("inside\n")
     bound_out = volume("type=none", "o=bind", f"device={outside}")
     tmpfs_bound = volume("type=tmpfs", "o=bind", f"device={outside}")
     rbind_ro = volume("type=none", "o=ro,rbind", f"device={outside}")
-    bound_in = volume("type=none", "o=bind", f"device={root}/volume")
     nfs = volume("type=nfs", "o=addr=127.0.0.1,ro", "device=:/srv")
     memory = volume("type=tmpfs", "device=tmpfs", "o=size=1m")
     plain = volume()
     # Made outside this server: the check before start is all that stands in its way.
     by_hand = f"sm-policy-{policy_tag}-by-hand"
-    docker("create", "--name", by_hand, "--label", f"sm-policy={policy_tag}", "-v", f"{bound_out}:/m", engine, "cat", "/m/secret.txt")
+    docker("create", "--name", by_hand, "--label", f"sm-policy={policy_tag}", "-v", f"{held}:/m", engine, "cat", "/m/secret.txt")
     config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
-    base = {"image": engine, "command": ["sleep", "600"], "labels": {"sm-policy": policy_tag}}
+    base = {"image": engine, "command": ["cat", "/m/secret.txt"], "labels": {"sm-policy": policy_tag}}
 
     def mount(name):
-        return {**base, "mounts": [{"type": "volume", "source": name, "target": "/m"}]}
+        return {**base, "mounts": [{"type": "volume", "source": name, "target": "/m", "read_only": True}]}
 
-    rule = "(docker.policy.bind_mount_roots in the server's config)"
     async with stdio_session(binary, "--config", str(config)) as session:
+        attack = await refusal(session, "docker_container_run", mount(held))
         refused = {name: await refusal(session, "docker_container_run", mount(name)) for name in (bound_out, tmpfs_bound, rbind_ro)}
         external = await refusal(session, "docker_container_create", mount(nfs))
-        fine = [await call(session, "docker_container_run", mount(name)) for name in (memory, plain)]
-        inside = await call(session, "docker_container_create", mount(bound_in))
-        (root / "volume").rmdir()
-        (root / "volume").symlink_to(outside)
-        swapped = await refusal(session, "docker_container_start", {"container": inside["name"]})
+        fine = [await call(session, "docker_container_run", {**mount(name), "command": ["sleep", "600"]}) for name in (memory, plain)]
         hand_started = await refusal(session, "docker_container_start", {"container": by_hand})
-    assert refused == {name: f"refused by the create policy: volume `{name}` binds `{outside}`, which is outside the allowed bind mount roots ({root}) {rule}" for name in refused}
+    held_shows = docker("exec", holder, "cat", "/m/secret.txt")
+
+    def why(name, device):
+        return (f"refused by the create policy: volume `{name}` binds the host path `{device}`, which cannot be checked: the engine keeps it "
+                f"mounted where `{device}` led when it was first mounted; give a bind mount of the directory instead, which the policy checks "
+                "and pins (docker.policy.allow_external_volumes in the server's config)")
+
+    assert held_shows == "OUTSIDE_SECRET", "the engine keeps the volume mounted where its device led first"
+    assert attack == why(held, f"{root}/volume")
+    assert refused == {name: why(name, outside) for name in refused}
     assert external == f"refused by the create policy: volume `{nfs}` is backed by a `nfs` mount of `:/srv`, not by the engine's own storage (docker.policy.allow_external_volumes in the server's config)"
     assert [docker_inspect(made["id"])["State"]["Running"] for made in fine] == [True, True]
-    assert swapped == f"{inside['name']} was not started: refused by the create policy: volume `{bound_in}` binds `{root}/volume`, which is outside the allowed bind mount roots ({root}): it resolves to `{outside}` {rule}"
-    assert never_started(inside["name"])
-    assert hand_started == f"{by_hand} was not started: refused by the create policy: volume `{bound_out}` binds `{outside}`, which is outside the allowed bind mount roots ({root}) {rule}"
+    assert hand_started == f"{by_hand} was not started: " + why(held, f"{root}/volume")
     assert never_started(by_hand)
-    assert labelled(policy_tag) == sorted([by_hand, inside["name"], *(made["name"] for made in fine)]), "refusals leave no container"
+    assert labelled(policy_tag) == sorted([by_hand, holder, *(made["name"] for made in fine)]), "refusals leave no container"
 
 
 async def test_start_refuses_a_container_that_create_would_refuse(binary, engine, policy_tag):
@@ -1014,3 +1033,248 @@ async def test_container_strings_cannot_forge_rows_in_the_text(binary, engine):
     assert len(rows) == 1 + len(top.structured_content["processes"]), rows
     for result in (logs, inspect, top):
         assert "\x1b" not in result.content[0].text and "\u202e" not in result.content[0].text
+
+
+def engine_create(name: str, tag: str, host_config: dict) -> str:
+    """A container created through the Engine API itself, for host settings the CLI cannot
+    spell (a shortened MaskedPaths list)."""
+    socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    body = {"Image": IMAGE, "Cmd": ["sleep", "600"], "Labels": {"sm-policy": tag}, "HostConfig": host_config}
+    answer = subprocess.run(["curl", "-sS", "--fail-with-body", "--unix-socket", socket, "-H", "Content-Type: application/json",
+                             "-d", json.dumps(body), f"http://localhost/containers/create?name={name}"],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(answer)["Id"]
+
+
+async def test_start_refuses_a_container_whose_confinement_was_loosened(binary, engine, policy_tag, tmp_path):
+    """`--security-opt systempaths=unconfined` stores empty MaskedPaths and ReadonlyPaths (no
+    security option is left to see), and in such a container /proc/sys is writable host-wide:
+    docker_container_start (operate tier) started it. Now each host setting that loosens the
+    confinement is refused at start, field by field; the ones a create leaves to the engine's
+    default, or that loosen nothing, still start."""
+    other = f"sm-policy-{policy_tag}-other"
+    docker("create", "--name", other, "--label", f"sm-policy={policy_tag}", engine, "sleep", "600")
+    shared = Path(os.path.realpath(tmp_path))
+    cgroup_v1 = docker("info", "--format", "{{.CgroupVersion}}") == "1"
+    default_masked = docker_inspect(other)["HostConfig"]["MaskedPaths"]
+    cases = {
+        "systempaths": (["--security-opt", "systempaths=unconfined"], "`/proc/asound` is not masked in it (`--security-opt systempaths=unconfined` or its own MaskedPaths list)"),
+        "sysctl": (["--sysctl", "kernel.shmmax=65536"], "the sysctl `kernel.shmmax`"),
+        "cgroup-parent": (["--cgroup-parent", f"sm-policy-{policy_tag}"], f"the cgroup parent `sm-policy-{policy_tag}`"),
+        "oom-score": (["--oom-score-adj", "-500"], "the OOM score adjustment -500 (below 0: the host's processes are killed first)"),
+        "volumes-from": (["--volumes-from", other], f"the volumes of container `{other}`"),
+        "rshared": (["-v", f"{shared}:/m:rshared"], f"the bind mount of `{shared}` with `rshared` propagation"),
+    }
+    if not cgroup_v1:
+        cases["cgroupns"] = (["--cgroupns", "host"], "the host's cgroup namespace (the engine's default on cgroup v2 is a private one)")
+    names = {case: f"sm-policy-{policy_tag}-{case}" for case in cases}
+    for case, (flags, _) in cases.items():
+        docker("create", "--name", names[case], "--label", f"sm-policy={policy_tag}", *flags, engine, "sleep", "600")
+    by_api = {
+        "no-kcore": ({"MaskedPaths": [path for path in default_masked if path != "/proc/kcore"]},
+                     "`/proc/kcore` is not masked in it (`--security-opt systempaths=unconfined` or its own MaskedPaths list)"),
+        "proc-sys": ({"ReadonlyPaths": ["/proc/bus"]}, "`/proc/fs` is not read-only in it (`--security-opt systempaths=unconfined` or its own ReadonlyPaths list)"),
+        "no-masks": ({"MaskedPaths": []}, "`/proc/asound` is not masked in it (`--security-opt systempaths=unconfined` or its own MaskedPaths list)"),
+    }
+    for case, (host_config, why) in by_api.items():
+        names[case] = f"sm-policy-{policy_tag}-{case}"
+        engine_create(names[case], policy_tag, host_config)
+        cases[case] = ([], why)
+    fine = {"init": ["--init"], "new-privileges": ["--security-opt", "no-new-privileges=false"], "oom-up": ["--oom-score-adj", "500"]}
+    if cgroup_v1:
+        fine["cgroupns"] = ["--cgroupns", "host"]
+    for case, flags in fine.items():
+        docker("create", "--name", f"sm-policy-{policy_tag}-{case}", "--label", f"sm-policy={policy_tag}", *flags, engine, "sleep", "600")
+    stored = docker_inspect(names["systempaths"])["HostConfig"]
+    async with stdio_session(binary) as session:
+        refused = {case: await refusal(session, "docker_container_start", {"container": names[case]}) for case in cases}
+        restarted = await refusal(session, "docker_container_restart", {"container": names["systempaths"], "timeout_seconds": 0})
+        started = {case: await call(session, "docker_container_start", {"container": f"sm-policy-{policy_tag}-{case}"}) for case in fine}
+    assert (stored["MaskedPaths"], stored["ReadonlyPaths"], stored["SecurityOpt"] or []) == ([], [], []), "what the attack stores"
+    for case, (_, why) in cases.items():
+        assert refused[case] == f"{names[case]} was not started: refused by the create policy: {why}" + NEVER, case
+        assert never_started(names[case]), case
+    assert restarted == f"{names['systempaths']} was not restarted: refused by the create policy: {cases['systempaths'][1]}" + NEVER
+    assert {case: answer["state_after"] for case, answer in started.items()} == {case: "running" for case in fine}
+
+
+PINNED = "(docker.policy.bind_mount_roots in the server's config)"
+REFUSED = "refused by the create policy: "
+
+
+def exchange_loop(first: Path, second: Path, stop: threading.Event) -> None:
+    """Swaps a directory and a symlink with renameat2(RENAME_EXCHANGE) every 5 ms: the path is
+    never missing, only sometimes a symlink out."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    while not stop.is_set():
+        libc.renameat2(at_fdcwd, bytes(first), at_fdcwd, bytes(second), rename_exchange)
+        time.sleep(0.005)
+
+
+def ran_output(container: str) -> str:
+    docker("wait", container)
+    return docker("logs", container)
+
+
+async def test_a_bind_whose_path_a_user_can_swap_is_refused_every_time(binary, engine, policy_tag, tmp_path):
+    """The start check lost the race to a RENAME_EXCHANGE loop (14 of 21 starts read the outside
+    file): no re-check can win it. A bind source whose path someone other than root can change
+    is refused at create and at start, every time, whatever the loop shows at that moment; one
+    whose path only root can change starts and reads the inside file."""
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    public = root / "public"
+    (public / "d").mkdir(parents=True)
+    outside.mkdir()
+    (public / "d" / "file.txt").write_text("inside\n")
+    (outside / "file.txt").write_text("OUTSIDE_SECRET\n")
+    (public / "s").symlink_to(outside)
+    for path in (public, public / "d", public / "d" / "file.txt", public / "s"):
+        os.lchown(path, 65534, 65534)  # the attacker, nobody, owns the directory it swaps in
+    victim = f"sm-policy-{policy_tag}-victim"
+    docker("create", "--name", victim, "--label", f"sm-policy={policy_tag}", "-v", f"{public}/d:/m:ro", engine, "cat", "/m/file.txt")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    run = {"image": engine, "command": ["cat", "/m/file.txt"], "labels": {"sm-policy": policy_tag},
+           "mounts": [{"type": "bind", "source": f"{public}/d", "target": "/m", "read_only": True}]}
+    stop = threading.Event()
+    swapper = threading.Thread(target=exchange_loop, args=(public / "d", public / "s", stop), daemon=True)
+    async with stdio_session(binary, "--config", str(config)) as session:
+        swapper.start()
+        try:
+            raced = [await session.call_tool("docker_container_start", {"container": victim}) for _ in range(20)]
+            raced += [await session.call_tool("docker_container_run", run) for _ in range(20)]
+        finally:
+            stop.set()
+            swapper.join()
+        untouched = never_started(victim)
+        if (public / "d").is_symlink():  # the loop stopped with the symlink at `d`: swap back
+            os.rename(public / "d", public / "t")
+            os.rename(public / "s", public / "d")
+            os.rename(public / "t", public / "s")
+        owned = await refusal(session, "docker_container_start", {"container": victim})
+        os.chown(public, 0, 0)
+        modes = {}
+        for mode in (0o777, 0o775, 0o1777):
+            os.chmod(public, mode)
+            modes[mode] = await refusal(session, "docker_container_run", run)
+        os.chown(public / "d", 0, 0)
+        sticky_roots = await call(session, "docker_container_run", run)  # 1777, and `d` is root's
+        os.chmod(public, 0o755)
+        started = await call(session, "docker_container_start", {"container": victim})
+    assert all(answer.is_error for answer in raced), [answer.content[0].text for answer in raced if not answer.is_error]
+    texts = [answer.content[0].text for answer in raced]
+    assert all(text.startswith(f"{victim} was not started: {REFUSED}") for text in texts[:20]), texts[:20]
+    assert all(text.startswith(REFUSED) and text.endswith(PINNED) for text in texts[20:]), texts[20:]
+    assert untouched and started["state_before"] == "created", "no raced start ran it"
+    swap = f"bind mount of `{public}/d` could be swapped for a symlink while the engine mounts it: "
+    assert owned == f"{victim} was not started: {REFUSED}{swap}`{public}` belongs to uid 65534, not root {PINNED}"
+    assert modes == {
+        0o777: f"{REFUSED}{swap}`{public}` (mode 0777) can be written by users other than root {PINNED}",
+        0o775: f"{REFUSED}{swap}`{public}` (mode 0775) can be written by users other than root {PINNED}",
+        0o1777: f"{REFUSED}{swap}`{public}` (mode 1777) can be written by users other than root, and `d` in it is not root's {PINNED}",
+    }
+    assert ran_output(sticky_roots["id"]) == "inside"
+    assert ran_output(victim) == "inside"
+    assert labelled(policy_tag) == sorted([victim, sticky_roots["name"]]), "refusals leave no container"
+
+
+def restore(root: Path) -> None:
+    """After a mv loop stopped anywhere: the directory back at `d`, the symlink at `s`."""
+    entries = [root / name for name in ("d", "s", "t") if (root / name).is_symlink() or (root / name).exists()]
+    [directory] = [path for path in entries if not path.is_symlink()]
+    [link] = [path for path in entries if path.is_symlink()]
+    directory.rename(root / "tmp-d")
+    link.rename(root / "s")
+    (root / "tmp-d").rename(root / "d")
+
+
+async def test_a_bind_below_a_containers_writable_bind_is_refused_every_time(binary, engine, policy_tag, tmp_path):
+    """A container with a writable bind of the allowed root ran a busybox mv loop swapping a
+    directory and a symlink out: 3 of 30 docker_container_run calls read the outside file. Its
+    root can rename anything in that bind whatever the host's permissions, so a bind source
+    below a writable mount of any container (the same request's included) is refused at create
+    and at start, every time."""
+    tmp = Path(os.path.realpath(tmp_path))
+    root, outside = tmp / "data", tmp / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    (root / "d" / "file.txt").write_text("inside\n")
+    (outside / "file.txt").write_text("OUTSIDE_SECRET\n")
+    (root / "s").symlink_to(outside)
+    victim = f"sm-policy-{policy_tag}-victim"
+    docker("create", "--name", victim, "--label", f"sm-policy={policy_tag}", "-v", f"{root}/d:/m:ro", engine, "cat", "/m/file.txt")
+    config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+    base = {"image": engine, "labels": {"sm-policy": policy_tag}}
+    reader = {"type": "bind", "source": f"{root}/d", "target": "/m", "read_only": True}
+    writer = {"type": "bind", "source": str(root), "target": "/w"}
+    run = {**base, "command": ["cat", "/m/file.txt"], "mounts": [reader]}
+    loop = "while true; do mv /w/d /w/t; mv /w/s /w/d; sleep 0.005; mv /w/d /w/s; mv /w/t /w/d; done"
+    async with stdio_session(binary, "--config", str(config)) as session:
+        attacker = await call(session, "docker_container_run", {**base, "command": ["sh", "-c", loop], "mounts": [writer]})
+        time.sleep(0.2)
+        raced = [await session.call_tool("docker_container_run", run) for _ in range(20)]
+        raced += [await session.call_tool("docker_container_start", {"container": victim}) for _ in range(20)]
+        await call(session, "docker_container_stop", {"container": attacker["name"], "timeout_seconds": 0})
+        restore(root)
+        stopped_writer = await refusal(session, "docker_container_run", run)
+        victim_refused = await refusal(session, "docker_container_start", {"container": victim})
+        await call(session, "docker_container_remove", {"container": attacker["name"]})
+        same_request = await refusal(session, "docker_container_run", {**run, "mounts": [writer, reader]})
+        read_only_pair = await call(session, "docker_container_run", {**run, "mounts": [{**writer, "read_only": True}, reader]})
+        alone = await call(session, "docker_container_run", run)
+    texts = [answer.content[0].text for answer in raced]
+    assert all(answer.is_error for answer in raced), [text for answer, text in zip(raced, texts) if not answer.is_error]
+    assert all(text.startswith(REFUSED) for text in texts[:20]), texts[:20]
+    assert all(text.startswith(f"{victim} was not started: {REFUSED}") for text in texts[20:]), texts[20:]
+    why = (f"bind mount of `{root}/d` could be swapped for a symlink while the engine mounts it: `{root}` is in the writable mount "
+           f"`{root}` of a container, whose root can rename what is there {PINNED}")
+    assert stopped_writer == REFUSED + why, "a stopped container can be started again"
+    assert victim_refused == f"{victim} was not started: {REFUSED}{why}"
+    assert same_request == REFUSED + why
+    assert [ran_output(made["id"]) for made in (read_only_pair, alone)] == ["inside", "inside"]
+    assert never_started(victim)
+    assert labelled(policy_tag) == sorted([victim, read_only_pair["name"], alone["name"]]), "refusals leave no container"
+
+
+async def test_a_writable_bind_needs_a_directory_above_it_closed_to_others(binary, engine, policy_tag):
+    """Binds have no nosuid: a container with a writable bind planted a setuid-root copy of a
+    binary, and uid 65534 ran it on the host with euid 0. A writable bind is now refused unless
+    a root-owned directory above it is closed to everyone else (mode 0700), so no other host
+    user reaches what the container writes; read-only binds are not affected."""
+    top = Path(tempfile.mkdtemp(prefix=f"sm-policy-{policy_tag}-", dir="/tmp"))
+    try:
+        root = top / "data"
+        root.mkdir()
+        (root / "file.txt").write_text("inside\n")
+        os.chmod(top, 0o755)
+        config = make_config(ADMIN + f'[docker.policy]\nbind_mount_roots = ["{root}"]\n')
+        base = {"image": engine, "labels": {"sm-policy": policy_tag}}
+        plant = {**base, "command": ["sh", "-c", "cat /bin/busybox > /m/payload && chmod 4755 /m/payload"],
+                 "mounts": [{"type": "bind", "source": str(root), "target": "/m"}]}
+        async with stdio_session(binary, "--config", str(config)) as session:
+            open_top = await refusal(session, "docker_container_run", plant)
+            read_only = await call(session, "docker_container_run", {**base, "command": ["cat", "/m/file.txt"],
+                                                                      "mounts": [{"type": "bind", "source": str(root), "target": "/m", "read_only": True}]})
+            os.chmod(top, 0o700)
+            planted = await call(session, "docker_container_run", plant)
+            ran_output(planted["id"])
+            payload = root / "payload"
+            mode = payload.stat().st_mode
+            try:
+                subprocess.run([str(payload), "id", "-u"], user=65534, group=65534, extra_groups=[], capture_output=True)
+                reached = True
+            except PermissionError:
+                reached = False
+            os.chmod(top, 0o755)
+            restarted = await refusal(session, "docker_container_start", {"container": planted["name"]})
+    finally:
+        shutil.rmtree(top)
+    why = (f"writable bind mount of `{root}`: the container's root can leave setuid-root files there, and no directory above it is "
+           f"closed to users other than root (owned by root, mode 0700), so they could run them; mount it read_only, or keep bind mount "
+           f"roots below such a directory {PINNED}")
+    assert open_top == REFUSED + why
+    assert ran_output(read_only["id"]) == "inside"
+    assert mode & 0o4000 and payload.parent == root, "the container did plant a setuid file"
+    assert reached is False, "but no one else on the host can reach it"
+    assert restarted == f"{planted['name']} was not started: {REFUSED}{why}"

@@ -23,7 +23,7 @@ use super::Change;
 use super::admission;
 use super::engine::Engine;
 use super::names::{container_reference, image_reference, object_reference, short_id};
-use super::policy::{self, Admitted, Request};
+use super::policy::{self, Admitted, Bind, Request};
 use crate::config::DockerPolicy;
 use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
@@ -346,12 +346,17 @@ impl Tool for ContainerCreateTool {
             Some(requested) => Some(admission::network(&self.engine, requested).await?),
             None => None,
         };
-        let bind_sources = arguments
+        let binds = arguments
             .mounts
             .iter()
             .flatten()
             .filter(|mount| matches!(mount.kind, MountKind::Bind))
-            .filter_map(|mount| mount.source.as_deref())
+            .filter_map(|mount| {
+                mount.source.as_deref().map(|source| Bind {
+                    source,
+                    writable: !mount.read_only,
+                })
+            })
             .collect();
         let mut volumes = Vec::new();
         for mount in arguments.mounts.iter().flatten() {
@@ -366,8 +371,9 @@ impl Tool for ContainerCreateTool {
                 host_pid: arguments.pid_mode.as_deref() == Some("host"),
                 host_network: network.as_ref().is_some_and(|network| network.host),
                 capabilities: arguments.cap_add.as_deref().unwrap_or_default(),
-                bind_sources,
+                binds,
                 volumes,
+                writable_mounts: admission::writable_mounts(&self.engine).await?,
             },
         )?;
         let body = body(

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::DockerPolicy;
@@ -30,10 +31,20 @@ pub struct Request<'a> {
     pub host_network: bool,
     /// Added capabilities in any spelling the engine accepts.
     pub capabilities: &'a [String],
-    /// Bind mount sources: host paths as given (create) or as the engine stored them (start).
-    pub bind_sources: Vec<&'a str>,
+    /// Bind mounts: host paths as given (create) or as the engine stored them (start).
+    pub binds: Vec<Bind<'a>>,
     /// Named volumes, each with what backs it.
     pub volumes: Vec<(&'a str, VolumeBacking)>,
+    /// The host paths behind every writable mount (bind or volume) of every container on the
+    /// engine, running or not: a container's root can rename what is inside them.
+    pub writable_mounts: Vec<String>,
+}
+
+/// A bind mount's host path, and whether the container may write to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bind<'a> {
+    pub source: &'a str,
+    pub writable: bool,
 }
 
 /// A request's values in the canonical form the engine is given, in the request's order.
@@ -54,6 +65,11 @@ pub enum VolumeBacking {
     Memory,
     /// A host path: a `local` volume whose mount options include `bind` or `rbind` (the kernel
     /// then ignores the type, so `type=tmpfs,o=bind` binds too). The path is its `device`.
+    /// Its options say nothing sure about what it shows: the local driver mounts the volume
+    /// once, resolving `device` then, and keeps that mount while any container uses it, so a
+    /// `device` that was a symlink out at that moment stays mounted there whatever it resolves
+    /// to now. Such a volume is therefore trusted or refused (allow_external_volumes), never
+    /// checked by its path.
     HostPath(String),
     /// Data the engine mounts from elsewhere: a device, a network or other filesystem (nfs,
     /// cifs, ext4 on /dev/..., overlay with host lower directories), or a plugin driver whose
@@ -153,15 +169,24 @@ pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<Admitted, T
         capabilities.push(name);
     }
     let mut bind_sources = Vec::new();
-    for source in &request.bind_sources {
-        bind_sources.push(check_host_path(policy, HostPath::Bind(source))?);
+    for bind in &request.binds {
+        bind_sources.push(check_bind_source(policy, bind.source)?);
     }
     for (name, backing) in &request.volumes {
         match backing {
             VolumeBacking::Engine | VolumeBacking::Memory => {}
-            VolumeBacking::HostPath(device) => {
-                check_host_path(policy, HostPath::Volume { name, device })?;
+            VolumeBacking::HostPath(device) if !policy.allow_external_volumes => {
+                return Err(refused(
+                    format!(
+                        "volume `{name}` binds the host path `{device}`, which cannot be checked: \
+                         the engine keeps it mounted where `{device}` led when it was first \
+                         mounted; give a bind mount of the directory instead, which the policy \
+                         checks and pins"
+                    ),
+                    "allow_external_volumes",
+                ));
             }
+            VolumeBacking::HostPath(_) => {}
             VolumeBacking::External(what) if !policy.allow_external_volumes => {
                 return Err(refused(
                     format!("volume `{name}` is backed by {what}, not by the engine's own storage"),
@@ -171,10 +196,138 @@ pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<Admitted, T
             VolumeBacking::External(_) => {}
         }
     }
+    // Pinned: no one but root can change what a bind source's path leads to. The directories
+    // in the request's own writable binds count too (one writable bind of a root and another
+    // of a directory in it let the container swap the second while the engine mounts it).
+    let mut writable: HashMap<(u64, u64), String> = HashMap::new();
+    let own = request
+        .binds
+        .iter()
+        .zip(&bind_sources)
+        .filter(|(bind, _)| bind.writable)
+        .map(|(_, real)| real);
+    for path in request.writable_mounts.iter().chain(own) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            writable
+                .entry((meta.dev(), meta.ino()))
+                .or_insert(path.clone());
+        }
+    }
+    for (bind, real) in request.binds.iter().zip(&bind_sources) {
+        pinned(bind.source, Path::new(real), &writable)?;
+        if bind.writable {
+            closed_to_others(bind.source, Path::new(real))?;
+        }
+    }
     Ok(Admitted {
         capabilities,
         bind_sources,
     })
+}
+
+/// Whether the path to a bind source is pinned: each directory from `/` to the source's
+/// parent is a directory that only root can change, so no one else can rename the source or
+/// any directory above it (a swap for a symlink between this check and the engine's mount is
+/// a race a re-check cannot win; a path no one but root can change leaves no race to win).
+/// A directory is refused when it
+///
+/// - belongs to someone other than root (its owner can chmod it and rename in it);
+/// - has the group or other write bit (POSIX ACLs show in the group bits as their mask), unless
+///   it is sticky and the entry the path takes in it exists and is root's: in a sticky
+///   directory only the entry's owner, the directory's owner and root may rename or remove the
+///   entry, while a missing one anyone may create (as a symlink);
+/// - is, or is inside, a writable mount of any container (`writable`, by device and inode, so
+///   another path to the same directory is the same): the container's root can rename in it
+///   whatever the host's permissions say.
+///
+/// `real` is resolved, so every component is a directory; one that is not now changed since.
+/// A missing tail is created by the engine as root; its first component's parent is checked.
+fn pinned(
+    written: &str,
+    real: &Path,
+    writable: &HashMap<(u64, u64), String>,
+) -> Result<(), ToolError> {
+    let refuse = |why: String| {
+        refused(
+            format!(
+                "bind mount of `{written}` could be swapped for a symlink while the engine mounts \
+                 it: {why}"
+            ),
+            "bind_mount_roots",
+        )
+    };
+    let mut dir = PathBuf::from("/");
+    for component in real.components() {
+        let Component::Normal(name) = component else {
+            continue;
+        };
+        let shown = dir.display().to_string();
+        let meta = std::fs::symlink_metadata(&dir).map_err(|error| {
+            ToolError::invalid_arguments(format!(
+                "bind mount of `{written}`: `{shown}` cannot be read: {error}"
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(refuse(format!("`{shown}` is no longer a directory")));
+        }
+        if let Some(mount) = writable.get(&(meta.dev(), meta.ino())) {
+            return Err(refuse(format!(
+                "`{shown}` is in the writable mount `{mount}` of a container, whose root can \
+                 rename what is there"
+            )));
+        }
+        if meta.uid() != 0 {
+            return Err(refuse(format!(
+                "`{shown}` belongs to uid {}, not root",
+                meta.uid()
+            )));
+        }
+        let next = dir.join(name);
+        let entry = std::fs::symlink_metadata(&next);
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            let sticky = mode & 0o1000 != 0;
+            if !sticky || !entry.as_ref().is_ok_and(|entry| entry.uid() == 0) {
+                return Err(refuse(format!(
+                    "`{shown}` (mode {mode:04o}) can be written by users other than root{}",
+                    if sticky {
+                        format!(", and `{}` in it is not root's", name.to_string_lossy())
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+        }
+        if entry.is_err() {
+            break;
+        }
+        dir = next;
+    }
+    Ok(())
+}
+
+/// A writable bind lets the container's root leave a setuid-root file on the host (a bind has
+/// no `nosuid`, and the Engine API offers none), which any host user who can reach it runs as
+/// root. So some directory above the source (not the source itself: the container can chmod
+/// that) must be root's and closed to everyone else (no group or other search bit), so that
+/// no one but root reaches what the container writes.
+fn closed_to_others(written: &str, real: &Path) -> Result<(), ToolError> {
+    let closed = real.ancestors().skip(1).any(|dir| {
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o011 == 0)
+    });
+    if closed {
+        return Ok(());
+    }
+    Err(refused(
+        format!(
+            "writable bind mount of `{written}`: the container's root can leave setuid-root files \
+             there, and no directory above it is closed to users other than root (owned by \
+             root, mode 0700), so they could run them; mount it read_only, or keep bind mount \
+             roots below such a directory"
+        ),
+        "bind_mount_roots",
+    ))
 }
 
 /// The Linux capabilities, without `CAP_` (capability.h, 0 to 40). An engine older than the
@@ -240,34 +393,17 @@ pub fn canonical_capability(name: &str) -> Option<String> {
         .then(|| format!("CAP_{bare}"))
 }
 
-/// A host path the engine will mount: a bind source, or the `device` of a volume that binds.
-#[derive(Clone, Copy)]
-enum HostPath<'a> {
-    Bind(&'a str),
-    Volume { name: &'a str, device: &'a str },
-}
-
-/// Where a host path really is: it must lie inside a bind mount root once both are resolved as
-/// the kernel resolves them now. Gives the resolved path, which is what the engine is to be
+/// Where a bind source really is: it must lie inside a bind mount root once both are resolved
+/// as the kernel resolves them now. Gives the resolved path, which is what the engine is to be
 /// given. Errors: not absolute or with `..` (refused as written, whatever it resolves to); not
 /// resolvable (a dangling symlink, a loop, no permission); outside every root.
-fn check_host_path(policy: &DockerPolicy, host_path: HostPath<'_>) -> Result<String, ToolError> {
-    let (written, described) = match host_path {
-        HostPath::Bind(source) => (source, format!("bind mount of `{source}`")),
-        HostPath::Volume { name, device } => {
-            (device, format!("volume `{name}` binds `{device}`, which"))
-        }
-    };
+fn check_bind_source(policy: &DockerPolicy, written: &str) -> Result<String, ToolError> {
+    let described = format!("bind mount of `{written}`");
     let path = Path::new(written);
     if !path.is_absolute() || path.components().any(|part| part == Component::ParentDir) {
-        return Err(ToolError::invalid_arguments(match host_path {
-            HostPath::Bind(_) => {
-                format!("bind mount source `{written}` must be an absolute host path without `..`")
-            }
-            HostPath::Volume { .. } => {
-                format!("{described} is not an absolute host path without `..`")
-            }
-        }));
+        return Err(ToolError::invalid_arguments(format!(
+            "bind mount source `{written}` must be an absolute host path without `..`"
+        )));
     }
     let real = resolve(path).map_err(|error| {
         ToolError::invalid_arguments(format!(
@@ -438,16 +574,8 @@ mod tests {
         };
         let real_root = std::fs::canonicalize(&root).expect("real root");
         let app = real_root.join("app").display().to_string();
-        let check_one = |source: &str| {
-            check(
-                &policy,
-                &Request {
-                    bind_sources: vec![source],
-                    ..Default::default()
-                },
-            )
-            .map(|admitted| admitted.bind_sources)
-        };
+        // Where each source leads; pinning needs root-owned directories (the test below).
+        let check_one = |source: &str| check_bind_source(&policy, source).map(|real| vec![real]);
         let root_text = root.display().to_string();
         for spelling in [
             format!("{root_text}/app"),
@@ -534,16 +662,29 @@ mod tests {
                 },
             )
         };
-        let outside = ask(VolumeBacking::HostPath("/etc".into()), &policy).expect_err("out");
-        assert!(
-            outside
-                .message
-                .contains("volume `v` binds `/etc`, which is outside")
-        );
-        assert!(outside.message.contains("docker.policy.bind_mount_roots"));
+        // A volume that binds a host path is refused wherever the path leads now: the engine
+        // may keep it mounted where it led before.
         let inside = directory.path().display().to_string();
-        assert!(ask(VolumeBacking::HostPath(inside), &policy).is_ok());
-        assert!(ask(VolumeBacking::HostPath(String::new()), &policy).is_err());
+        for device in ["/etc".to_string(), inside, String::new()] {
+            let refusal = ask(VolumeBacking::HostPath(device.clone()), &policy).expect_err("bound");
+            assert!(
+                refusal.message.contains(&format!(
+                    "volume `v` binds the host path `{device}`, which cannot be checked"
+                )),
+                "{}",
+                refusal.message
+            );
+            assert!(
+                refusal
+                    .message
+                    .contains("give a bind mount of the directory instead")
+            );
+            assert!(
+                refusal
+                    .message
+                    .ends_with("(docker.policy.allow_external_volumes in the server's config)")
+            );
+        }
         let nfs = VolumeBacking::External("a `nfs` mount of `:/srv`".into());
         let external = ask(nfs.clone(), &policy).expect_err("external");
         assert!(
@@ -557,5 +698,100 @@ mod tests {
         };
         assert!(ask(nfs, &trusting).is_ok());
         assert!(ask(VolumeBacking::Memory, &policy).is_ok());
+    }
+
+    #[test]
+    fn a_bind_source_is_pinned_only_if_no_one_but_root_can_change_its_path() {
+        let nothing = HashMap::new();
+        assert!(pinned("/etc/hostname", Path::new("/etc/hostname"), &nothing).is_ok());
+        let directory = tempfile::tempdir().expect("tempdir");
+        let base = std::fs::canonicalize(directory.path()).expect("real");
+        let me = std::fs::metadata(&base).expect("mine").uid();
+        let source = base.join("d/source");
+        std::fs::create_dir_all(&source).expect("source");
+        let shown = source.display().to_string();
+        let ask = |writable: &HashMap<(u64, u64), String>| pinned(&shown, &source, writable);
+        if me != 0 {
+            let refusal = ask(&nothing).expect_err("not root's");
+            assert!(
+                refusal
+                    .message
+                    .contains(&format!("belongs to uid {me}, not root"))
+            );
+            return;
+        }
+        assert!(ask(&nothing).is_ok());
+        let parent = base.join("d");
+        let meta = std::fs::metadata(&parent).expect("parent");
+        let inside_mount = HashMap::from([((meta.dev(), meta.ino()), "/elsewhere".to_string())]);
+        let refusal = ask(&inside_mount).expect_err("in a writable mount");
+        assert!(refusal.message.contains(&format!(
+            "`{}` is in the writable mount `/elsewhere` of a container",
+            parent.display()
+        )));
+        assert!(
+            refusal
+                .message
+                .ends_with("(docker.policy.bind_mount_roots in the server's config)")
+        );
+        let mode = |bits| {
+            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(bits)).expect("mode")
+        };
+        use std::os::unix::fs::PermissionsExt;
+        mode(0o777);
+        assert!(
+            ask(&nothing)
+                .expect_err("open")
+                .message
+                .contains("(mode 0777) can be written")
+        );
+        mode(0o775);
+        assert!(ask(&nothing).is_err(), "group-writable");
+        mode(0o1777);
+        assert!(ask(&nothing).is_ok(), "sticky, and the source is root's");
+        let missing = base.join("d/not-yet");
+        let refusal = pinned("x", &missing, &nothing).expect_err("anyone may create it");
+        assert!(
+            refusal
+                .message
+                .contains("and `not-yet` in it is not root's")
+        );
+        mode(0o755);
+        assert!(
+            pinned("x", &missing, &nothing).is_ok(),
+            "only root can create it"
+        );
+    }
+
+    #[test]
+    fn a_writable_bind_needs_a_directory_above_it_closed_to_others() {
+        let refusal = closed_to_others("/usr/share", Path::new("/usr/share")).expect_err("open");
+        assert!(refusal.message.contains("setuid-root files"));
+        assert!(
+            refusal
+                .message
+                .ends_with("(docker.policy.bind_mount_roots in the server's config)")
+        );
+        let directory = tempfile::tempdir().expect("tempdir");
+        let base = std::fs::canonicalize(directory.path()).expect("real");
+        let source = base.join("data/app");
+        std::fs::create_dir_all(&source).expect("source");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |bits| {
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(bits)).expect("mode")
+        };
+        mode(0o755);
+        assert!(closed_to_others("x", &source).is_err());
+        mode(0o700);
+        let closed = std::fs::metadata(&base).expect("base").uid() == 0;
+        assert_eq!(
+            closed_to_others("x", &source).is_ok(),
+            closed,
+            "root's and 0700"
+        );
+        assert!(
+            closed_to_others("x", &base).is_err(),
+            "the source itself does not count"
+        );
     }
 }
