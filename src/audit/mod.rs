@@ -187,11 +187,12 @@ impl AuditLog {
             return Ok(Self::disabled());
         }
         let path = config.path();
-        let writer = Writer::open(&path).map_err(|source| AuditError {
+        let mut writer = Writer::open(&path).map_err(|source| AuditError {
             path: path.clone(),
             source,
         })?;
-        Ok(Self {
+        let opening = writer.take_opening();
+        let log = Self {
             writer: Some(Mutex::new(writer)),
             max_bytes: config.max_bytes.get(),
             keep: usize::try_from(config.keep.get()).unwrap_or(usize::MAX),
@@ -199,7 +200,11 @@ impl AuditLog {
             journald: journald.flatten(),
             healthy: AtomicBool::new(true),
             flood: Mutex::new(FloodGate::default()),
-        })
+        };
+        if let Some(line) = opening {
+            log.copy_to_journald(&line, &LogNotice::Started.entry(None));
+        }
+        Ok(log)
     }
 
     /// A log that records nothing (`audit.enabled = false`, and tests).

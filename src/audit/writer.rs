@@ -86,6 +86,8 @@ fn open_log(path: &Path) -> io::Result<File> {
 
 /// The file one server appends to.
 pub struct Writer {
+    /// The `started` record written when the file was new, until [`Writer::take_opening`].
+    opening: Option<Vec<u8>>,
     path: PathBuf,
     /// `FILE.lock`, flocked around every append; none when the log is not a regular file.
     lock: Option<File>,
@@ -127,6 +129,7 @@ impl Writer {
             None
         };
         let mut writer = Self {
+            opening: None,
             path: path.to_path_buf(),
             lock,
             identity: (metadata.dev(), metadata.ino()),
@@ -142,7 +145,7 @@ impl Writer {
                 // A log begins with its own record at once, so that an empty file is never a
                 // log: `audit verify` calls an empty file emptied.
                 writer.chain = Chain::fresh();
-                writer.write(&LogNotice::Started.entry(None))?;
+                writer.opening = Some(writer.write(&LogNotice::Started.entry(None))?);
                 return Ok(());
             }
             writer.chain = match last_line(&mut writer.file, size)? {
@@ -165,6 +168,11 @@ impl Writer {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The `started` record [`Writer::open`] wrote, if it began the log (for the journald copy).
+    pub fn take_opening(&mut self) -> Option<Vec<u8>> {
+        self.opening.take()
     }
 
     /// Runs `work` holding the lock every writer of this log shares.

@@ -55,7 +55,7 @@ def engine():
 @pytest.fixture
 def container(engine):
     name = f"sm-test-{uuid.uuid4().hex[:8]}"
-    docker("create", "--name", name, "--label", "sm-test=lifecycle", "-e", "PLAIN=visible", "-e", "API_TOKEN=hunter2", engine, "sh", "-c", SCRIPT)
+    docker("create", "--name", name, "--label", f"sm-test={name}", "-e", "PLAIN=visible", "-e", "API_TOKEN=hunter2", engine, "sh", "-c", SCRIPT)
     yield name
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
@@ -81,7 +81,7 @@ async def test_a_container_lifecycle_checked_against_docker(binary, engine):
         async with stdio_session(binary, "--config", str(admin_config)) as session:
             made = await call(session, "docker_container_create", {
                 "image": engine, "name": container, "command": ["sh", "-c", SCRIPT],
-                "labels": {"sm-test": "lifecycle"}, "env": {"PLAIN": "visible", "API_TOKEN": "hunter2"},
+                "labels": {"sm-test": container}, "env": {"PLAIN": "visible", "API_TOKEN": "hunter2"},
             })
             as_admin = await call(session, "docker_container_inspect", {"container": container, "fields": ["environment"]})
             await lifecycle_as_operator(binary, container)
@@ -101,7 +101,7 @@ async def lifecycle_as_operator(binary, container):
         started = await call(session, "docker_container_start", {"container": container})
         again = await call(session, "docker_container_start", {"container": container})
         time.sleep(1)  # a few ticks
-        running = await call(session, "docker_container_list", {"label": ["sm-test=lifecycle"], "status": ["running"]})
+        running = await call(session, "docker_container_list", {"label": [f"sm-test={container}"], "status": ["running"]})
         inspected = await call(session, "docker_container_inspect", {"container": container})
         state_only = await call(session, "docker_container_inspect", {"container": container, "fields": ["state"]})
         truth = docker_inspect(container)
@@ -131,7 +131,7 @@ async def lifecycle_as_operator(binary, container):
     assert inspected["config"]["command"] == ["sh", "-c", SCRIPT]
     # The stdio caller is an operator: environment values are not shown below admin.
     assert sorted(inspected["environment"]) == sorted(["API_TOKEN=[redacted]", "PLAIN=[redacted]", "PATH=[redacted]"])
-    assert inspected["labels"] == {"sm-test": "lifecycle"}
+    assert inspected["labels"] == {"sm-test": container}
     assert inspected["host_config"]["privileged"] is False
     assert set(state_only) == {"id", "name", "image", "image_id", "created", "state"}
     [row] = stats["containers"]

@@ -57,6 +57,7 @@ async def all_processes(session, **arguments) -> list[dict]:
 async def test_the_list_agrees_with_ps(binary, subject):
     mine = subject()
     fields = ["ppid", "user", "name", "threads", "start_time"]
+    before = ps_table()
     async with stdio_session(binary) as session:
         ours = {row["pid"]: row for row in await all_processes(session, sort="pid", fields=fields)}
     truth = ps_table()
@@ -69,6 +70,8 @@ async def test_the_list_agrees_with_ps(binary, subject):
     stable = {pid for pid in common if pid != 2 and truth[pid]["ppid"] != 2}
     for column in ["ppid", "user", "name", "threads"]:
         compared = common if column in ("ppid", "user") else stable
+        # What changed between ps before and ps after (a busy server's threads) is not stable.
+        compared = {pid for pid in compared if pid in before and before[pid][column] == truth[pid][column]}
         differ = {pid: (ours[pid][column], truth[pid][column]) for pid in compared if ours[pid][column] != truth[pid][column]}
         agree = len(compared) - len(differ)
         # A busy process may start or end a thread between the readings: a few may differ.
@@ -136,7 +139,11 @@ async def test_a_ranking_from_the_last_interval_is_current_in_who_and_what(binar
     os.kill(changer.pid, signal.SIGCONT)
     rows = {row["pid"]: row for row in ranking["processes"]}
     assert ranking["cpu_basis"] == "interval"
-    assert ranking["processes"][0] == {"pid": newcomer.pid, "name": "sm-newcomer", "state": "sleeping"}
+    # Newest first: of this test's processes the newcomer leads (another suite on the machine
+    # may start processes of its own meanwhile, so only ours are compared).
+    ours = [row["pid"] for row in ranking["processes"] if row["pid"] in (newcomer.pid, changer.pid)]
+    assert ours == [newcomer.pid, changer.pid]
+    assert rows[newcomer.pid] == {"pid": newcomer.pid, "name": "sm-newcomer", "state": "sleeping"}
     assert leaver.pid not in rows
     assert rows[changer.pid]["state"] == "stopped"
 
@@ -402,7 +409,9 @@ async def test_a_process_cannot_forge_rows_in_the_text(binary, tmp_path):
     lines = [line for line in listing.content[0].text.split("\n") if not line.startswith("(")]
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{process.pid} root sm-f\\nFAKE\\x1b: ")
-    assert " sm-f\\nFAKE\\x1b x\\n1 root " in lines[0], "the command line, escaped (and cut)"
+    # The command line is escaped too (where the row cuts it depends on the interpreter's path,
+    # so only the absence of raw control and bidi characters is compared).
+    assert "\x1b" not in listing.content[0].text and "\u202e" not in listing.content[0].text
     detail = got.content[0].text.split("\n")
     assert detail[0].startswith(f"{process.pid} sm-f\\nFAKE\\x1b (")
     assert detail[1].startswith("command: ")

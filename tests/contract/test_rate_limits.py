@@ -48,9 +48,13 @@ def test_a_flood_gets_429_while_another_identity_gets_through(binary):
         server.stop()
     assert 'outcome="rate_limited"' in server.log
     limited = [r for r in server.audit() if r["decision"] == "rate_limited"]
-    assert len(limited) == statuses.count(429)
+    # Five written one by one, the rest of a flood counted in one summary (the audit log must
+    # not be a way to flood the disk).
+    written = [r for r in limited if "suppressed" not in r]
+    assert len(written) == min(5, statuses.count(429))
+    assert len(written) + sum(r.get("suppressed", 0) for r in limited) == statuses.count(429)
     assert all(r["identity"] == "token:noisy" and r["tool"] == "system_overview" for r in limited)
-    assert limited[-1]["request_id"] == "14" and limited[-1]["detail"].startswith("rate limit:")
+    assert written[0]["detail"].startswith("rate limit:")
     assert not any(r.get("identity") == "token:quiet" and r["decision"] != "allowed" for r in server.audit())
 
 
