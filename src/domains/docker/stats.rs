@@ -40,6 +40,10 @@ pub struct StatsArguments {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ContainerStatsList {
     pub containers: Vec<ContainerStats>,
+    /// Asked for every running container: how many stopped or were removed between the list
+    /// and their reading (left out, not an error).
+    #[serde(skip_serializing_if = "crate::render::is_zero")]
+    pub ended_meanwhile: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -61,10 +65,8 @@ pub struct ContainerStats {
 
 impl Render for ContainerStatsList {
     fn render_text(&self) -> String {
-        if self.containers.is_empty() {
-            return "no running containers".into();
-        }
-        self.containers
+        let mut lines: Vec<String> = self
+            .containers
             .iter()
             .map(|row| {
                 format!(
@@ -82,8 +84,22 @@ impl Render for ContainerStatsList {
                     row.pids
                 )
             })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        if lines.is_empty() {
+            lines.push("no running containers".into());
+        }
+        if self.ended_meanwhile > 0 {
+            lines.push(format!(
+                "({} stopped before {} could be read)",
+                crate::render::count(self.ended_meanwhile, "container", "containers"),
+                if self.ended_meanwhile == 1 {
+                    "it"
+                } else {
+                    "they"
+                }
+            ));
+        }
+        lines.join("\n")
     }
 }
 
@@ -188,6 +204,9 @@ impl Tool for ContainerStatsTool {
         arguments: StatsArguments,
         _: ToolContext,
     ) -> Result<ContainerStatsList, ToolError> {
+        // Every running container: one that stops between the list and its reading is left out,
+        // not an error (on a busy host that happens).
+        let every_running = arguments.containers.is_none();
         let names = match arguments.containers {
             Some(names) => {
                 if names.is_empty() || names.len() > MAX_CONTAINERS {
@@ -218,7 +237,7 @@ impl Tool for ContainerStatsTool {
         };
         let docker = self.engine.client().await?;
         let engine = &self.engine;
-        let mut containers: Vec<ContainerStats> = futures::stream::iter(names)
+        let containers: Vec<Option<ContainerStats>> = futures::stream::iter(names)
             .map(|name| {
                 let docker = docker.clone();
                 async move {
@@ -226,21 +245,34 @@ impl Tool for ContainerStatsTool {
                         stream: false,
                         one_shot: false,
                     };
-                    let reading = docker
-                        .stats(&name, Some(options))
-                        .try_next()
-                        .await
-                        .map_err(|error| engine.explain(error))?;
-                    reading.map(|stats| figures(&stats)).ok_or_else(|| {
-                        ToolError::failed(format!("Docker gave no reading for `{name}`"))
-                    })
+                    let reading = match docker.stats(&name, Some(options)).try_next().await {
+                        Ok(reading) => reading,
+                        Err(bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }) if every_running => None,
+                        Err(error) => return Err(engine.explain(error)),
+                    };
+                    match reading {
+                        Some(stats) => Ok(Some(figures(&stats))),
+                        None if every_running => Ok(None),
+                        None => Err(ToolError::failed(format!(
+                            "Docker gave no reading for `{name}`"
+                        ))),
+                    }
                 }
             })
             .buffered(CONCURRENCY)
-            .try_collect()
+            .try_collect::<Vec<Option<ContainerStats>>>()
             .await?;
+        let read = containers.len();
+        let mut containers: Vec<ContainerStats> = containers.into_iter().flatten().collect();
+        let ended_meanwhile = (read - containers.len()) as u64;
         containers.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(ContainerStatsList { containers })
+        Ok(ContainerStatsList {
+            containers,
+            ended_meanwhile,
+        })
     }
 }
 
