@@ -240,6 +240,106 @@ def test_a_sustained_slowloris_does_not_turn_others_away(binary, tmp_path):
     assert answered >= 36, f"{answered} of 40 answered during the flood"
 
 
+def hold_connections(url: str, count: int, opening: bytes, stop: threading.Event, drip: bytes | None, opened: list[int]) -> None:
+    """Keeps `count` connections open, each started with `opening`, sending `drip` on each now
+    and then (when given), and reopening those the server closes, until `stop`."""
+    parsed = urlparse(url)
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        alive = []
+        for sock in held:
+            try:
+                if drip is not None:
+                    sock.send(drip)
+                elif sock.recv(65536, socket.MSG_DONTWAIT) == b"":
+                    raise OSError("closed")
+                alive.append(sock)
+            except BlockingIOError:
+                alive.append(sock)
+            except OSError:
+                sock.close()
+        held = alive
+        while len(held) < count and not stop.is_set():
+            try:
+                sock = socket.create_connection((parsed.hostname, parsed.port), timeout=2)
+                sock.sendall(opening)
+                held.append(sock)
+                opened[0] += 1
+            except OSError:
+                break
+        time.sleep(0.05)
+    for sock in held:
+        sock.close()
+
+
+def answered_during(url: str, headers: dict[str, str], attack) -> int:
+    """How many of 40 prompt calls `headers` gets answered while `attack` runs in a thread."""
+    stop = threading.Event()
+    thread = threading.Thread(target=attack, args=(stop,))
+    thread.start()
+    answered = 0
+    try:
+        time.sleep(1.5)  # the server is full by now
+        for request_id in range(40):
+            try:
+                answered += modern_call(url, "system_overview", {}, request_id, headers).status == 200
+            except OSError:
+                pass
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join()
+    return answered
+
+
+def test_one_token_sending_bodies_slowly_does_not_turn_others_away(binary, tmp_path):
+    # A stolen viewer token: hundreds of requests whose headers are complete and whose bodies
+    # arrive a byte at a time. A body still arriving is a connection waiting, closed to make room.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    server = start_server(binary, "--http", "127.0.0.1:0", config="[http]\nmax_connections = 200\n")
+    viewer = create_token(binary, server.config, name="viewer", role="viewer")
+    wait_for_token(server.url, {"Authorization": f"Bearer {viewer}"})
+    parsed = urlparse(server.url)
+    opening = (
+        f"POST /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nAuthorization: Bearer {viewer}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nContent-Length: 100000\r\n\r\n "
+    ).encode()
+    opened = [0]
+    try:
+        answered = answered_during(server.url, {}, lambda stop: hold_connections(server.url, 400, opening, stop, b" ", opened))
+    finally:
+        assert server.stop() == 0
+    assert opened[0] > 400, opened[0]
+    assert answered >= 36, f"{answered} of 40 answered during the slow bodies"
+
+
+def test_one_identitys_event_streams_do_not_turn_others_away(binary, tmp_path):
+    # One session, hundreds of event streams (GET) on it. When nothing is waiting, the oldest
+    # stream of the identity holding the most is closed to make room for someone else.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    server = start_server(binary, "--http", "127.0.0.1:0", config="[http]\nmax_connections = 100\n", role="viewer")
+    other = {"Authorization": f"Bearer {create_token(binary, server.config, name='other', role='viewer')}"}
+    wait_for_token(server.url, other)
+    session_id = initialize(server.url).headers["mcp-session-id"]
+    post(server.url, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+         {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": "2025-11-25"})
+    parsed = urlparse(server.url)
+    opening = (
+        f"GET /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nAuthorization: Bearer {server.token}\r\n"
+        f"Accept: text/event-stream\r\nMcp-Session-Id: {session_id}\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n"
+    ).encode()
+    opened = [0]
+    try:
+        answered = answered_during(server.url, other, lambda stop: hold_connections(server.url, 150, opening, stop, None, opened))
+    finally:
+        assert server.stop() == 0
+    assert opened[0] > 100, opened[0]
+    assert answered >= 36, f"{answered} of 40 answered during the streams"
+
+
 def test_an_idle_keep_alive_connection_is_closed(binary):
     server = start_server(binary, "--http", "127.0.0.1:0", config="[http]\nheader_read_timeout_seconds = 2\n")
     try:

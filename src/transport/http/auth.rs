@@ -24,6 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::occupancy::Occupant;
 use super::peer::ConnectionPeer;
 use super::reply;
 use crate::auth::Authenticator;
@@ -127,6 +128,9 @@ pub async fn authenticate<P: ConnectionPeer>(
         transport: peer.transport(),
         remote: peer.remote(),
     };
+    if let Some(occupant) = request.extensions().get::<Arc<Occupant>>() {
+        occupant.identify(caller.identity.to_string());
+    }
     request.extensions_mut().insert(Arc::new(caller));
     next.run(request).await
 }

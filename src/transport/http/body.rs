@@ -14,6 +14,7 @@ use futures::StreamExt;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, NumberOrString};
 use tokio_util::bytes::BytesMut;
 
+use super::occupancy::Occupant;
 use super::reply;
 use crate::audit::{AuditLog, Decision, Entry, Event};
 use crate::gate::Caller;
@@ -45,7 +46,14 @@ const DISCARD_BYTES: u64 = 16 * 1024 * 1024;
 const DISCARD_TIME: Duration = Duration::from_secs(5);
 
 pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+    let occupant = request.extensions().get::<Arc<Occupant>>().cloned();
+    let answering = || {
+        if let Some(occupant) = &occupant {
+            occupant.answering();
+        }
+    };
     if request.method() != Method::POST {
+        answering();
         return next.run(request).await;
     }
     let declared = request
@@ -91,6 +99,9 @@ pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next)
             );
         }
     };
+    // The body is in: a slow body was a connection waiting (it could be closed to make room);
+    // from here the request is answered.
+    answering();
     match decode(&bytes) {
         Decoded::Message(message) => {
             let mut request = Request::from_parts(parts, Body::from(bytes));

@@ -1,13 +1,18 @@
 //! Which open connections are doing something, so that a full server makes room by closing one
 //! that is only waiting instead of turning the newcomer away.
 //!
-//! A slowloris holds connections by sending a request's headers slowly; a patient one sends a
-//! request and then sits on the keep-alive connection. Either way the connection is *waiting*:
-//! no request is being answered on it. At `http.max_connections` the connection loop closes the
-//! one that has waited longest and admits the new one. A client that sends its request at once
-//! (every real client) is waiting for microseconds, so it is never the one closed; the flood
-//! evicts itself. A request being answered, or an event stream (`GET` answered with
-//! `text/event-stream`), is never closed this way.
+//! A slowloris holds connections by sending a request's headers slowly, or its body; a patient
+//! one sends a request and then sits on the keep-alive connection. Either way the connection is
+//! *waiting*: no request is being answered on it (a body still arriving counts as waiting; the
+//! body layer marks the connection answering once the body is in). At `http.max_connections`
+//! the connection loop closes the one that has waited longest and admits the new one. A client
+//! that sends its request at once (every real client) waits for microseconds, so it is never the
+//! one closed; the flood evicts itself.
+//!
+//! A request being answered is never closed. Event streams (`GET` answered with
+//! `text/event-stream`) are long by nature, so they are closed only when nothing is waiting, and
+//! then fairly: the oldest stream of the identity that holds the most of them (one identity's
+//! hundred streams cannot keep another identity's one out).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -29,6 +34,8 @@ const STREAMING: u8 = 2;
 #[derive(Debug)]
 pub struct Occupant {
     state: AtomicU8,
+    /// Who authenticated on it (for a fair choice among event streams).
+    identity: Mutex<Option<String>>,
     /// When it began waiting, in milliseconds since the loop started.
     waiting_since: AtomicU64,
     /// Fired to close the connection.
@@ -62,6 +69,7 @@ impl Occupancy {
     pub fn admit(self: &Arc<Self>) -> (Arc<Occupant>, Leaving) {
         let occupant = Arc::new(Occupant {
             state: AtomicU8::new(WAITING),
+            identity: Mutex::new(None),
             waiting_since: AtomicU64::new(self.now()),
             evicted: CancellationToken::new(),
         });
@@ -79,16 +87,36 @@ impl Occupancy {
         )
     }
 
-    /// Closes the connection that has waited longest, if one is waiting. Returns whether one was.
+    /// Closes the connection that has waited longest; if none is waiting, the oldest event
+    /// stream of the identity holding the most streams (when it holds more than one). Returns
+    /// whether one was closed.
     pub fn evict_the_longest_waiting(&self) -> bool {
         let occupants = self.occupants.lock().unwrap_or_else(|p| p.into_inner());
-        let victim = occupants
-            .values()
-            .filter(|occupant| {
-                occupant.state.load(Ordering::Acquire) == WAITING
-                    && !occupant.evicted.is_cancelled()
-            })
+        let open = || {
+            occupants
+                .values()
+                .filter(|occupant| !occupant.evicted.is_cancelled())
+        };
+        let waiting = open()
+            .filter(|occupant| occupant.state.load(Ordering::Acquire) == WAITING)
             .min_by_key(|occupant| occupant.waiting_since.load(Ordering::Acquire));
+        let victim = waiting.or_else(|| {
+            let mut streams: HashMap<String, Vec<&Arc<Occupant>>> = HashMap::new();
+            for occupant in open().filter(|o| o.state.load(Ordering::Acquire) == STREAMING) {
+                let identity = occupant
+                    .identity
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                streams.entry(identity).or_default().push(occupant);
+            }
+            let (_, busiest) = streams.into_iter().max_by_key(|(_, held)| held.len())?;
+            (busiest.len() > 1).then_some(())?;
+            busiest
+                .into_iter()
+                .min_by_key(|occupant| occupant.waiting_since.load(Ordering::Acquire))
+        });
         match victim {
             Some(victim) => {
                 victim.evicted.cancel();
@@ -115,15 +143,27 @@ impl Drop for Leaving {
     }
 }
 
-/// The layer that marks a connection answering while a request is, and waiting again after
-/// (streaming, for an event stream).
+impl Occupant {
+    /// The request's body is in: from now on it is being answered (never closed to make room).
+    pub fn answering(&self) {
+        self.state.store(ANSWERING, Ordering::Release);
+    }
+
+    /// The identity that authenticated on this connection.
+    pub fn identify(&self, identity: String) {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity);
+    }
+}
+
+/// The layer that follows a connection's requests: still waiting while the headers are in but
+/// the body is not (the body layer calls [`Occupant::answering`]), waiting again after the answer
+/// (or streaming, for an event stream).
 pub async fn track(
     Extension(occupant): Extension<Arc<Occupant>>,
     Extension(occupancy): Extension<Arc<Occupancy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    occupant.state.store(ANSWERING, Ordering::Release);
     let may_stream = request.method() == Method::GET;
     let response = next.run(request).await;
     let streaming = may_stream
@@ -132,6 +172,9 @@ pub async fn track(
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
     if streaming {
+        occupant
+            .waiting_since
+            .store(occupancy.now(), Ordering::Release);
         occupant.state.store(STREAMING, Ordering::Release);
     } else {
         occupant
@@ -163,5 +206,25 @@ mod tests {
         );
         drop(_b);
         assert_eq!(occupancy.occupants.lock().expect("lock").len(), 2);
+    }
+
+    #[test]
+    fn when_nothing_waits_the_busiest_identitys_oldest_stream_is_closed() {
+        let occupancy = Arc::new(Occupancy::default());
+        let mut held = Vec::new();
+        for identity in ["token:hog", "token:hog", "token:hog", "token:other"] {
+            let (occupant, leaving) = occupancy.admit();
+            occupant.identify(identity.into());
+            occupant.state.store(STREAMING, Ordering::Release);
+            held.push((occupant, leaving));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert!(occupancy.evict_the_longest_waiting());
+        assert!(held[0].0.evicted.is_cancelled(), "the hog's oldest stream");
+        assert!(occupancy.evict_the_longest_waiting());
+        assert!(held[1].0.evicted.is_cancelled());
+        // One stream each now: nobody is closed to make room.
+        assert!(!occupancy.evict_the_longest_waiting());
+        assert!(!held[3].0.evicted.is_cancelled());
     }
 }
