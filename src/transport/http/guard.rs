@@ -194,7 +194,9 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::MissingHost => f.write_str("Forbidden: the request has no valid Host header"),
+            Refusal::MissingHost => {
+                f.write_str("Forbidden: the request has no valid Host header (exactly one)")
+            }
             Refusal::HostNotAllowed(host) => write!(
                 f,
                 "Forbidden: Host `{host}` is not allowed (possible DNS rebinding); \
@@ -213,20 +215,34 @@ impl OriginPolicy {
     /// Checks the headers of one request. A request without `Origin` (every non-browser client)
     /// passes the origin rule; one with an `Origin` must match the allow-list exactly.
     pub fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
-        let authority = match headers.get(header::HOST) {
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|text| Authority::from_str(text).ok())
-                .ok_or(Refusal::MissingHost)?,
-            None => uri.authority().cloned().ok_or(Refusal::MissingHost)?,
+        // One Host header (RFC 9112: two are a bad request), and a request-target in absolute
+        // form names its host too: every host the request names must be allowed, so that no
+        // component downstream can read another one than the one checked here.
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let named = match (hosts.next(), hosts.next()) {
+            (Some(_), Some(_)) => return Err(Refusal::MissingHost),
+            (Some(value), None) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|text| Authority::from_str(text).ok())
+                    .ok_or(Refusal::MissingHost)?,
+            ),
+            (None, _) => None,
         };
-        let host = normalize_host(authority.host());
-        let port = authority.port_u16();
-        if !self.allowed_hosts.is_empty()
-            && !self.allowed_hosts.iter().any(|p| p.matches(&host, port))
-        {
-            return Err(Refusal::HostNotAllowed(quoted(authority.as_str())));
+        let authorities: Vec<Authority> =
+            named.into_iter().chain(uri.authority().cloned()).collect();
+        if authorities.is_empty() {
+            return Err(Refusal::MissingHost);
+        }
+        for authority in &authorities {
+            let host = normalize_host(authority.host());
+            let port = authority.port_u16();
+            if !self.allowed_hosts.is_empty()
+                && !self.allowed_hosts.iter().any(|p| p.matches(&host, port))
+            {
+                return Err(Refusal::HostNotAllowed(quoted(authority.as_str())));
+            }
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
@@ -320,6 +336,24 @@ mod tests {
             policy.check(&uri, &headers("evil.example:8080", None)),
             Err(Refusal::HostNotAllowed("evil.example:8080".into()))
         );
+    }
+
+    #[test]
+    fn two_host_headers_or_an_absolute_target_elsewhere_are_refused() {
+        let policy = policy(&["127.0.0.1"], &[]);
+        let mut two = headers("127.0.0.1", None);
+        two.append(header::HOST, HeaderValue::from_static("evil.com"));
+        assert_eq!(
+            policy.check(&Uri::from_static("/mcp"), &two),
+            Err(Refusal::MissingHost)
+        );
+        let absolute = Uri::from_static("http://evil.com/mcp");
+        assert_eq!(
+            policy.check(&absolute, &headers("127.0.0.1", None)),
+            Err(Refusal::HostNotAllowed("evil.com".into()))
+        );
+        let same = Uri::from_static("http://127.0.0.1/mcp");
+        assert!(policy.check(&same, &headers("127.0.0.1", None)).is_ok());
     }
 
     #[test]
