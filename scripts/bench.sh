@@ -11,7 +11,7 @@
 # beside ripgrep's own binary, files_tail on 1 GiB, a files_list page of 100,000 entries.
 # Docker: docker_container_list with 100 containers, docker_container_stats of 20 at once. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
-# CPU 0 and wrk to CPU 1 so they do not share a core.
+# CPU 0 and wrk to CPU 1 so they do not share a core; then the memory of 1,000 more sessions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +33,9 @@ max_concurrent_calls = 100000
 calls_per_minute = 1000000000
 burst = 1000000
 max_concurrent = 100000
+[http]
+max_sessions_per_identity = 5000
+max_sessions = 5000
 [security]
 token_file = "$STATE/tokens.json"
 [audit]
@@ -165,6 +168,18 @@ run "tools/call, 2025-11-25 session (SSE)" 10 SESSION_ID="$SESSION"
 
 echo "RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status)" \
     "(peak $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status))"
+
+# What one 2025-11-25 session costs: 1,000 more, opened one after another (the bench identity's
+# session bound is raised above; the default is 16 per identity, 1,024 in all).
+rss_kib() { awk '/VmRSS/ {print $2}' /proc/$SERVER/status; }
+before=$(rss_kib)
+for _ in $(seq 1000); do
+    curl -s -o /dev/null -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -H "Authorization: Bearer $TOKEN" "$URL" \
+        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
+done
+after=$(rss_kib)
+echo "sessions: 1,000 more open sessions: +$(( (after - before) / 1024 )) MiB RSS, $(( (after - before) / 1000 )) KiB each"
 
 # The closest peer, measured by the same stdio driver, when asked: PEER=1 ./scripts/bench.sh
 if [ "${PEER:-0}" = 1 ]; then

@@ -241,8 +241,23 @@ impl AuditLog {
     /// the whole record, so that it is never silently lost; whether the call goes on is the
     /// gate's decision.
     pub fn record(&self, entry: &Entry) -> Result<(), AuditError> {
+        self.record_counted(entry).map(|_| ())
+    }
+
+    /// Records a refusal, and says whether it was written one by one (true) or counted as one
+    /// of a flood (false): the server's own log line about it follows the same choice, so that
+    /// a flood cannot flood stderr (or journald) either. A record that cannot be written is
+    /// logged by the log itself and reported as written.
+    pub fn record_refusal(&self, entry: &Entry) -> bool {
+        self.record_counted(entry).unwrap_or(true)
+    }
+
+    fn record_counted(&self, entry: &Entry) -> Result<bool, AuditError> {
         if self.writer.is_none() {
-            return Ok(());
+            // No file, but a flood's log lines are still counted rather than printed.
+            let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = flood.due_summaries(std::time::Instant::now());
+            return Ok(flood.admit(entry, std::time::Instant::now()) == Verdict::Write);
         }
         let (verdict, summaries) = {
             let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,8 +268,8 @@ impl AuditLog {
             self.write(&bound::bounded(summary))?;
         }
         match verdict {
-            Verdict::Write => self.write(&bound::bounded(entry)),
-            Verdict::Counted => Ok(()),
+            Verdict::Write => self.write(&bound::bounded(entry)).map(|()| true),
+            Verdict::Counted => Ok(false),
         }
     }
 

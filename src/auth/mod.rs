@@ -109,14 +109,15 @@ impl Authenticator {
     }
 
     /// Records a refused credential. `identity` names the token when it is known (expired,
-    /// revoked).
+    /// revoked). Returns whether it was written one by one (false: counted as one of a flood),
+    /// which is also whether it deserves a line in the server's own log.
     pub fn record_failure(
         &self,
         identity: Option<String>,
         transport: &str,
         remote: Option<String>,
         reason: &str,
-    ) {
+    ) -> bool {
         let entry = Entry {
             event: Some(Event::Auth),
             decision: Some(Decision::AuthFailed),
@@ -128,7 +129,7 @@ impl Authenticator {
             ..Entry::default()
         };
         // A refusal stands whether or not it could be recorded (the failure is logged).
-        let _ = self.audit.record(&entry);
+        self.audit.record_refusal(&entry)
     }
 
     pub fn policy(&self) -> &Arc<Policy> {

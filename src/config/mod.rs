@@ -538,7 +538,7 @@ pub struct HttpConfig {
     /// Seconds a request body may take to arrive.
     pub body_read_timeout_seconds: Bounded<1, 3600>,
     /// Connections open at once, all peers together; further ones are closed on arrival. Held
-    /// to half of the process's descriptor limit less 128 (file calls share the other half).
+    /// to (the process's descriptor limit - 128) / 2 (file calls share the other half).
     pub max_connections: Bounded<1, 1_000_000>,
     /// Open sessions (2025-era `Mcp-Session-Id`) of one identity; past it a new `initialize`
     /// gets 429 while the identity's existing sessions keep working.

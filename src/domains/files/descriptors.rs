@@ -2,7 +2,7 @@
 //! holds only the directories on its current path, at most 64 deep, and one file), but sixty-four
 //! deep searches at once still held 1,024 and made another caller's `files_read` fail with "Too
 //! many open files". So every file call first reserves what it may hold at most from one budget:
-//! half of the process's descriptor limit less 128 (the HTTP connection bound takes the other
+//! (the process's descriptor limit - 128) / 2 (the HTTP connection bound takes the other
 //! half, see the transport's connection loop). A call that finds the budget spent waits for a
 //! reservation to be given back, within its timeout. With the usual hard limit (raised to at
 //! start), the budget is far beyond what is ever reached.

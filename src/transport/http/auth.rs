@@ -39,19 +39,22 @@ pub async fn authenticate<P: ConnectionPeer>(
     next: Next,
 ) -> Response {
     let refuse_as = |token: Option<&str>, error: Option<&str>, message: String| {
-        tracing::warn!(
-            target: "systemmanager::auth",
-            transport = peer.transport().as_str(),
-            remote = peer.remote().as_deref().unwrap_or(""),
-            reason = %message,
-            "authentication failed"
-        );
-        authenticator.record_failure(
+        let written = authenticator.record_failure(
             token.map(|name| format!("token:{name}")),
             peer.transport().as_str(),
             peer.remote(),
             &message,
         );
+        // One of a flood is counted in the audit log, and not logged line by line either.
+        if written {
+            tracing::warn!(
+                target: "systemmanager::auth",
+                transport = peer.transport().as_str(),
+                remote = peer.remote().as_deref().unwrap_or(""),
+                reason = %message,
+                "authentication failed"
+            );
+        }
         unauthorized(error, message)
     };
     let refuse = |error: Option<&str>, message: String| refuse_as(None, error, message);
@@ -148,7 +151,9 @@ async fn is_the_proxy<P: ConnectionPeer>(authenticator: &Authenticator, peer: &P
         .flatten();
     let believed = authenticator.is_tailnet_proxy(owner);
     if !believed {
-        tracing::warn!(
+        // Debug only: the request goes on as one without the header, and its refusal (if any)
+        // is what the log and the audit record show, counted under a flood.
+        tracing::debug!(
             target: "systemmanager::auth",
             owner = owner.map(|uid| uid.to_string()).as_deref().unwrap_or("unknown"),
             "X-Forwarded-For ignored: the connection is not the tailscale serve proxy's \

@@ -242,11 +242,6 @@ where
 
 /// Records a connection refused before any request reached the layers above.
 fn record(audit: &AuditLog, remote: Option<String>, outcome: &str, detail: String) {
-    tracing::info!(
-        remote = remote.as_deref().unwrap_or(""),
-        outcome,
-        "{detail}"
-    );
     let entry = Entry {
         event: Some(Event::Request),
         decision: Some(Decision::Refused),
@@ -255,8 +250,16 @@ fn record(audit: &AuditLog, remote: Option<String>, outcome: &str, detail: Strin
         detail: Some(detail),
         ..Entry::default()
     };
-    // Refused either way; a failed record is logged by the audit log itself.
-    let _ = audit.record(&entry);
+    // Refused either way; a failed record is logged by the audit log itself. One of a flood is
+    // counted, and not logged line by line either.
+    if audit.record_refusal(&entry) {
+        tracing::info!(
+            remote = entry.remote.as_deref().unwrap_or(""),
+            outcome,
+            "{}",
+            entry.detail.as_deref().unwrap_or("")
+        );
+    }
 }
 
 #[cfg(test)]

@@ -225,6 +225,8 @@ impl OriginPolicy {
                 value
                     .to_str()
                     .ok()
+                    // A Host is host[:port]; `user@host` is no Host (RFC 9110 §7.2).
+                    .filter(|text| !text.contains('@'))
                     .and_then(|text| Authority::from_str(text).ok())
                     .ok_or(Refusal::MissingHost)?,
             ),
@@ -280,7 +282,6 @@ pub async fn enforce<P: ConnectionPeer>(
     match guard.policy.check(request.uri(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
-            tracing::warn!(%refusal, remote = peer.remote().as_deref().unwrap_or(""), "refused HTTP request");
             let outcome = match refusal {
                 Refusal::OriginNotAllowed(_) => "origin_refused",
                 Refusal::HostNotAllowed(_) | Refusal::MissingHost => "host_refused",
@@ -294,8 +295,11 @@ pub async fn enforce<P: ConnectionPeer>(
                 detail: Some(refusal.to_string()),
                 ..Entry::default()
             };
-            // Refused either way; a failed record is logged by the audit log itself.
-            let _ = guard.audit.record(&entry);
+            // Refused either way; a failed record is logged by the audit log itself. One of a
+            // flood is counted, and not logged line by line either.
+            if guard.audit.record_refusal(&entry) {
+                tracing::warn!(%refusal, remote = peer.remote().as_deref().unwrap_or(""), "refused HTTP request");
+            }
             reply::jsonrpc_error(StatusCode::FORBIDDEN, None, -32600, refusal.to_string())
         }
     }
@@ -351,6 +355,10 @@ mod tests {
         assert_eq!(
             policy.check(&absolute, &headers("127.0.0.1", None)),
             Err(Refusal::HostNotAllowed("evil.com".into()))
+        );
+        assert_eq!(
+            policy.check(&Uri::from_static("/mcp"), &headers("evil@127.0.0.1", None)),
+            Err(Refusal::MissingHost)
         );
         let same = Uri::from_static("http://127.0.0.1/mcp");
         assert!(policy.check(&same, &headers("127.0.0.1", None)).is_ok());

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use rmcp::model::ErrorCode;
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -207,6 +207,18 @@ impl Sessions {
     }
 }
 
+/// The answer for a session id that is unknown or another identity's: the same either way.
+fn not_found() -> Response {
+    reply::jsonrpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        ErrorCode::INVALID_REQUEST.0,
+        "Session not found: this session does not exist or belongs to another caller; start a \
+         new one with initialize"
+            .into(),
+    )
+}
+
 /// The layer: checks the owner of a presented session, bounds new ones, and learns the ids rmcp
 /// hands out.
 pub async fn enforce(
@@ -224,25 +236,26 @@ pub async fn enforce(
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
     if let Some(id) = presented {
+        let deleting = request.method() == Method::DELETE;
+        // rmcp answers a DELETE of an unknown id 202; answering it 404 here, as for another
+        // identity's session, leaves nothing to tell the two apart by.
+        if deleting && !sessions.book().sessions.contains_key(&id) {
+            return not_found();
+        }
         if !sessions.may_use(&id, &identity) {
             sessions.record(
                 &caller,
                 "foreign_session",
                 "the request presented a session another identity opened".into(),
             );
-            return reply::jsonrpc_error(
-                StatusCode::NOT_FOUND,
-                None,
-                ErrorCode::INVALID_REQUEST.0,
-                "Session not found: this session does not exist or belongs to another caller; \
-                 start a new one with initialize"
-                    .into(),
-            );
+            return not_found();
         }
-        let deleting = request.method() == Method::DELETE;
         let response = next.run(request).await;
         if deleting && response.status().is_success() {
             sessions.book().forget(&id);
+            // rmcp answers 202; a session ended is 204 No Content (the Python SDK expects
+            // 200 or 204 and warns otherwise).
+            return StatusCode::NO_CONTENT.into_response();
         }
         return response;
     }

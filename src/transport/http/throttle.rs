@@ -30,23 +30,25 @@ pub async fn admit(State(gate): State<Arc<Gate>>, mut request: Request, next: Ne
             next.run(request).await
         }
         Err(throttled) => {
-            tracing::warn!(
-                target: "systemmanager::call",
-                identity = %caller.identity,
-                role = caller.role.name.as_str(),
-                transport = caller.transport.as_str(),
-                remote = caller.remote.as_deref().unwrap_or(""),
-                outcome = "rate_limited",
-                "tool call refused: {throttled}"
-            );
             let decoded = request.extensions().get::<DecodedRequest>();
             let id = decoded.map(|decoded| decoded.id.clone());
             let mut entry = Entry::call(&caller, Decision::RateLimited, "rate_limited");
             entry.tool = decoded.and_then(|decoded| decoded.tool.clone());
             entry.request_id = id.as_ref().map(ToString::to_string);
             entry.detail = Some(throttled.to_string());
-            // Refused either way; a failed record is logged by the audit log itself.
-            let _ = gate.audit().record(&entry);
+            // Refused either way; a failed record is logged by the audit log itself. One of a
+            // flood is counted, and not logged line by line either.
+            if gate.audit().record_refusal(&entry) {
+                tracing::warn!(
+                    target: "systemmanager::call",
+                    identity = %caller.identity,
+                    role = caller.role.name.as_str(),
+                    transport = caller.transport.as_str(),
+                    remote = caller.remote.as_deref().unwrap_or(""),
+                    outcome = "rate_limited",
+                    "tool call refused: {throttled}"
+                );
+            }
             let mut response = reply::jsonrpc_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 id,
