@@ -152,6 +152,26 @@ impl Entry {
             ..Self::default()
         }
     }
+
+    /// An entry about a request refused before it reached a tool: by `caller` when it was
+    /// authenticated by then, else by whoever it was (the site adds the remote it knows).
+    pub fn refused_request(
+        caller: Option<&Caller>,
+        outcome: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        let mut entry = match caller {
+            Some(caller) => Self::call(caller, Decision::Refused, outcome),
+            None => Self {
+                decision: Some(Decision::Refused),
+                outcome: outcome.into(),
+                ..Self::default()
+            },
+        };
+        entry.event = Some(Event::Request);
+        entry.detail = Some(detail.into());
+        entry
+    }
 }
 
 /// Why a record could not be written.

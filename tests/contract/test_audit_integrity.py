@@ -39,6 +39,15 @@ def raw_request(url: str, head: str, body: bytes = b"") -> bytes:
     return reply
 
 
+def log_calls(binary: Path, config: Path, count: int) -> None:
+    """`count` system_overview calls through one stdio server run with `config`."""
+    session = StdioSession(binary, "--config", str(config))
+    session.initialize()
+    for request_id in range(count):
+        session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
+    assert session.close() == 0
+
+
 def lines_of(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -141,11 +150,7 @@ def test_an_emptied_log_does_not_verify(binary, tmp_path):
 
 def test_a_log_cut_at_its_start_does_not_verify(binary, tmp_path):
     config = make_config()
-    session = StdioSession(binary, "--config", str(config))
-    session.initialize()
-    for request_id in range(60):
-        session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
-    assert session.close() == 0
+    log_calls(binary, config, 60)
     lines = (config.parent / "audit.jsonl").read_text().splitlines(keepends=True)
     assert verify(binary, config.parent / "audit.jsonl").returncode == 0
     for first in (50, 1):  # `tail -n +51`, and only the first line (the log's start) removed
@@ -158,11 +163,7 @@ def test_a_log_cut_at_its_start_does_not_verify(binary, tmp_path):
 
 def test_a_rotated_log_whose_oldest_kept_file_was_cut_does_not_verify(binary, tmp_path):
     config = make_config("[audit]\nmax_bytes = 4096\nkeep = 2\n")
-    session = StdioSession(binary, "--config", str(config))
-    session.initialize()
-    for request_id in range(80):
-        session.request({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}})
-    assert session.close() == 0
+    log_calls(binary, config, 80)
     log = config.parent / "audit.jsonl"
     files = [Path(f"{log}.2"), Path(f"{log}.1"), log]
     assert verify(binary, *files).returncode == 0

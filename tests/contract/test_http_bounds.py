@@ -115,6 +115,13 @@ def test_an_idle_session_is_closed(binary):
         assert server.stop() == 0
 
 
+def room_for_the_attacker() -> None:
+    """Raises this test process's own descriptor limit, so that it can hold the thousand-odd
+    connections an attack needs (the server under test is the one held to 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+
 def limited_binary(binary: Path, tmp_path: Path, descriptors: int) -> Path:
     """The server binary behind a wrapper that lowers its descriptor limit (soft and hard)."""
     wrapper = tmp_path / "systemmanager-limited"
@@ -148,8 +155,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 
 def test_a_slowloris_cannot_stop_the_server_answering(binary, tmp_path):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    room_for_the_attacker()
     server = start_server(
         limited_binary(binary, tmp_path, 1024), "--http", "127.0.0.1:0",
         # The bound is set low so that it is surely reached while the trickle lasts (the kernel's
@@ -192,8 +198,7 @@ def test_a_sustained_slowloris_does_not_turn_others_away(binary, tmp_path):
     # The attack as it was made: hundreds of trickling connections, each reopened as soon as the
     # server closes it. When full, the server closes the connection that has waited longest for
     # a request, so a client that sends its request at once is answered.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    room_for_the_attacker()
     server = start_server(
         limited_binary(binary, tmp_path, 1024), "--http", "127.0.0.1:0",
         config="[http]\nmax_connections = 300\n",
@@ -300,8 +305,7 @@ def answered_during(url: str, headers: dict[str, str], attack) -> int:
 def test_one_token_sending_bodies_slowly_does_not_turn_others_away(binary, tmp_path):
     # A stolen viewer token: hundreds of requests whose headers are complete and whose bodies
     # arrive a byte at a time. A body still arriving is a connection waiting, closed to make room.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    room_for_the_attacker()
     server = start_server(binary, "--http", "127.0.0.1:0", config="[http]\nmax_connections = 200\n")
     viewer = create_token(binary, server.config, name="viewer", role="viewer")
     wait_for_token(server.url, {"Authorization": f"Bearer {viewer}"})
@@ -323,8 +327,7 @@ def test_one_token_sending_bodies_slowly_does_not_turn_others_away(binary, tmp_p
 def test_one_identitys_event_streams_do_not_turn_others_away(binary, tmp_path):
     # One session, hundreds of event streams (GET) on it. When nothing is waiting, the oldest
     # stream of the identity holding the most is closed to make room for someone else.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    room_for_the_attacker()
     server = start_server(binary, "--http", "127.0.0.1:0", config="[http]\nmax_connections = 100\n", role="viewer")
     other = {"Authorization": f"Bearer {create_token(binary, server.config, name='other', role='viewer')}"}
     wait_for_token(server.url, other)

@@ -16,7 +16,7 @@ use tokio_util::bytes::BytesMut;
 
 use super::occupancy::Occupant;
 use super::reply;
-use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::audit::{AuditLog, Entry};
 use crate::gate::Caller;
 use crate::transport::jsonrpc::{Decoded, decode};
 
@@ -164,18 +164,10 @@ async fn read(body: Body, limit: usize) -> Result<tokio_util::bytes::Bytes, Unre
 
 /// Records a refused body.
 fn audit_refusal(limit: &BodyLimit, caller: Option<&Caller>, outcome: &str, message: String) {
-    let mut entry = match caller {
-        Some(caller) => Entry::call(caller, Decision::Refused, outcome),
-        None => Entry {
-            decision: Some(Decision::Refused),
-            outcome: outcome.into(),
-            ..Entry::default()
-        },
-    };
-    entry.event = Some(Event::Request);
-    entry.detail = Some(message);
     // Refused either way; a failed record is logged by the audit log itself.
-    let _ = limit.audit.record(&entry);
+    let _ = limit
+        .audit
+        .record(&Entry::refused_request(caller, outcome, message));
 }
 
 /// Records a refused body and answers with `status` and the JSON-RPC error.

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::occupancy::{self, Occupancy};
 use super::peer::ConnectionPeer;
-use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::audit::{AuditLog, Entry};
 use crate::config::HttpConfig;
 
 /// How long a newcomer waits for the connection closed to make room for it to be gone.
@@ -243,12 +243,8 @@ where
 /// Records a connection refused before any request reached the layers above.
 fn record(audit: &AuditLog, remote: Option<String>, outcome: &str, detail: String) {
     let entry = Entry {
-        event: Some(Event::Request),
-        decision: Some(Decision::Refused),
-        outcome: outcome.into(),
         remote,
-        detail: Some(detail),
-        ..Entry::default()
+        ..Entry::refused_request(None, outcome, detail)
     };
     // Refused either way; a failed record is logged by the audit log itself. One of a flood is
     // counted, and not logged line by line either.

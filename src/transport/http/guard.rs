@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::peer::ConnectionPeer;
 use super::reply;
-use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::audit::{AuditLog, Entry};
 
 /// One entry of `http.allowed_hosts`: a host name or address, optionally with a port.
 /// Without a port it matches any port.
@@ -287,13 +287,9 @@ pub async fn enforce<P: ConnectionPeer>(
                 Refusal::HostNotAllowed(_) | Refusal::MissingHost => "host_refused",
             };
             let entry = Entry {
-                event: Some(Event::Request),
-                decision: Some(Decision::Refused),
-                outcome: outcome.into(),
                 transport: Some(peer.transport().as_str().into()),
                 remote: peer.remote(),
-                detail: Some(refusal.to_string()),
-                ..Entry::default()
+                ..Entry::refused_request(None, outcome, refusal.to_string())
             };
             // Refused either way; a failed record is logged by the audit log itself. One of a
             // flood is counted, and not logged line by line either.

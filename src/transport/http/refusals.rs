@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::body::DecodedRequest;
-use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::audit::{AuditLog, Entry};
 use crate::gate::Caller;
 
 /// An error body longer than this is not read for its message (rmcp's are a few hundred bytes).
@@ -32,19 +32,11 @@ pub async fn record(State(audit): State<Arc<AuditLog>>, request: Request, next: 
         Ok(bytes) => (error_message(&bytes), Body::from(bytes)),
         Err(_) => (None, Body::empty()),
     };
-    let mut entry = match &caller {
-        Some(caller) => Entry::call(
-            caller,
-            Decision::Refused,
-            format!("http_{}", status.as_u16()),
-        ),
-        None => Entry {
-            decision: Some(Decision::Refused),
-            outcome: format!("http_{}", status.as_u16()),
-            ..Entry::default()
-        },
-    };
-    entry.event = Some(Event::Request);
+    let mut entry = Entry::refused_request(
+        caller.as_deref(),
+        format!("http_{}", status.as_u16()),
+        String::new(),
+    );
     if let Some(decoded) = &decoded {
         entry.tool = decoded.tool.clone();
         entry.request_id = Some(decoded.id.to_string());

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::DecodedRequest;
 use super::reply;
-use crate::audit::{AuditLog, Decision, Entry, Event};
+use crate::audit::{AuditLog, Entry};
 use crate::config::HttpConfig;
 use crate::gate::Caller;
 
@@ -199,11 +199,10 @@ impl Sessions {
     }
 
     fn record(&self, caller: &Caller, outcome: &str, detail: String) {
-        let mut entry = Entry::call(caller, Decision::Refused, outcome);
-        entry.event = Some(Event::Request);
-        entry.detail = Some(detail);
         // Refused either way; a failed record is logged by the audit log itself.
-        let _ = self.audit.record(&entry);
+        let _ = self
+            .audit
+            .record(&Entry::refused_request(Some(caller), outcome, detail));
     }
 }
 
