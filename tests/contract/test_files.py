@@ -628,8 +628,9 @@ async def test_many_deep_searches_at_once_leave_descriptors_for_others(binary, t
     arguments = {"path": str(root), "content": "needle", "timeout_seconds": 60}
     config = hostile_config(root, local_role="viewer")
     # 64 searches and the reads beside them are all in flight at once (searches wait for the
-    # budget): one identity may hold more than 64 calls here.
+    # budget): one identity, and the server, may hold more than 64 calls here.
     text = config.read_text().replace("call_timeout_seconds = 10", "call_timeout_seconds = 120")
+    text = text.replace("[limits]\n", "[limits]\nmax_concurrent_calls = 128\n")
     config.write_text(text.replace("max_concurrent = 64", "max_concurrent = 128"))
     async with stdio_session(binary, "--config", str(config), wrapper=traced(pidfile, (1024, 1024))) as session:
         pid = int(pidfile.read_text())
