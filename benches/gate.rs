@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
+use systemmanager::access::Caller;
 use systemmanager::audit::{AuditLog, Decision, Entry};
 use systemmanager::auth::Authenticator;
 use systemmanager::auth::tokens::{self, TokenStore};
 use systemmanager::config::{self, Config};
-use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
+use systemmanager::gate::{Call, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::{
     Declaration, Domain, NoArguments, Registry, Render, Tier, Tool, ToolContext, ToolError,
 };

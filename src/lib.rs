@@ -14,6 +14,7 @@
 //! [`state_file`] writes the files the server keeps, and [`serve`] wires them together for the
 //! `serve` command.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod bounded;

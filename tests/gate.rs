@@ -9,10 +9,11 @@ use rmcp::model::{CallToolResult, ErrorCode, JsonObject};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use systemmanager::access::Caller;
 use systemmanager::audit::AuditLog;
 use systemmanager::bounded::Bounded;
 use systemmanager::config::Config;
-use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
+use systemmanager::gate::{Call, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::{
     Declaration, Domain, NoArguments, Registry, Render, Tier, Tool, ToolContext, ToolError,
 };

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use systemmanager::access::Caller;
 use systemmanager::audit::AuditLog;
 use systemmanager::config::Config;
 use systemmanager::domains;
-use systemmanager::gate::{Call, Caller, Gate, Limits, Policy, Throttle};
+use systemmanager::gate::{Call, Gate, Limits, Policy, Throttle};
 use systemmanager::tool::Tier;
 
 /// Every tool there is: the default configuration plus a file root (without one the file

@@ -25,8 +25,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::access::Caller;
 use crate::config::AuditConfig;
-use crate::gate::Caller;
 
 use flood::{FloodGate, Verdict};
 use writer::Writer;

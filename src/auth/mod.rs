@@ -11,8 +11,9 @@ pub mod tokens;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::access::{Identity, Role};
 use crate::audit::{AuditLog, Decision, Entry, Event};
-use crate::gate::{Identity, Policy, Role};
+use crate::gate::Policy;
 
 use tailscale::{TailnetIdentifier, TailnetRefusal};
 use tokens::{Rejection, TokenStore};

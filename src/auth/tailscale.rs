@@ -20,8 +20,9 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::access::{Identity, Role};
 use crate::config::TailscaleConfig;
-use crate::gate::{Identity, Policy, Role};
+use crate::gate::Policy;
 
 /// How long a `whois` may take.
 const WHOIS_TIMEOUT: Duration = Duration::from_secs(3);

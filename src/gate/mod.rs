@@ -5,10 +5,9 @@
 //! caller can act on, and writes one structured log event per call. It does not know how any tool
 //! works inside, nor how the caller was authenticated.
 
-mod cap;
-mod identity;
-pub mod policy;
-pub mod throttle;
+mod authorization;
+mod output_cap;
+mod rate_limits;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -22,16 +21,16 @@ use rmcp::model::{CallToolResult, ContentBlock as Content, JsonObject};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Caller, Role};
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
 use crate::tool::{
     Answer, ClientRoots, Declaration, Prepared, Progress, Registry, Tier, ToolContext, ToolError,
 };
 
-pub use cap::json_len;
-pub use identity::{Caller, Identity, TransportKind};
-pub use policy::{Denial, Policy, Role};
-pub use throttle::{Admission, Throttle, Throttled};
+pub use authorization::{Denial, Policy};
+pub use output_cap::json_len;
+pub use rate_limits::{Admission, Throttle, Throttled};
 
 /// The hint given when a tool declares none.
 const DEFAULT_PAGING_HINT: &str =
@@ -414,7 +413,7 @@ impl Gate {
 
     /// Applies the output cap and builds the MCP result.
     fn shape(&self, answer: Answer, hint: &str) -> (CallToolResult, Outcome) {
-        match cap::cap(answer, self.limits.max_output_bytes, hint) {
+        match output_cap::cap(answer, self.limits.max_output_bytes, hint) {
             Ok((answer, truncated)) => {
                 // The text block carries the compact rendering, not the JSON again.
                 let mut result = CallToolResult::success(vec![Content::text(answer.text)]);

@@ -19,7 +19,8 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::gate::{Admission, Call, Caller, Gate};
+use crate::access::Caller;
+use crate::gate::{Admission, Call, Gate};
 use crate::tool::{ClientRoots, Domain, Progress};
 
 use roots::{Narrowing, SessionRoots};

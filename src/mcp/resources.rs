@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::codes::{FORBIDDEN, RATE_LIMITED};
-use crate::gate::{Gate, Outcome, Role};
+use crate::access::Role;
+use crate::gate::{Gate, Outcome};
 use crate::render;
 use crate::tool::ToolErrorKind;
 

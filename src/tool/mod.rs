@@ -15,37 +15,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
-use crate::gate::Caller;
+use crate::access::Caller;
+pub use crate::access::Tier;
 
 pub use registry::{Answer, Prepared, RegisteredTool, Registry};
-
-/// How much a tool can change. Roles grant tiers; read-only mode registers only `read`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// Looks, changes nothing.
-    Read,
-    /// A reversible change: start, stop, restart, SIGTERM.
-    Operate,
-    /// Destructive or powerful: remove, prune, SIGKILL, exec, pull, create.
-    Admin,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Read => "read",
-            Tier::Operate => "operate",
-            Tier::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The part of the host a tool belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

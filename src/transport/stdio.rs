@@ -20,7 +20,8 @@ use tokio_util::codec::{Decoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc::{Decoded, decode};
-use crate::gate::{Caller, Gate};
+use crate::access::Caller;
+use crate::gate::Gate;
 use crate::mcp::McpServer;
 
 /// One unit read from the input.

@@ -27,9 +27,9 @@ use axum::response::Response;
 use super::occupancy::Occupant;
 use super::peer::ConnectionPeer;
 use super::reply;
+use crate::access::Caller;
 use crate::auth::Authenticator;
 use crate::auth::tailscale::TailnetRefusal;
-use crate::gate::Caller;
 
 /// Authenticates the request and attaches its [`Caller`], where the MCP face finds it.
 pub async fn authenticate<P: ConnectionPeer>(

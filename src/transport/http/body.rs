@@ -16,8 +16,8 @@ use tokio_util::bytes::BytesMut;
 
 use super::occupancy::Occupant;
 use super::reply;
+use crate::access::Caller;
 use crate::audit::{AuditLog, Entry};
-use crate::gate::Caller;
 use crate::transport::jsonrpc::{Decoded, decode};
 
 /// What the body layer learnt of a request, for the layers after it.

@@ -15,7 +15,7 @@ use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use tokio::net::{TcpStream, UnixStream};
 
 use super::connections::Establish;
-use crate::gate::{Identity, TransportKind};
+use crate::access::{Identity, TransportKind};
 
 /// A connection's peer, as the connection-info extension carries it.
 pub trait ConnectionPeer: Clone + Send + Sync + 'static {

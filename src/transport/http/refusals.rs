@@ -12,8 +12,8 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::body::DecodedRequest;
+use crate::access::Caller;
 use crate::audit::{AuditLog, Entry};
-use crate::gate::Caller;
 
 /// An error body longer than this is not read for its message (rmcp's are a few hundred bytes).
 const ERROR_BODY_BYTES: usize = 8192;

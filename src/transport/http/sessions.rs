@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::DecodedRequest;
 use super::reply;
+use crate::access::Caller;
 use crate::audit::{AuditLog, Entry};
 use crate::config::HttpConfig;
-use crate::gate::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How often idle sessions are looked for, at most (more often for short idle timeouts).

@@ -11,8 +11,9 @@ use axum::response::Response;
 
 use super::body::DecodedRequest;
 use super::reply;
+use crate::access::Caller;
 use crate::audit::{Decision, Entry};
-use crate::gate::{Caller, Gate};
+use crate::gate::Gate;
 use crate::mcp::PreAdmitted;
 
 pub async fn admit(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {

@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::connections::{self, ConnectionLimits, Establish};
 use super::peer::ConnectionPeer;
 use super::router;
+use crate::access::{Identity, TransportKind};
 use crate::auth::Authenticator;
 use crate::auth::tls::common_name;
 use crate::config::Config;
-use crate::gate::{Gate, Identity, TransportKind};
+use crate::gate::Gate;
 
 /// A handshake that does not finish in this time is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,66 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use globset::{GlobSet, GlobSetBuilder};
-
+use crate::access::{Role, Tier};
 use crate::config::{BUILT_IN_ROLES, Config};
-use crate::tool::{Declaration, Tier};
-
-/// A role, resolved from the configuration.
-#[derive(Debug)]
-pub struct Role {
-    pub name: String,
-    tiers: Vec<Tier>,
-    /// When present, only tools matching it.
-    allow: Option<GlobSet>,
-    deny: GlobSet,
-    deny_patterns: Vec<String>,
-}
-
-impl Role {
-    fn new(
-        name: &str,
-        tiers: &[Tier],
-        allow: &[globset::Glob],
-        deny: &[(String, globset::Glob)],
-    ) -> Self {
-        let build = |globs: &mut dyn Iterator<Item = &globset::Glob>| {
-            let mut builder = GlobSetBuilder::new();
-            for glob in globs {
-                builder.add(glob.clone());
-            }
-            // Every glob was compiled when the config was read; a set of valid globs builds.
-            builder.build().unwrap_or_else(|_| GlobSet::empty())
-        };
-        Self {
-            name: name.to_string(),
-            tiers: tiers.to_vec(),
-            allow: (!allow.is_empty()).then(|| build(&mut allow.iter())),
-            deny: build(&mut deny.iter().map(|(_, glob)| glob)),
-            deny_patterns: deny.iter().map(|(text, _)| text.clone()).collect(),
-        }
-    }
-
-    pub fn grants(&self, tier: Tier) -> bool {
-        self.tiers.contains(&tier)
-    }
-
-    /// The highest tier the role grants, to rank roles ("highest role wins").
-    pub fn rank(&self) -> (Tier, usize) {
-        (
-            self.tiers.iter().copied().max().unwrap_or(Tier::Read),
-            self.tiers.len(),
-        )
-    }
-
-    fn tier_list(&self) -> String {
-        self.tiers
-            .iter()
-            .map(|tier| tier.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
+use crate::tool::Declaration;
 
 /// Why a call was refused. The text names the missing permission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,19 +152,17 @@ impl Policy {
                 reason,
             });
         }
-        if let Some(allow) = &role.allow
-            && !allow.is_match(tool.name)
-        {
+        if !role.allows(tool.name) {
             return Err(Denial::NotAllowed {
                 tool: name,
                 role: role.name.clone(),
             });
         }
-        if let Some(index) = role.deny.matches(tool.name).first() {
+        if let Some(pattern) = role.denying_pattern(tool.name) {
             return Err(Denial::Denied {
                 tool: name,
                 role: role.name.clone(),
-                pattern: role.deny_patterns[*index].clone(),
+                pattern: pattern.to_string(),
             });
         }
         Ok(())

@@ -153,8 +153,9 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{Identity, TransportKind};
     use crate::config::Config;
-    use crate::gate::{Identity, Policy, TransportKind};
+    use crate::gate::Policy;
 
     fn throttle(text: &str) -> (Throttle, Policy) {
         let config = crate::config::parse(text, "test").expect("config");

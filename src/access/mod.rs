@@ -1,12 +1,17 @@
-//! Who is calling, as the transports establish it.
+//! Who is calling and what they may do: the vocabulary every layer shares, importing none.
 //!
 //! Transports resolve a [`Caller`] (with the help of [`crate::auth`]) and hand it to the gate;
-//! the gate never looks at headers, sockets or credentials itself.
+//! the gate never looks at headers, sockets or credentials itself. A caller's [`Role`] grants
+//! [`Tier`]s; the gate's authorization decides with them.
+
+mod role;
+mod tier;
 
 use std::fmt;
 use std::sync::Arc;
 
-use super::policy::Role;
+pub use role::Role;
+pub use tier::Tier;
 
 /// The transport a call arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
