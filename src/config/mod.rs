@@ -5,6 +5,7 @@
 //! line (see [`load`]).
 
 mod load;
+mod patterns;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,9 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bounded::Bounded;
 use crate::tool::Tier;
-use crate::transport::http::guard::{HostPattern, OriginPattern};
 
 pub use load::{ConfigError, ConfigSource, load, parse};
+pub use patterns::{HostPattern, OriginPattern, normalize_host};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
