@@ -5,34 +5,12 @@
 
 use serde_json::{Map, Value};
 
+use crate::domains::shared::secret_names::is_secret_key;
+
 const REDACTED: &str = "[redacted]";
 const MAX_STRING: usize = 256;
 const MAX_ITEMS: usize = 32;
 const MAX_DEPTH: usize = 4;
-
-/// Whether a key names a secret: the whole key, or one of its `_`/`-`-separated words.
-pub fn is_secret_key(key: &str) -> bool {
-    const WORDS: [&str; 10] = [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "credential",
-        "credentials",
-        "auth",
-        "authorization",
-        "cookie",
-        "key",
-    ];
-    let lower = key.to_ascii_lowercase();
-    lower
-        .split(['_', '-', '.'])
-        .any(|word| WORDS.contains(&word) || word.ends_with("password") || word.ends_with("secret"))
-        || matches!(
-            lower.as_str(),
-            "apikey" | "privatekey" | "accesskey" | "secretkey"
-        )
-}
 
 fn is_environment_key(key: &str) -> bool {
     matches!(

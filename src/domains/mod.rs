@@ -7,15 +7,11 @@
 pub mod docker;
 pub mod files;
 pub mod hardware;
-pub mod kernel;
 pub mod network;
-pub mod paging;
 pub mod process;
-pub mod recent;
-pub mod sampling;
+pub mod shared;
 pub mod storage;
 pub mod system;
-pub mod users;
 
 use std::sync::Arc;
 
@@ -27,7 +23,7 @@ pub fn registry(config: &Config) -> Registry {
     let mut registry = Registry::new(config.security.max_tier());
     system::register(&mut registry, config);
     storage::register(&mut registry, config);
-    let users = Arc::new(users::UserNames::new(&config.host.rootfs));
+    let users = Arc::new(shared::users::UserNames::new(&config.host.rootfs));
     network::register(&mut registry, config, &users);
     hardware::register(&mut registry, config);
     process::register(&mut registry, config, &users);

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, time_text, unix_time_text};
-use crate::audit::redact::is_secret_key;
-use crate::domains::paging::PageRequest;
+use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::secret_names::is_secret_key;
 use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
 pub static DOCKER_CONTAINER_LIST: Declaration = super::read(
@@ -132,7 +132,7 @@ impl Render for ContainerList {
                 line
             })
             .collect();
-        lines.extend(crate::domains::paging::footer(
+        lines.extend(crate::domains::shared::paging::footer(
             self.containers.len(),
             self.total,
             ("container", "containers"),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, unix_time_text};
-use crate::domains::paging::PageRequest;
+use crate::domains::shared::paging::PageRequest;
 use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
 pub static DOCKER_IMAGE_LIST: Declaration = super::read(
@@ -88,7 +88,7 @@ impl Render for ImageList {
                 )
             })
             .collect();
-        lines.extend(crate::domains::paging::footer(
+        lines.extend(crate::domains::shared::paging::footer(
             self.images.len(),
             self.total,
             ("image", "images"),

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, kind_of, name_text, path_text};
 use super::stat::time_of;
-use crate::domains::paging::PageRequest;
-use crate::domains::users::{Table, UserNames, name_of};
+use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,

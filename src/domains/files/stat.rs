@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::confine::{Roots, kind_of, path_text};
-use crate::domains::users::{UserNames, name_of};
+use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,

@@ -7,7 +7,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::domains::kernel;
+use crate::domains::shared::kernel;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CpuDetails {

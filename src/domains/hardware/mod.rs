@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, HostConfig};
-use crate::domains::kernel;
-use crate::domains::recent::Recent;
+use crate::domains::shared::cached::Cached;
+use crate::domains::shared::kernel;
 use crate::render;
 use crate::tool::{
     Declaration, Domain, Registry, Render, Tier, Tool, ToolContext, ToolError, blocking,
@@ -106,10 +106,10 @@ pub struct Inventory {
     usb_ids: IdDatabase,
     /// Facts that change only on hotplug, kept for a minute: the CPU's take a few hundred
     /// sysfs and cpuinfo reads, the memory blocks one read each.
-    cpu: Recent<CpuDetails>,
-    online_memory: Recent<Option<u64>>,
-    pci: Recent<Vec<devices::PciDevice>>,
-    usb: Recent<Vec<devices::UsbDevice>>,
+    cpu: Cached<CpuDetails>,
+    online_memory: Cached<Option<u64>>,
+    pci: Cached<Vec<devices::PciDevice>>,
+    usb: Cached<Vec<devices::UsbDevice>>,
 }
 
 /// How long the slowly changing facts are kept; hotplugged devices show within this time.
@@ -135,10 +135,10 @@ impl Inventory {
                 ],
             ),
             host,
-            cpu: Recent::new(INVENTORY_KEPT),
-            online_memory: Recent::new(INVENTORY_KEPT),
-            pci: Recent::new(INVENTORY_KEPT),
-            usb: Recent::new(INVENTORY_KEPT),
+            cpu: Cached::new(INVENTORY_KEPT),
+            online_memory: Cached::new(INVENTORY_KEPT),
+            pci: Cached::new(INVENTORY_KEPT),
+            usb: Cached::new(INVENTORY_KEPT),
         }
     }
 

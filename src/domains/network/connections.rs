@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::socket_table::{self, Socket};
 use crate::config::HostConfig;
-use crate::domains::paging::PageRequest;
-use crate::domains::users::{UserNames, name_of};
+use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 

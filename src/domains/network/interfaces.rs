@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, SamplerConfig};
-use crate::domains::sampling::{Readings, Sampler};
+use crate::domains::shared::sampling::{Readings, Sampler};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 

@@ -13,7 +13,7 @@ pub mod socket_table;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::domains::users::UserNames;
+use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {

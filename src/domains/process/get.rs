@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::identity::{self, Fingerprints};
 use super::table;
 use super::usage::{CpuBasis, ProcessUsage};
-use crate::audit::redact::is_secret_key;
 use crate::bounded::Bounded;
-use crate::domains::kernel;
-use crate::domains::users::{UserNames, name_of};
+use crate::domains::shared::kernel;
+use crate::domains::shared::secret_names::is_secret_key;
+use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::identity::{self, Fingerprints};
 use super::table::{self, ProcessStat};
 use super::usage::{CpuBasis, ProcessUsage};
-use crate::domains::kernel::{self, tenths};
-use crate::domains::paging::PageRequest;
-use crate::domains::users::{Table, UserNames, name_of};
+use crate::domains::shared::kernel::{self, tenths};
+use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 

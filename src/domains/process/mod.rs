@@ -12,7 +12,7 @@ pub mod usage;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::domains::users::UserNames;
+use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {

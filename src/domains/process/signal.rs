@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::identity::{self, Fingerprint, Fingerprints, PinError, Pinned};
 use super::table::{self, ProcessStat};
 use crate::bounded::Bounded;
-use crate::domains::kernel;
-use crate::domains::users::{UserNames, name_of};
+use crate::domains::shared::kernel;
+use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::table::{self, ProcessStat};
 use super::usage::ProcessUsage;
 use crate::bounded::Bounded;
-use crate::domains::users::{UserNames, name_of};
+use crate::domains::shared::users::{UserNames, name_of};
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
 pub static PROCESS_TREE: Declaration = Declaration {
@@ -169,7 +169,7 @@ struct Builder<'a> {
     by_pid: &'a HashMap<u32, &'a ProcessStat>,
     children: &'a HashMap<u32, Vec<u32>>,
     shown: &'a HashMap<u32, usize>,
-    users: &'a crate::domains::users::Table,
+    users: &'a crate::domains::shared::users::Table,
     descendants: &'a HashMap<u32, usize>,
 }
 

@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use super::table::{self, ProcessStat};
 use crate::config::SamplerConfig;
-use crate::domains::kernel::tenths;
-use crate::domains::sampling::{Reading, Readings, SHORTEST_WINDOW, Sampler};
+use crate::domains::shared::kernel::tenths;
+use crate::domains::shared::sampling::{Reading, Readings, SHORTEST_WINDOW, Sampler};
 use crate::tool::ToolError;
 
 /// How the CPU % in an answer was measured.
@@ -116,7 +116,7 @@ impl ProcessUsage {
         if let Some(boot) = self.boot.get() {
             return Ok(*boot);
         }
-        let boot = crate::domains::kernel::boot_time(&self.proc).ok_or_else(|| {
+        let boot = crate::domains::shared::kernel::boot_time(&self.proc).ok_or_else(|| {
             ToolError::unavailable(format!(
                 "cannot read btime from {}/stat",
                 self.proc.display()
@@ -230,7 +230,7 @@ fn baseline(readings: &Readings<Vec<ProcessStat>>) -> Option<Arc<Reading<Vec<Pro
 }
 
 fn uptime(proc: &Path) -> Result<f64, ToolError> {
-    let uptime: procfs::Uptime = crate::domains::kernel::read_proc(proc, "uptime")?;
+    let uptime: procfs::Uptime = crate::domains::shared::kernel::read_proc(proc, "uptime")?;
     Ok(uptime.uptime)
 }
 

@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, SamplerConfig};
-use crate::domains::kernel::tenths;
-use crate::domains::sampling::{Basis, Readings, Sampler};
-use crate::domains::system::pressure::{self, Pressure};
+use crate::domains::shared::kernel::tenths;
+use crate::domains::shared::pressure::{self, Pressure};
+use crate::domains::shared::sampling::{Basis, Readings, Sampler};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HostConfig;
-use crate::domains::kernel::tenths;
+use crate::domains::shared::kernel::tenths;
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 

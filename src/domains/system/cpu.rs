@@ -15,10 +15,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::overview::LoadAverages;
-use super::pressure::{self, Pressure};
 use crate::config::{HostConfig, SamplerConfig};
-use crate::domains::kernel::{self, tenths};
-use crate::domains::sampling::{Basis, Readings, Sampler};
+use crate::domains::shared::kernel::{self, tenths};
+use crate::domains::shared::pressure::{self, Pressure};
+use crate::domains::shared::sampling::{Basis, Readings, Sampler};
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
 pub static CPU_USAGE: Declaration = Declaration {

@@ -7,8 +7,8 @@ use procfs::Meminfo;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::pressure::{self, Pressure};
-use crate::domains::kernel::{self, tenths};
+use crate::domains::shared::kernel::{self, tenths};
+use crate::domains::shared::pressure::{self, Pressure};
 use crate::render;
 use crate::tool::{Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError};
 

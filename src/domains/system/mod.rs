@@ -3,7 +3,6 @@
 pub mod cpu;
 pub mod memory;
 pub mod overview;
-pub mod pressure;
 
 use std::sync::Arc;
 

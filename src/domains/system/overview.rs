@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::HostConfig;
-use crate::domains::kernel;
+use crate::domains::shared::kernel;
 use crate::render;
 use crate::tool::{
     Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError, blocking,

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Recent<T> {
+pub struct Cached<T> {
     for_how_long: Duration,
     kept: Mutex<Option<(Instant, Arc<T>)>>,
 }
 
-impl<T> Recent<T> {
+impl<T> Cached<T> {
     pub fn new(for_how_long: Duration) -> Self {
         Self {
             for_how_long,
@@ -37,10 +37,10 @@ mod tests {
 
     #[test]
     fn a_fresh_value_is_reused_and_a_stale_one_read_again() {
-        let fresh = Recent::new(Duration::from_secs(60));
+        let fresh = Cached::new(Duration::from_secs(60));
         assert_eq!(*fresh.get_or_read(|| 1), 1);
         assert_eq!(*fresh.get_or_read(|| 2), 1);
-        let stale = Recent::new(Duration::ZERO);
+        let stale = Cached::new(Duration::ZERO);
         assert_eq!(*stale.get_or_read(|| 1), 1);
         assert_eq!(*stale.get_or_read(|| 2), 2);
     }

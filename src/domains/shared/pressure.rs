@@ -8,7 +8,7 @@ use procfs::{FromRead, PressureRecord};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::domains::kernel::tenths;
+use crate::domains::shared::kernel::tenths;
 
 /// Stall shares over the kernel's three windows.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
