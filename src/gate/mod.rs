@@ -25,11 +25,11 @@ use crate::access::{Caller, Role};
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
 use crate::tool::{
-    Answer, ClientRoots, Declaration, Prepared, Progress, Registry, Tier, ToolContext, ToolError,
+    Answer, ClientRoots, Declaration, OutputCap, Prepared, Progress, Registry, Tier, ToolContext,
+    ToolError, json_len,
 };
 
 pub use authorization::{Denial, Policy};
-pub use output_cap::json_len;
 pub use rate_limits::{Admission, Throttle, Throttled};
 
 /// The hint given when a tool declares none.
@@ -330,12 +330,15 @@ impl Gate {
                 declaration,
                 prepared,
                 &cancel,
-                ToolContext {
-                    caller: Arc::clone(&caller),
-                    cancel: cancel.child_token(),
+                ToolContext::new(
+                    Arc::clone(&caller),
+                    cancel.child_token(),
                     progress,
                     client_roots,
-                },
+                    OutputCap {
+                        max_bytes: self.limits.max_output_bytes as u64,
+                    },
+                ),
             )
             .await;
         let recorded = trail.record(

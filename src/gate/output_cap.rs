@@ -7,30 +7,12 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::tool::Answer;
+use crate::tool::{Answer, json_len};
 
 /// Why an answer could not be cut to fit.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooLarge {
     pub bytes: usize,
-}
-
-/// The serialized size of a JSON value, without building the string.
-pub fn json_len(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing a Value into an infallible writer cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }
 
 /// The size an answer counts against the cap: its structured JSON plus its text.

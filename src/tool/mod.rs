@@ -140,10 +140,12 @@ impl fmt::Display for ToolError {
     }
 }
 
-/// What a running tool may know about its call.
+/// What a running tool may know about its call. The gate builds it; a tool asks it what the
+/// gate decides (what the caller's role grants, how much an answer may hold) rather than
+/// deciding that itself.
 #[derive(Clone)]
 pub struct ToolContext {
-    pub caller: Arc<Caller>,
+    caller: Arc<Caller>,
     /// Cancelled when the client cancels the request or the call times out; long work should
     /// stop when it fires.
     pub cancel: CancellationToken,
@@ -152,6 +154,66 @@ pub struct ToolContext {
     pub progress: Progress,
     /// The directories the client exposes (MCP Roots), which narrow the file roots.
     pub client_roots: ClientRoots,
+    /// How much an answer may hold before the gate cuts it.
+    pub output_cap: OutputCap,
+}
+
+impl ToolContext {
+    pub fn new(
+        caller: Arc<Caller>,
+        cancel: CancellationToken,
+        progress: Progress,
+        client_roots: ClientRoots,
+        output_cap: OutputCap,
+    ) -> Self {
+        Self {
+            caller,
+            cancel,
+            progress,
+            client_roots,
+            output_cap,
+        }
+    }
+
+    /// Whether the caller's role grants `tier`: for a tool whose answer shows a higher tier
+    /// more (environment values only to `admin`).
+    pub fn grants(&self, tier: Tier) -> bool {
+        self.caller.role.grants(tier)
+    }
+}
+
+/// The most bytes an answer may hold (`limits.max_output_bytes`), measured as the gate
+/// measures it: the structured JSON plus the text rendering.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputCap {
+    /// Bytes.
+    pub max_bytes: u64,
+}
+
+impl OutputCap {
+    /// The bytes `answer` counts against the cap.
+    pub fn measure<T: Serialize + Render>(answer: &T) -> u64 {
+        let structured = serde_json::to_value(answer).map_or(0, |value| json_len(&value));
+        (structured + answer.render_text().len()) as u64
+    }
+}
+
+/// The serialized size of a JSON value in bytes, without building the string.
+pub fn json_len(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a Value into an infallible writer cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// What the client said it exposes through MCP Roots. Roots only ever narrow what the server's

@@ -629,7 +629,7 @@ impl Tool for ContainerInspectTool {
             })
             .await?;
         let fields = arguments.fields.unwrap_or_else(|| ALL_FIELDS.to_vec());
-        let admin = context.caller.role.grants(Tier::Admin);
+        let admin = context.grants(Tier::Admin);
         Ok(details(inspected, &fields, admin))
     }
 }

@@ -128,8 +128,6 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64, ToolError> {
 
 pub struct ContainerLogsTool {
     pub engine: Arc<Engine>,
-    /// The gate's output cap: log text appears twice in an answer (structured and text).
-    pub max_output_bytes: u64,
 }
 
 impl Tool for ContainerLogsTool {
@@ -176,7 +174,8 @@ impl Tool for ContainerLogsTool {
             .transpose()?
             .map_or(0, to_i32);
         let mut notes = Vec::new();
-        let fits = (self.max_output_bytes.saturating_sub(1024) / 2).max(1);
+        // Log text appears twice in an answer (structured and text).
+        let fits = (context.output_cap.max_bytes.saturating_sub(1024) / 2).max(1);
         let max_bytes = match arguments.max_bytes {
             Some(0) => {
                 return Err(ToolError::invalid_arguments(

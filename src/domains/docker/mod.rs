@@ -110,7 +110,6 @@ pub fn register(registry: &mut Registry, config: &Config) {
     });
     registry.register(logs::ContainerLogsTool {
         engine: Arc::clone(&engine),
-        max_output_bytes: config.limits.max_output_bytes.get(),
     });
     registry.register(stats::ContainerStatsTool {
         engine: Arc::clone(&engine),

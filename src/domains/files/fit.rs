@@ -7,8 +7,7 @@
 
 use serde::Serialize;
 
-use crate::gate::json_len;
-use crate::tool::{Render, ToolError};
+use crate::tool::{OutputCap, Render, ToolError};
 
 /// Room left for everything in an answer that is not the file's text.
 const FIELDS_ALLOWANCE: u64 = 1024;
@@ -30,7 +29,7 @@ pub fn read_fitting<T: Serialize + Render>(
     let mut budget = first_budget(max_bytes, max_output_bytes);
     loop {
         let answer = read(budget)?;
-        let size = answer_len(&answer);
+        let size = OutputCap::measure(&answer);
         if size <= max_output_bytes || budget == 1 {
             return Ok((answer, budget));
         }
@@ -39,12 +38,6 @@ pub fn read_fitting<T: Serialize + Render>(
             / (u128::from(size) * 10)) as u64;
         budget = shrunk.clamp(1, budget - 1);
     }
-}
-
-/// What an answer counts against the cap (as the gate measures it).
-fn answer_len<T: Serialize + Render>(answer: &T) -> u64 {
-    let structured = serde_json::to_value(answer).map_or(0, |value| json_len(&value));
-    (structured + answer.render_text().len()) as u64
 }
 
 /// The note for an answer whose read the output cap held to `budget` bytes of the
@@ -75,7 +68,7 @@ mod tests {
             Ok(Text("\u{1}".repeat(budget as usize)))
         })
         .expect("fits");
-        assert!(answer_len(&answer) <= 4096);
+        assert!(OutputCap::measure(&answer) <= 4096);
         assert!(budget < first_budget(1 << 20, 4096));
         assert!(budget > 400, "not shrunk further than needed: {budget}");
     }

@@ -52,14 +52,12 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
         reader: Arc::new(read::FileReader {
             roots: Arc::clone(&roots),
             max_read_bytes: files.max_read_bytes.get(),
-            max_output_bytes: config.limits.max_output_bytes.get(),
         }),
     });
     registry.register(tail::FilesTailTool {
         tailer: Arc::new(tail::FileTailer {
             roots: Arc::clone(&roots),
             max_read_bytes: files.max_read_bytes.get(),
-            max_output_bytes: config.limits.max_output_bytes.get(),
         }),
     });
     registry.register(stat::FilesStatTool {

@@ -10,7 +10,8 @@ use super::confine::{Roots, path_text};
 use super::{fit, text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, OutputCap, Render, Tier, Tool, ToolContext, ToolError,
+    blocking,
 };
 
 pub static FILES_READ: Declaration = Declaration {
@@ -102,8 +103,6 @@ impl Render for FileContent {
 pub struct FileReader {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
-    /// The gate's output cap, which the answer must fit (see `fit.rs`).
-    pub max_output_bytes: u64,
 }
 
 impl FileReader {
@@ -112,6 +111,7 @@ impl FileReader {
         &self,
         arguments: &ReadArguments,
         scope: &ClientRoots,
+        cap: OutputCap,
     ) -> Result<FileContent, ToolError> {
         if arguments.start_line.is_some() && arguments.offset.is_some() {
             return Err(ToolError::invalid_arguments(
@@ -126,19 +126,17 @@ impl FileReader {
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
         let mut budget_stopped = false;
-        let (mut content, budget) =
-            fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
-                let (content, stopped) =
-                    self.read_at_most(arguments, scope, budget, notes.clone())?;
-                budget_stopped = stopped;
-                Ok(content)
-            })?;
+        let (mut content, budget) = fit::read_fitting(max_bytes, cap.max_bytes, |budget| {
+            let (content, stopped) = self.read_at_most(arguments, scope, budget, notes.clone())?;
+            budget_stopped = stopped;
+            Ok(content)
+        })?;
         // Only when the smaller budget is what stopped the read: `lines` or the end of the
         // file stopping it first held nothing back.
         if budget < max_bytes && budget_stopped {
             content
                 .notes
-                .push(fit::held_note(budget, max_bytes, self.max_output_bytes));
+                .push(fit::held_note(budget, max_bytes, cap.max_bytes));
         }
         Ok(content)
     }
@@ -341,6 +339,6 @@ impl Tool for FilesReadTool {
             .roots
             .reserve_descriptors(super::descriptors::ONE_FILE)
             .await?;
-        blocking(move || reader.read(&arguments, &context.client_roots)).await
+        blocking(move || reader.read(&arguments, &context.client_roots, context.output_cap)).await
     }
 }

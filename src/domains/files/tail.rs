@@ -13,7 +13,8 @@ use super::read::{binary, bounded_bytes};
 use super::{fit, text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, OutputCap, Render, Tier, Tool, ToolContext, ToolError,
+    blocking,
 };
 
 pub static FILES_TAIL: Declaration = Declaration {
@@ -94,8 +95,6 @@ impl Render for FileTail {
 pub struct FileTailer {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
-    /// The gate's output cap, which the answer must fit (see `fit.rs`).
-    pub max_output_bytes: u64,
 }
 
 /// An open file being tailed, handed from the first read to the follow loop.
@@ -112,6 +111,7 @@ impl FileTailer {
         &self,
         arguments: &TailArguments,
         scope: &ClientRoots,
+        cap: OutputCap,
     ) -> Result<(FileTail, Opened), ToolError> {
         let wanted = arguments.lines.unwrap_or(DEFAULT_LINES);
         if !(1..=MAX_LINES).contains(&wanted) {
@@ -122,7 +122,7 @@ impl FileTailer {
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
         let mut opened = None;
-        let (mut tail, budget) = fit::read_fitting(max_bytes, self.max_output_bytes, |budget| {
+        let (mut tail, budget) = fit::read_fitting(max_bytes, cap.max_bytes, |budget| {
             // With the max_bytes the caller gave; a smaller budget is the output cap's doing,
             // and the held note below says that instead.
             let short = (budget == max_bytes).then(|| {
@@ -140,7 +140,7 @@ impl FileTailer {
         let mut opened = opened.ok_or_else(|| ToolError::failed("the tail was never read"))?;
         if budget < max_bytes && tail.offset > 0 && tail.lines_returned < wanted {
             tail.notes
-                .push(fit::held_note(budget, max_bytes, self.max_output_bytes));
+                .push(fit::held_note(budget, max_bytes, cap.max_bytes));
         }
         // What a follow appends shares the answer with what was read.
         opened.max_bytes = budget.saturating_sub(tail.content.len() as u64);
@@ -319,8 +319,8 @@ impl Tool for FilesTailTool {
             .roots
             .reserve_descriptors(super::descriptors::ONE_FILE)
             .await?;
-        let scope = context.client_roots.clone();
-        let (mut tail, opened) = blocking(move || tailer.tail(&arguments, &scope)).await?;
+        let (scope, cap) = (context.client_roots.clone(), context.output_cap);
+        let (mut tail, opened) = blocking(move || tailer.tail(&arguments, &scope, cap)).await?;
         if follow_seconds > 0 {
             let mut notes = Vec::new();
             let appended = follow(opened, follow_seconds, &context, &mut notes).await?;
