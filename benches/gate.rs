@@ -21,17 +21,12 @@ use systemmanager::tool::{
 
 const ROUNDS: usize = 20_000;
 
-static NOTHING: Declaration = Declaration {
-    name: "bench_nothing",
-    title: "Nothing",
-    description: "Does nothing; measures the gate around it.",
-    domain: Domain::System,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+static NOTHING: Declaration = Declaration::read(
+    Domain::System,
+    "bench_nothing",
+    "Nothing",
+    "Does nothing; measures the gate around it.",
+);
 
 #[derive(Serialize, JsonSchema)]
 struct Empty {}

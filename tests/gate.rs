@@ -20,17 +20,15 @@ use systemmanager::tool::{
 use tokio_util::sync::CancellationToken;
 
 fn declaration(name: &'static str) -> &'static Declaration {
-    Box::leak(Box::new(Declaration {
-        name,
-        title: "Test tool",
-        description: "A tool that exists only in the gate tests.",
-        domain: Domain::System,
-        tier: Tier::Read,
-        destructive: false,
-        idempotent: true,
-        open_world: false,
-        paging_hint: Some("use `limit` to page"),
-    }))
+    Box::leak(Box::new(
+        Declaration::read(
+            Domain::System,
+            name,
+            "Test tool",
+            "A tool that exists only in the gate tests.",
+        )
+        .paged("use `limit` to page"),
+    ))
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -422,17 +420,15 @@ struct OperateArguments {
 }
 
 fn operate_declaration() -> &'static Declaration {
-    Box::leak(Box::new(Declaration {
-        name: "test_operate",
-        title: "Test operate tool",
-        description: "A tool that exists only in the gate tests.",
-        domain: Domain::Process,
-        tier: Tier::Operate,
-        destructive: true,
-        idempotent: false,
-        open_world: false,
-        paging_hint: None,
-    }))
+    Box::leak(Box::new(
+        Declaration::operate(
+            Domain::Process,
+            "test_operate",
+            "Test operate tool",
+            "A tool that exists only in the gate tests.",
+        )
+        .destructive(),
+    ))
 }
 
 impl Tool for OperateTool {
@@ -599,17 +595,12 @@ impl Tool for CountingOperateTool {
     fn declaration(&self) -> &'static Declaration {
         static DECLARATION: std::sync::OnceLock<&'static Declaration> = std::sync::OnceLock::new();
         DECLARATION.get_or_init(|| {
-            Box::leak(Box::new(Declaration {
-                name: "test_change",
-                title: "Test change",
-                description: "A change-making tool that exists only in the gate tests.",
-                domain: Domain::Process,
-                tier: Tier::Operate,
-                destructive: false,
-                idempotent: false,
-                open_world: false,
-                paging_hint: None,
-            }))
+            Box::leak(Box::new(Declaration::operate(
+                Domain::Process,
+                "test_change",
+                "Test change",
+                "A change-making tool that exists only in the gate tests.",
+            )))
         })
     }
     async fn run(&self, _: NoArguments, _: ToolContext) -> Result<Rows, ToolError> {

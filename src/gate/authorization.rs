@@ -180,16 +180,10 @@ mod tests {
     use crate::tool::Domain;
 
     fn declaration(name: &'static str, tier: Tier) -> Declaration {
-        Declaration {
-            name,
-            title: "t",
-            description: "d",
-            domain: Domain::System,
-            tier,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            paging_hint: None,
+        match tier {
+            Tier::Read => Declaration::read(Domain::System, name, "t", "d"),
+            Tier::Operate => Declaration::operate(Domain::System, name, "t", "d"),
+            Tier::Admin => Declaration::admin(Domain::System, name, "t", "d"),
         }
     }
 

@@ -235,7 +235,7 @@ impl Gate {
             progress,
             client_roots,
         } = call;
-        let trail = Trail {
+        let trail = CallRecord {
             audit: &self.audit,
             caller: &caller,
             tool: &name,
@@ -500,7 +500,7 @@ fn first_text(result: &CallToolResult) -> Option<&str> {
 }
 
 /// What the log event and the audit record of one call share.
-struct Trail<'a> {
+struct CallRecord<'a> {
     audit: &'a AuditLog,
     caller: &'a Caller,
     tool: &'a str,
@@ -509,7 +509,7 @@ struct Trail<'a> {
     started: Instant,
 }
 
-impl Trail<'_> {
+impl CallRecord<'_> {
     /// Logs and audits a stage of the call.
     fn record(
         &self,

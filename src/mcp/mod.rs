@@ -21,9 +21,9 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::access::Caller;
 use crate::gate::{Admission, Call, Gate};
-use crate::tool::{ClientRoots, Domain, Progress};
+use crate::tool::{ClientRoots, Progress};
 
-use roots::{Narrowing, SessionRoots};
+use roots::{RootsForCall, SessionRoots};
 
 /// An admission the HTTP transport obtained for a `tools/call` before it reached rmcp (so it
 /// could answer 429 itself); the gate uses it instead of admitting the call again.
@@ -82,10 +82,7 @@ impl McpServer {
     /// The caller of this request: from the HTTP request the transport annotated, or the
     /// session's. No identity at all is refused rather than guessed.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Caller>, ErrorData> {
-        context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+        attached::<Arc<Caller>>(context)
             .or(self.session_caller.as_ref())
             .cloned()
             .ok_or_else(|| {
@@ -99,7 +96,7 @@ impl McpServer {
         self.gate
             .registry()
             .get(tool)
-            .is_some_and(|tool| tool.declaration().domain == Domain::Files)
+            .is_some_and(|tool| tool.declaration().within_client_roots)
     }
 
     /// The gate call for a request, with its progress, cancellation, admission and id.
@@ -111,11 +108,7 @@ impl McpServer {
         client_roots: ClientRoots,
         context: &RequestContext<RoleServer>,
     ) -> Call {
-        let admission = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<PreAdmitted>())
-            .and_then(PreAdmitted::take);
+        let admission = attached::<PreAdmitted>(context).and_then(PreAdmitted::take);
         Call::new(caller, tool, arguments)
             .with_progress(progress_to(context))
             .cancelled_by(context.ct.clone())
@@ -123,6 +116,17 @@ impl McpServer {
             .with_request_id(request_id(&context.id))
             .within_client_roots(client_roots)
     }
+}
+
+/// What the HTTP transport attached to this request (its caller, its admission). rmcp hands a
+/// handler the HTTP request's head (`http::request::Parts`) in the request's extensions; this is
+/// the one place the protocol layer looks into it. Stdio requests have none.
+fn attached<T: Send + Sync + 'static>(context: &RequestContext<RoleServer>) -> Option<&T> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()?
+        .extensions
+        .get::<T>()
 }
 
 fn request_id(id: &rmcp::model::RequestId) -> String {
@@ -202,8 +206,8 @@ impl ServerHandler for McpServer {
                 .narrowing(request.input_responses.as_ref(), &context)
                 .await
             {
-                Narrowing::Ready(client_roots) => client_roots,
-                Narrowing::Ask(input_required) => return Ok(input_required.into()),
+                RootsForCall::Ready(client_roots) => client_roots,
+                RootsForCall::Ask(input_required) => return Ok(input_required.into()),
             }
         } else {
             ClientRoots::Unrestricted
@@ -261,23 +265,18 @@ impl ServerHandler for McpServer {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context)?;
         let arguments = resources::read_arguments(&self.gate, &request.uri)?;
+        let reader = resources::reader(&self.gate).unwrap_or_default();
         let client_roots = match self
             .session_roots
             .narrowing(request.input_responses.as_ref(), &context)
             .await
         {
-            Narrowing::Ready(client_roots) => client_roots,
-            Narrowing::Ask(input_required) => return Ok(input_required.into()),
+            RootsForCall::Ready(client_roots) => client_roots,
+            RootsForCall::Ask(input_required) => return Ok(input_required.into()),
         };
-        let call = self.call_for(
-            caller,
-            resources::READ_TOOL,
-            Some(arguments),
-            client_roots,
-            &context,
-        );
+        let call = self.call_for(caller, reader, Some(arguments), client_roots, &context);
         let answer = self.gate.call_with_outcome(call).await?;
-        resources::contents(&request.uri, answer).map(ReadResourceResponse::from)
+        resources::contents(&request.uri, reader, answer).map(ReadResourceResponse::from)
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {

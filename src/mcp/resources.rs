@@ -18,22 +18,25 @@ use crate::gate::{Gate, Outcome};
 use crate::render;
 use crate::tool::ToolErrorKind;
 
-/// The tool a resource read is.
-pub const READ_TOOL: &str = "files_read";
-
 const TEMPLATE: &str = "file:///{+path}";
 
 /// As much as the server's `files.max_read_bytes` allows: `files_read` bounds it and says so.
 const AS_MUCH_AS_ALLOWED: u64 = u64::MAX;
 
-/// Whether this server offers file resources at all (file roots are configured).
+/// The tool a resource read is (`files_read`), when this server offers file resources at all
+/// (file roots are configured).
+pub fn reader(gate: &Gate) -> Option<&'static str> {
+    Some(gate.registry().file_resources()?.declaration().name)
+}
+
+/// Whether this server offers file resources.
 pub fn offered(gate: &Gate) -> bool {
-    gate.registry().get(READ_TOOL).is_some()
+    reader(gate).is_some()
 }
 
 /// The templates `role` may use.
 pub fn templates_for(gate: &Gate, role: &Role) -> Vec<ResourceTemplate> {
-    let Some(tool) = gate.registry().get(READ_TOOL) else {
+    let Some(tool) = gate.registry().file_resources() else {
         return Vec::new();
     };
     if !gate.policy().lists(role, tool.declaration()) {
@@ -139,6 +142,7 @@ struct Read {
 /// The resource for a finished `files_read` call, or the protocol error its failure means.
 pub fn contents(
     uri: &str,
+    reader: &str,
     (result, outcome): (CallToolResult, Outcome),
 ) -> Result<ReadResourceResult, ErrorData> {
     let message = || {
@@ -146,7 +150,7 @@ pub fn contents(
             .content
             .iter()
             .find_map(|block| block.as_text().map(|text| text.text.clone()))
-            .unwrap_or_else(|| format!("{READ_TOOL} failed"))
+            .unwrap_or_else(|| format!("{reader} failed"))
     };
     let data = Some(json!({ "uri": uri }));
     match outcome {
@@ -166,7 +170,7 @@ pub fn contents(
     let read: Read = result
         .structured_content
         .and_then(|value| serde_json::from_value(value).ok())
-        .ok_or_else(|| ErrorData::internal_error(format!("{READ_TOOL} gave no content"), None))?;
+        .ok_or_else(|| ErrorData::internal_error(format!("{reader} gave no content"), None))?;
     let mut contents = ResourceContents::text(read.content, uri);
     if let Some(next_offset) = read.next_offset {
         // A client that reads resources whole should know this is not the whole file.
@@ -177,7 +181,7 @@ pub fn contents(
                 "bytes_returned": read.bytes_returned,
                 "size_bytes": read.size_bytes,
                 "hint": format!(
-                    "this is the start of the file; {READ_TOOL} with offset {next_offset} reads on"
+                    "this is the start of the file; {reader} with offset {next_offset} reads on"
                 ),
             }),
         );

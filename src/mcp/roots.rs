@@ -33,7 +33,7 @@ const ROOTS_INPUT: &str = "roots";
 const LIST_ROOTS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a call should do about the client's roots.
-pub enum Narrowing {
+pub enum RootsForCall {
     /// Run the call within these roots.
     Ready(ClientRoots),
     /// Answer with this and let the client retry with its roots (2026-07-28).
@@ -55,40 +55,42 @@ impl SessionRoots {
         &self,
         input_responses: Option<&InputResponses>,
         context: &RequestContext<RoleServer>,
-    ) -> Narrowing {
+    ) -> RootsForCall {
         let declared = context
             .client_capabilities()
             .is_some_and(|capabilities| capabilities.roots.is_some());
         if !declared {
-            return Narrowing::Ready(ClientRoots::Unrestricted);
+            return RootsForCall::Ready(ClientRoots::Unrestricted);
         }
         // A 2026-07-28 request carries the client's capabilities in its `_meta`; a legacy one
         // relies on the session's handshake.
         if context.meta.client_capabilities().is_some() {
             return match input_responses.and_then(|responses| responses.get(ROOTS_INPUT)) {
-                Some(answer) => Narrowing::Ready(from_answer(answer)),
-                None => Narrowing::Ask(InputRequiredResult::from_input_requests(BTreeMap::from([
-                    (
-                        ROOTS_INPUT.to_string(),
-                        InputRequest::ListRoots(ListRootsRequest::default()),
-                    ),
-                ]))),
+                Some(answer) => RootsForCall::Ready(from_answer(answer)),
+                None => {
+                    RootsForCall::Ask(InputRequiredResult::from_input_requests(BTreeMap::from([
+                        (
+                            ROOTS_INPUT.to_string(),
+                            InputRequest::ListRoots(ListRootsRequest::default()),
+                        ),
+                    ])))
+                }
             };
         }
         let mut cached = self.0.lock().await;
         if let Some(roots) = cached.as_ref() {
-            return Narrowing::Ready(ClientRoots::Within(Arc::clone(roots)));
+            return RootsForCall::Ready(ClientRoots::Within(Arc::clone(roots)));
         }
         match tokio::time::timeout(LIST_ROOTS_TIMEOUT, context.peer.list_roots()).await {
             Ok(Ok(listed)) => {
                 let roots = directories(&listed);
                 *cached = Some(Arc::clone(&roots));
-                Narrowing::Ready(ClientRoots::Within(roots))
+                RootsForCall::Ready(ClientRoots::Within(roots))
             }
-            Ok(Err(error)) => Narrowing::Ready(ClientRoots::Unavailable(format!(
+            Ok(Err(error)) => RootsForCall::Ready(ClientRoots::Unavailable(format!(
                 "roots/list failed: {error}"
             ))),
-            Err(_) => Narrowing::Ready(ClientRoots::Unavailable(format!(
+            Err(_) => RootsForCall::Ready(ClientRoots::Unavailable(format!(
                 "roots/list got no answer within {} s",
                 LIST_ROOTS_TIMEOUT.as_secs()
             ))),

@@ -51,7 +51,14 @@ impl Domain {
     }
 }
 
-/// A tool's metadata, declared once as a `static`.
+/// A tool's metadata, declared once as a `static` with the constructor for its tier:
+///
+/// ```ignore
+/// pub static DOCKER_IMAGE_REMOVE: Declaration =
+///     Declaration::admin(Domain::Docker, "docker_image_remove", "Remove a Docker image", "…")
+///         .destructive()
+///         .idempotent();
+/// ```
 ///
 /// The MCP annotations are derived from it: `readOnlyHint` is true exactly for the `read` tier,
 /// and a `read` tool is never destructive, so hints cannot contradict the tier.
@@ -73,6 +80,103 @@ pub struct Declaration {
     pub open_world: bool,
     /// Tells a caller whose answer was cut how to get the rest (e.g. "use `limit` and `cursor`").
     pub paging_hint: Option<&'static str>,
+    /// Reads paths, so the client's MCP roots narrow it (and a call may first ask the client
+    /// for its roots).
+    pub within_client_roots: bool,
+}
+
+impl Declaration {
+    const fn new(
+        domain: Domain,
+        tier: Tier,
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            title,
+            description,
+            domain,
+            tier,
+            destructive: false,
+            // A look changes nothing, however often it is taken.
+            idempotent: matches!(tier, Tier::Read),
+            open_world: false,
+            paging_hint: None,
+            within_client_roots: false,
+        }
+    }
+
+    /// A tool that looks and changes nothing: never destructive, idempotent.
+    pub const fn read(
+        domain: Domain,
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Self::new(domain, Tier::Read, name, title, description)
+    }
+
+    /// A tool that makes a reversible change (start, stop, SIGTERM).
+    pub const fn operate(
+        domain: Domain,
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Self::new(domain, Tier::Operate, name, title, description)
+    }
+
+    /// A destructive or powerful tool (remove, prune, SIGKILL, exec, pull, create).
+    pub const fn admin(
+        domain: Domain,
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Self::new(domain, Tier::Admin, name, title, description)
+    }
+
+    /// May irreversibly destroy something (a container, an image, data in a volume).
+    pub const fn destructive(self) -> Self {
+        Self {
+            destructive: true,
+            ..self
+        }
+    }
+
+    /// Asking twice changes nothing more than asking once.
+    pub const fn idempotent(self) -> Self {
+        Self {
+            idempotent: true,
+            ..self
+        }
+    }
+
+    /// Reaches beyond this host (a registry).
+    pub const fn open_world(self) -> Self {
+        Self {
+            open_world: true,
+            ..self
+        }
+    }
+
+    /// An answer the gate cuts says this to get the rest (e.g. "use `limit` and `cursor`").
+    pub const fn paged(self, hint: &'static str) -> Self {
+        Self {
+            paging_hint: Some(hint),
+            ..self
+        }
+    }
+
+    /// Reads paths: the client's MCP roots narrow it.
+    pub const fn within_client_roots(self) -> Self {
+        Self {
+            within_client_roots: true,
+            ..self
+        }
+    }
 }
 
 /// A tool's answer in the two forms MCP carries: the structured value (matching the declared

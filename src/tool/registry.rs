@@ -90,6 +90,8 @@ pub struct Registry {
     tools: Vec<RegisteredTool>,
     by_name: HashMap<&'static str, usize>,
     listing: OnceLock<Vec<rmcp::model::Tool>>,
+    /// The tool a `resources/read` of a `file://` URI calls, when a domain offers one.
+    file_resources: Option<&'static str>,
 }
 
 impl Default for Registry {
@@ -106,6 +108,7 @@ impl Registry {
             tools: Vec::new(),
             by_name: HashMap::new(),
             listing: OnceLock::new(),
+            file_resources: None,
         }
     }
 
@@ -149,6 +152,20 @@ impl Registry {
             schemas: schemas_of::<T>,
             prepare: Box::new(prepare),
         });
+    }
+
+    /// Makes `tool` (registered already) the reader of `file://` resources: a resource read
+    /// is a call of it through the gate, with its arguments `path`, `offset` and `max_bytes`,
+    /// and its answer's `content`, `size_bytes`, `next_offset` and `mime_type`.
+    pub fn serve_file_resources_with(&mut self, tool: &'static Declaration) {
+        if self.by_name.contains_key(tool.name) {
+            self.file_resources = Some(tool.name);
+        }
+    }
+
+    /// The tool that reads `file://` resources, when this configuration has one.
+    pub fn file_resources(&self) -> Option<&RegisteredTool> {
+        self.get(self.file_resources?)
     }
 
     pub fn get(&self, name: &str) -> Option<&RegisteredTool> {

@@ -8,35 +8,36 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, time_text, unix_time_text};
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::secret_names::is_secret_key;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_LIST: Declaration = super::read(
+pub static DOCKER_CONTAINER_LIST: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_container_list",
     "Docker containers",
     "Containers, like `docker ps`: id, name, image, state, status, ports, created. \
-                  Running ones only unless all is true; filter by status (created, restarting, \
-                  running, removing, paused, exited, dead), name (a substring, as docker's name \
-                  filter) and label (`key` or `key=value`, all must match); paged with limit \
-                  (default 100) and cursor.",
-    Some("use `limit` and `cursor`, or filter by status, name or label"),
-);
+     Running ones only unless all is true; filter by status (created, restarting, \
+     running, removing, paused, exited, dead), name (a substring, as docker's name \
+     filter) and label (`key` or `key=value`, all must match); paged with limit \
+     (default 100) and cursor.",
+)
+.paged("use `limit` and `cursor`, or filter by status, name or label");
 
-pub static DOCKER_CONTAINER_INSPECT: Declaration = super::read(
+pub static DOCKER_CONTAINER_INSPECT: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_container_inspect",
     "Docker container details",
     "One container in detail (by id, id prefix or name): state and health, exit \
-                  code, restart count, image, command, ports, mounts, networks and addresses, \
-                  restart policy, privileges, labels and environment. Environment values are \
-                  shown only to the admin tier (and never for secret-looking names). `fields` \
-                  picks parts: state, config, ports, mounts, networks, labels, environment, \
-                  host_config.",
-    Some("ask for fewer `fields`"),
-);
+     code, restart count, image, command, ports, mounts, networks and addresses, \
+     restart policy, privileges, labels and environment. Environment values are \
+     shown only to the admin tier (and never for secret-looking names). `fields` \
+     picks parts: state, config, ports, mounts, networks, labels, environment, \
+     host_config.",
+)
+.paged("ask for fewer `fields`");
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -656,18 +657,14 @@ mod tests {
     }
 }
 
-pub static DOCKER_CONTAINER_REMOVE: Declaration = super::change(
+pub static DOCKER_CONTAINER_REMOVE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_container_remove",
     "Remove a Docker container",
     "Removes a container (`docker rm`). A running container is refused unless \
-                  force (which kills it first); volumes also removes its anonymous volumes.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: false,
-    },
-    None,
-);
+     force (which kills it first); volumes also removes its anonymous volumes.",
+)
+.destructive();
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,15 +19,15 @@ use bollard::query_parameters::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::admission;
 use super::engine::Engine;
 use super::names::{container_reference, image_reference, object_reference, short_id};
 use super::policy::{self, Admitted, Bind, Request};
 use crate::config::DockerPolicy;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_CREATE: Declaration = super::change(
+pub static DOCKER_CONTAINER_CREATE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_container_create",
     "Create a Docker container",
     "Creates a container from an image without starting it (`docker create`): name, command, \
@@ -37,25 +37,14 @@ pub static DOCKER_CONTAINER_CREATE: Declaration = super::change(
      backed by host paths or other filesystems are refused unless the server's create policy \
      (docker.policy) allows them, judged as the engine will read them; a refusal names the \
      rule.",
-    Tier::Admin,
-    Change {
-        destructive: false,
-        idempotent: false,
-    },
-    None,
 );
-pub static DOCKER_CONTAINER_RUN: Declaration = super::change(
+pub static DOCKER_CONTAINER_RUN: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_container_run",
     "Run a Docker container",
     "Creates and starts a container, detached (`docker run -d`), with the options and the \
      create policy of docker_container_create, checked again just before the start. If it \
      cannot start, the created container is removed again.",
-    Tier::Admin,
-    Change {
-        destructive: false,
-        idempotent: false,
-    },
-    None,
 );
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]

@@ -10,26 +10,22 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::container_reference;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_EXEC: Declaration = super::change(
+pub static DOCKER_CONTAINER_EXEC: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_container_exec",
     "Run a command in a Docker container",
     "Runs one command in a running container (`docker exec`, no terminal, no \
-                  input) and answers with its exit code and output: stdout and stderr, at most \
-                  max_bytes each (default 16 KiB), within timeout_seconds (default 30, at most \
-                  300; a command still running then is killed). The command is an argument \
-                  list, not a shell line: use [\"sh\", \"-c\", \"...\"] for a shell.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: false,
-    },
-    Some("ask for less output with max_bytes, or filter inside the command"),
-);
+     input) and answers with its exit code and output: stdout and stderr, at most \
+     max_bytes each (default 16 KiB), within timeout_seconds (default 30, at most \
+     300; a command still running then is killed). The command is an argument \
+     list, not a shell line: use [\"sh\", \"-c\", \"...\"] for a shell.",
+)
+.destructive()
+.paged("ask for less output with max_bytes, or filter inside the command");
 
 const DEFAULT_TIMEOUT: u64 = 30;
 const MAX_TIMEOUT: u64 = 300;

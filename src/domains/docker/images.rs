@@ -7,20 +7,20 @@ use bollard::query_parameters::ListImagesOptions;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::{short_id, unix_time_text};
 use crate::domains::shared::paging::PageRequest;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_IMAGE_LIST: Declaration = super::read(
+pub static DOCKER_IMAGE_LIST: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_image_list",
     "Docker images",
     "Images, like `docker images`: id, tags, size, created, and how many \
-                  containers use each. Filter by reference (`nginx`, `nginx:1.*`) or dangling \
-                  (untagged) images; newest first; paged with limit (default 100) and cursor.",
-    Some("use `limit` and `cursor`, or filter by reference"),
-);
+     containers use each. Filter by reference (`nginx`, `nginx:1.*`) or dangling \
+     (untagged) images; newest first; paged with limit (default 100) and cursor.",
+)
+.paged("use `limit` and `cursor`, or filter by reference");
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -191,28 +191,24 @@ async fn containers_by_image(engine: &Engine) -> Result<HashMap<String, u64>, To
     Ok(counts)
 }
 
-pub static DOCKER_IMAGE_INSPECT: Declaration = super::read(
+pub static DOCKER_IMAGE_INSPECT: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_image_inspect",
     "Docker image details",
     "One image (by reference or id): id, tags and digests, created, size, OS and \
-                  architecture, the default command and entrypoint, working dir, user, exposed \
-                  ports, volumes, labels, and layer count.",
-    None,
+     architecture, the default command and entrypoint, working dir, user, exposed \
+     ports, volumes, labels, and layer count.",
 );
 
-pub static DOCKER_IMAGE_REMOVE: Declaration = super::change(
+pub static DOCKER_IMAGE_REMOVE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_image_remove",
     "Remove a Docker image",
     "Removes an image or one of its tags (`docker rmi`): untags the reference and \
-                  deletes layers nothing else uses. Docker refuses while a container uses the \
-                  image, unless force.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: false,
-    },
-    None,
-);
+     deletes layers nothing else uses. Docker refuses while a container uses the \
+     image, unless force.",
+)
+.destructive();
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

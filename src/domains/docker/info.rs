@@ -6,16 +6,16 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::engine::Engine;
-use crate::tool::{Declaration, NoArguments, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_INFO: Declaration = super::read(
+pub static DOCKER_INFO: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_info",
     "Docker engine",
     "The Docker Engine this server manages: version and API version, storage and \
-                  cgroup drivers, the host it runs on (OS, kernel, CPUs, memory), and how many \
-                  containers (running, paused, stopped) and images it holds. Start here to see \
-                  whether Docker is reachable.",
-    None,
+     cgroup drivers, the host it runs on (OS, kernel, CPUs, memory), and how many \
+     containers (running, paused, stopped) and images it holds. Start here to see \
+     whether Docker is reachable.",
 );
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -14,80 +14,59 @@ use bollard::query_parameters::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::admission;
 use super::engine::Engine;
 use super::names::{container_reference, short_id};
 use crate::config::DockerPolicy;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 const DEFAULT_STOP_SECONDS: u32 = 10;
 const MAX_STOP_SECONDS: u32 = 300;
 
-pub static DOCKER_CONTAINER_START: Declaration = super::change(
+pub static DOCKER_CONTAINER_START: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_container_start",
     "Start a Docker container",
     "Starts a created or stopped container (`docker start`). Starting a running container \
      changes nothing. A container the create policy (docker.policy) would refuse as it is now \
      (its settings, bind sources and volumes as the host resolves them) is not started; the \
      refusal names the rule. Answers with the state before and after.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: true,
-    },
-    None,
-);
-pub static DOCKER_CONTAINER_STOP: Declaration = super::change(
+)
+.idempotent();
+pub static DOCKER_CONTAINER_STOP: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_container_stop",
     "Stop a Docker container",
     "Stops a running container (`docker stop`): SIGTERM (or the image's stop signal), then \
      SIGKILL after timeout_seconds (default 10, at most 300). Answers with the state before and \
      after and the exit code.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: true,
-    },
-    None,
-);
-pub static DOCKER_CONTAINER_RESTART: Declaration = super::change(
+)
+.idempotent();
+pub static DOCKER_CONTAINER_RESTART: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_container_restart",
     "Restart a Docker container",
     "Restarts a container (`docker restart`): stops it as docker_container_stop does \
      (timeout_seconds, default 10) and starts it again, after the create policy check of \
      docker_container_start (a refused container is left as it is). Answers with the state \
      before and after.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: true,
-    },
-    None,
-);
-pub static DOCKER_CONTAINER_PAUSE: Declaration = super::change(
+)
+.idempotent();
+pub static DOCKER_CONTAINER_PAUSE: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_container_pause",
     "Pause a Docker container",
     "Freezes every process of a running container (`docker pause`, the cgroup freezer); \
      docker_container_unpause resumes them.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: true,
-    },
-    None,
-);
-pub static DOCKER_CONTAINER_UNPAUSE: Declaration = super::change(
+)
+.idempotent();
+pub static DOCKER_CONTAINER_UNPAUSE: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_container_unpause",
     "Unpause a Docker container",
     "Resumes a paused container's processes (`docker unpause`).",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: true,
-    },
-    None,
-);
+)
+.idempotent();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -11,18 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::engine::Engine;
 use super::names::container_reference;
 use crate::render::is_zero;
-use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_LOGS: Declaration = super::read(
+pub static DOCKER_CONTAINER_LOGS: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_container_logs",
     "Docker container logs",
     "The last lines a container wrote (like `docker logs --tail`): tail (default \
-                  100, at most 10000), since/until (RFC 3339 times, or durations ago such as \
-                  `10m`, `2h`, `1d`), stdout and/or stderr, optional timestamps; at most \
-                  max_bytes (default 32 KiB), keeping the newest lines. Each line says which \
-                  stream it came from.",
-    Some("ask for fewer lines with `tail`, or a window with `since`/`until`"),
-);
+     100, at most 10000), since/until (RFC 3339 times, or durations ago such as \
+     `10m`, `2h`, `1d`), stdout and/or stderr, optional timestamps; at most \
+     max_bytes (default 32 KiB), keeping the newest lines. Each line says which \
+     stream it came from.",
+)
+.paged("ask for fewer lines with `tail`, or a window with `since`/`until`");
 
 const DEFAULT_TAIL: u32 = 100;
 const MAX_TAIL: u32 = 10_000;

@@ -27,57 +27,7 @@ pub mod volumes;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::tool::{Declaration, Domain, Registry, Tier};
-
-/// What a Docker tool that changes something may do beyond its tier.
-pub struct Change {
-    /// May irreversibly remove something (a container, an image, data in a volume).
-    pub destructive: bool,
-    /// Asking twice changes nothing more than asking once.
-    pub idempotent: bool,
-}
-
-/// A Docker read tool: never destructive, idempotent, and about this host's engine only.
-pub const fn read(
-    name: &'static str,
-    title: &'static str,
-    description: &'static str,
-    paging_hint: Option<&'static str>,
-) -> Declaration {
-    Declaration {
-        name,
-        title,
-        description,
-        domain: Domain::Docker,
-        tier: Tier::Read,
-        destructive: false,
-        idempotent: true,
-        open_world: false,
-        paging_hint,
-    }
-}
-
-/// A Docker tool that changes something on this host's engine.
-pub const fn change(
-    name: &'static str,
-    title: &'static str,
-    description: &'static str,
-    tier: Tier,
-    change: Change,
-    paging_hint: Option<&'static str>,
-) -> Declaration {
-    Declaration {
-        name,
-        title,
-        description,
-        domain: Domain::Docker,
-        tier,
-        destructive: change.destructive,
-        idempotent: change.idempotent,
-        open_world: false,
-        paging_hint,
-    }
-}
+use crate::tool::Registry;
 
 /// Where the engine is: the config, else `DOCKER_HOST`, else the default socket.
 pub fn host(config: &Config) -> String {

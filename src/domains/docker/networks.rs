@@ -11,74 +11,54 @@ use bollard::query_parameters::{InspectNetworkOptions, ListNetworksOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::{container_reference, object_reference, short_id, time_text};
 use super::removed::Removed;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_NETWORK_LIST: Declaration = super::read(
+pub static DOCKER_NETWORK_LIST: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_network_list",
     "Docker networks",
     "Networks, like `docker network ls`: name, id, driver, scope, subnets, internal. The \
      built-in bridge, host and none networks included.",
-    None,
 );
-pub static DOCKER_NETWORK_INSPECT: Declaration = super::read(
+pub static DOCKER_NETWORK_INSPECT: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_network_inspect",
     "Docker network details",
     "One network (by name or id): driver, subnets and gateways, options, labels, and the \
      containers attached with their addresses.",
-    None,
 );
-pub static DOCKER_NETWORK_CONNECT: Declaration = super::change(
+pub static DOCKER_NETWORK_CONNECT: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_network_connect",
     "Connect a container to a Docker network",
     "Attaches a container to a network (`docker network connect`), optionally with aliases. \
      Reversed by docker_network_disconnect.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: false,
-    },
-    None,
 );
-pub static DOCKER_NETWORK_DISCONNECT: Declaration = super::change(
+pub static DOCKER_NETWORK_DISCONNECT: Declaration = Declaration::operate(
+    Domain::Docker,
     "docker_network_disconnect",
     "Disconnect a container from a Docker network",
     "Detaches a container from a network (`docker network disconnect`); `force` for a \
      container that is not running.",
-    Tier::Operate,
-    Change {
-        destructive: false,
-        idempotent: false,
-    },
-    None,
 );
-pub static DOCKER_NETWORK_CREATE: Declaration = super::change(
+pub static DOCKER_NETWORK_CREATE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_network_create",
     "Create a Docker network",
     "Creates a network (`docker network create`): driver (default bridge), optional subnet and \
      gateway, internal (no outside access), labels.",
-    Tier::Admin,
-    Change {
-        destructive: false,
-        idempotent: false,
-    },
-    None,
 );
-pub static DOCKER_NETWORK_REMOVE: Declaration = super::change(
+pub static DOCKER_NETWORK_REMOVE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_network_remove",
     "Remove a Docker network",
     "Removes a network no container is attached to (`docker network rm`). The built-in bridge, \
      host and none networks cannot be removed.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: false,
-    },
-    None,
-);
+)
+.destructive();
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

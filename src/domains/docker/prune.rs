@@ -18,27 +18,24 @@ use bollard::query_parameters::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::short_id;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_PRUNE: Declaration = super::change(
+pub static DOCKER_PRUNE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_prune",
     "Prune unused Docker objects",
     "Removes what nothing uses (`docker system prune` by parts): stopped \
-                  containers, dangling images (all unused images with all_images), networks \
-                  no container is attached to, volumes no container uses (and their data), \
-                  build cache. A dry run (the default) lists what would go and removes \
-                  nothing; pass dry_run false to prune. `label` limits it to objects carrying \
-                  a label.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: true,
-    },
-    Some("prune fewer kinds at once"),
-);
+     containers, dangling images (all unused images with all_images), networks \
+     no container is attached to, volumes no container uses (and their data), \
+     build cache. A dry run (the default) lists what would go and removes \
+     nothing; pass dry_run false to prune. `label` limits it to objects carrying \
+     a label.",
+)
+.destructive()
+.idempotent()
+.paged("prune fewer kinds at once");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -13,22 +13,19 @@ use serde::{Deserialize, Serialize};
 use super::engine::Engine;
 use super::names::{image_reference, registry_of, short_id};
 use crate::config::RegistryCredentials;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_IMAGE_PULL: Declaration = Declaration {
-    name: "docker_image_pull",
-    title: "Pull a Docker image",
-    description: "Pulls an image from its registry (`docker pull`), with progress notifications \
-                  while layers download. A reference without a tag pulls `latest`. Registry \
-                  logins come from the server's config (docker.registries), never from the \
-                  arguments. Answers with the image id and whether anything new was pulled.",
-    domain: Domain::Docker,
-    tier: Tier::Admin,
-    destructive: false,
-    idempotent: true,
-    open_world: true,
-    paging_hint: None,
-};
+pub static DOCKER_IMAGE_PULL: Declaration = Declaration::admin(
+    Domain::Docker,
+    "docker_image_pull",
+    "Pull a Docker image",
+    "Pulls an image from its registry (`docker pull`), with progress notifications \
+     while layers download. A reference without a tag pulls `latest`. Registry \
+     logins come from the server's config (docker.registries), never from the \
+     arguments. Answers with the image id and whether anything new was pulled.",
+)
+.idempotent()
+.open_world();
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,18 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{container_reference, short_id};
-use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_STATS: Declaration = super::read(
+pub static DOCKER_CONTAINER_STATS: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_container_stats",
     "Docker container resource use",
     "One reading per container, as `docker stats --no-stream` computes it: CPU % \
-                  (100 = one core busy), memory used (without the page cache) and its limit, \
-                  network received/sent, block I/O read/written, and pids. For the containers \
-                  named, or every running container (at most 100), up to 32 at a time (one \
-                  reading takes the engine about two seconds).",
-    Some("name fewer `containers`"),
-);
+     (100 = one core busy), memory used (without the page cache) and its limit, \
+     network received/sent, block I/O read/written, and pids. For the containers \
+     named, or every running container (at most 100), up to 32 at a time (one \
+     reading takes the engine about two seconds).",
+)
+.paged("name fewer `containers`");
 
 /// How many containers are read at once. Each reading waits for the daemon's collector to
 /// sample twice (about two seconds) and costs the daemon little meanwhile, so readings overlap

@@ -14,27 +14,28 @@ use serde::{Deserialize, Serialize};
 use super::engine::Engine;
 use super::logs::parse_time;
 use super::names::{short_id, unix_time_text};
-use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_SYSTEM_DF: Declaration = super::read(
+pub static DOCKER_SYSTEM_DF: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_system_df",
     "Docker disk use",
     "What Docker's objects take on disk, like `docker system df`: per kind \
-                  (images, containers, volumes, build cache) how many there are, how many are \
-                  in use, their size and what a prune could reclaim.",
-    None,
+     (images, containers, volumes, build cache) how many there are, how many are \
+     in use, their size and what a prune could reclaim.",
 );
 
-pub static DOCKER_EVENTS: Declaration = super::read(
+pub static DOCKER_EVENTS: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_events",
     "Recent Docker events",
     "What the engine reported in a window of time (`docker events --since \
-                  --until`): container start/die/oom/kill, image pull/delete, network and volume \
-                  changes. since defaults to 10 minutes ago, until to now (RFC 3339 times or \
-                  durations ago: 30s, 10m, 2h, 1d); filter by type, action and container; at \
-                  most `limit` events (default 100, at most 1000), the newest kept.",
-    Some("narrow the window with since/until, or filter by type or container"),
-);
+     --until`): container start/die/oom/kill, image pull/delete, network and volume \
+     changes. since defaults to 10 minutes ago, until to now (RFC 3339 times or \
+     durations ago: 30s, 10m, 2h, 1d); filter by type, action and container; at \
+     most `limit` events (default 100, at most 1000), the newest kept.",
+)
+.paged("narrow the window with since/until, or filter by type or container");
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DiskUse {

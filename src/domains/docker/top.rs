@@ -8,15 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::container_reference;
-use crate::tool::{Declaration, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_TOP: Declaration = super::read(
+pub static DOCKER_CONTAINER_TOP: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_container_top",
     "Processes in a Docker container",
     "The processes running in a container, as `docker top` shows them (ps -ef \
-                  columns: UID, PID and PPID as the host sees them, start time, command). The \
-                  container must be running.",
-    None,
+     columns: UID, PID and PPID as the host sees them, start time, command). The \
+     container must be running.",
 );
 
 #[derive(Debug, Deserialize, JsonSchema)]

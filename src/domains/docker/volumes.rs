@@ -8,39 +8,35 @@ use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Change;
 use super::engine::Engine;
 use super::names::{object_reference, time_text};
 use super::removed::Removed;
-use crate::tool::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_VOLUME_LIST: Declaration = super::read(
+pub static DOCKER_VOLUME_LIST: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_volume_list",
     "Docker volumes",
     "Volumes, like `docker volume ls`: name, driver, mount point, created, labels. \
-                  Filter by name (a substring) or dangling (used by no container).",
-    Some("filter by name or dangling"),
-);
+     Filter by name (a substring) or dangling (used by no container).",
+)
+.paged("filter by name or dangling");
 
-pub static DOCKER_VOLUME_INSPECT: Declaration = super::read(
+pub static DOCKER_VOLUME_INSPECT: Declaration = Declaration::read(
+    Domain::Docker,
     "docker_volume_inspect",
     "Docker volume details",
     "One volume: driver, mount point, scope, created, labels and driver options.",
-    None,
 );
 
-pub static DOCKER_VOLUME_REMOVE: Declaration = super::change(
+pub static DOCKER_VOLUME_REMOVE: Declaration = Declaration::admin(
+    Domain::Docker,
     "docker_volume_remove",
     "Remove a Docker volume",
     "Removes a volume and the data in it (`docker volume rm`). Refused by Docker \
-                  while a container uses it, unless force.",
-    Tier::Admin,
-    Change {
-        destructive: true,
-        idempotent: false,
-    },
-    None,
-);
+     while a container uses it, unless force.",
+)
+.destructive();
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -15,24 +15,21 @@ use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_LIST: Declaration = Declaration {
-    name: "files_list",
-    title: "List a directory",
-    description: "The entries of a directory inside the file roots: name, type, size, modified \
-                  time, permissions, owner, and a symlink's target. Sorted by name (default), \
-                  size or modified (newest first), or left in directory order (`none`, the \
-                  cheapest on huge directories); hidden (dot) entries only with hidden: true; \
-                  paged with limit (default 100, at most 1000) and cursor.",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("use `limit` and `cursor`"),
-};
+pub static FILES_LIST: Declaration = Declaration::read(
+    Domain::Files,
+    "files_list",
+    "List a directory",
+    "The entries of a directory inside the file roots: name, type, size, modified \
+     time, permissions, owner, and a symlink's target. Sorted by name (default), \
+     size or modified (newest first), or left in directory order (`none`, the \
+     cheapest on huge directories)
+.within_client_roots(); hidden (dot) entries only with hidden: true; \
+     paged with limit (default 100, at most 1000) and cursor.",
+)
+.paged("use `limit` and `cursor`");
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;

@@ -54,6 +54,7 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
             max_read_bytes: files.max_read_bytes.get(),
         }),
     });
+    registry.serve_file_resources_with(&read::FILES_READ);
     registry.register(tail::FilesTailTool {
         tailer: Arc::new(tail::FileTailer {
             roots: Arc::clone(&roots),

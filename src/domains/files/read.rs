@@ -10,26 +10,22 @@ use super::confine::{Roots, path_text};
 use super::{fit, text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, OutputCap, Render, Tier, Tool, ToolContext, ToolError,
-    blocking,
+    ClientRoots, Declaration, Domain, OutputCap, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_READ: Declaration = Declaration {
-    name: "files_read",
-    title: "Read a file",
-    description: "Part of a text file inside the file roots: from start_line (1-based) for \
-                  `lines` lines, or from byte `offset`; at most max_bytes (default 64 KiB). The \
-                  answer gives the file's size and line count and where to continue \
-                  (next_line or next_offset). Invalid UTF-8 bytes are shown as \\xNN; binary \
-                  files are refused (files_stat describes them). For the end of a log, use \
-                  files_tail.",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("ask again from next_line or next_offset"),
-};
+pub static FILES_READ: Declaration = Declaration::read(
+    Domain::Files,
+    "files_read",
+    "Read a file",
+    "Part of a text file inside the file roots: from start_line (1-based) for \
+     `lines` lines, or from byte `offset`; at most max_bytes (default 64 KiB). The \
+     answer gives the file's size and line count and where to continue \
+     (next_line or next_offset). Invalid UTF-8 bytes are shown as \\xNN; binary \
+     files are refused (files_stat describes them). For the end of a log, use \
+     files_tail.",
+)
+.paged("ask again from next_line or next_offset")
+.within_client_roots();
 
 /// Lines are counted for files up to this size; a larger file's count would cost a full read.
 const COUNT_LINES_UP_TO: u64 = 64 * 1024 * 1024;

@@ -34,26 +34,23 @@ use serde::{Deserialize, Serialize};
 use super::confine::{Refusal, Root, Roots, name_text, path_text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_SEARCH: Declaration = Declaration {
-    name: "files_search",
-    title: "Search files",
-    description: "Find files under a directory inside the file roots by name (`name`, a glob \
-                  such as *.log; with a slash it matches the path below the directory) and/or \
-                  content (`content`, a regular expression, like grep -E / ripgrep). Answers \
-                  path, line number and the matching line (cut to 200 characters). Binary \
-                  files and files over the server's size cap are skipped; hidden entries only \
-                  with hidden: true; .gitignore rules with gitignore: true. Bounded by \
-                  max_results (default 100, at most 1000) and timeout_seconds (default 10).",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("narrow the directory, name or pattern"),
-};
+pub static FILES_SEARCH: Declaration = Declaration::read(
+    Domain::Files,
+    "files_search",
+    "Search files",
+    "Find files under a directory inside the file roots by name (`name`, a glob \
+     such as *.log; with a slash it matches the path below the directory) and/or \
+     content (`content`, a regular expression, like grep -E / ripgrep). Answers \
+     path, line number and the matching line (cut to 200 characters). Binary \
+     files and files over the server's size cap are skipped; hidden entries only \
+     with hidden: true; .gitignore rules with gitignore: true. Bounded by \
+     max_results (default 100, at most 1000) and timeout_seconds (default 10).",
+)
+.paged("narrow the directory, name or pattern")
+.within_client_roots();
 
 const DEFAULT_RESULTS: usize = 100;
 const MAX_RESULTS: usize = 1000;

@@ -13,23 +13,19 @@ use super::confine::{Roots, kind_of, path_text};
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_STAT: Declaration = Declaration {
-    name: "files_stat",
-    title: "File metadata",
-    description: "Metadata of one path inside the file roots: type, size, permissions, owner and \
-                  group, modified/accessed/changed times, inode and links; a symlink's target \
-                  (the link itself is described, not followed); with sha256: true, the SHA-256 \
-                  of a regular file up to the server's size cap.",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static FILES_STAT: Declaration = Declaration::read(
+    Domain::Files,
+    "files_stat",
+    "File metadata",
+    "Metadata of one path inside the file roots: type, size, permissions, owner and \
+     group, modified/accessed/changed times, inode and links; a symlink's target \
+     (the link itself is described, not followed)
+.within_client_roots(); with sha256: true, the SHA-256 \
+     of a regular file up to the server's size cap.",
+);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,24 +13,20 @@ use super::read::{binary, bounded_bytes};
 use super::{fit, text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, OutputCap, Render, Tier, Tool, ToolContext, ToolError,
-    blocking,
+    ClientRoots, Declaration, Domain, OutputCap, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_TAIL: Declaration = Declaration {
-    name: "files_tail",
-    title: "Tail a file",
-    description: "The last `lines` lines (default 50) of a text file inside the file roots, read \
-                  from the end so even a huge log answers at once; at most max_bytes (default \
-                  64 KiB). follow_seconds (at most 60) then waits and returns what was appended \
-                  meanwhile, like tail -f for a moment.",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("read earlier parts with files_read"),
-};
+pub static FILES_TAIL: Declaration = Declaration::read(
+    Domain::Files,
+    "files_tail",
+    "Tail a file",
+    "The last `lines` lines (default 50) of a text file inside the file roots, read \
+     from the end so even a huge log answers at once; at most max_bytes (default \
+     64 KiB). follow_seconds (at most 60) then waits and returns what was appended \
+     meanwhile, like tail -f for a moment.",
+)
+.paged("read earlier parts with files_read")
+.within_client_roots();
 
 const DEFAULT_LINES: u64 = 50;
 const MAX_LINES: u64 = 10_000;

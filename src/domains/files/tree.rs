@@ -15,24 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{Root, Roots, name_text, path_text};
 use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_TREE: Declaration = Declaration {
-    name: "files_tree",
-    title: "Directory tree",
-    description: "The tree under a directory inside the file roots, like `tree`: each node's \
-                  name, type, and size for files. depth (default 3, at most 10) and \
-                  max_entries (default 200, at most 5000) bound it; a directory whose entries \
-                  were cut says how many (`hidden_entries`). Symlinks are shown, not followed; \
-                  dot entries only with hidden: true.",
-    domain: Domain::Files,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("ask for the tree of a subdirectory"),
-};
+pub static FILES_TREE: Declaration = Declaration::read(
+    Domain::Files,
+    "files_tree",
+    "Directory tree",
+    "The tree under a directory inside the file roots, like `tree`: each node's \
+     name, type, and size for files. depth (default 3, at most 10) and \
+     max_entries (default 200, at most 5000) bound it; a directory whose entries \
+     were cut says how many (`hidden_entries`). Symlinks are shown, not followed; \
+     dot entries only with hidden: true.",
+)
+.paged("ask for the tree of a subdirectory")
+.within_client_roots();
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

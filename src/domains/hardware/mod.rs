@@ -19,9 +19,7 @@ use crate::config::{Config, HostConfig};
 use crate::domains::shared::cached::Cached;
 use crate::domains::shared::kernel;
 use crate::render;
-use crate::tool::{
-    Declaration, Domain, Registry, Render, Tier, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{Declaration, Domain, Registry, Render, Tool, ToolContext, ToolError, blocking};
 
 use cpu::CpuDetails;
 use ids::IdDatabase;
@@ -32,22 +30,18 @@ pub fn register(registry: &mut Registry, config: &Config) {
     });
 }
 
-pub static HARDWARE_INFO: Declaration = Declaration {
-    name: "hardware_info",
-    title: "Hardware inventory",
-    description: "What the host is made of: CPU (vendor, model, sockets/cores/threads, \
-                  frequency range, caches, notable feature flags, virtualization), memory size, \
-                  block devices (size, model, rotational), PCI and USB devices (ids, names, \
-                  drivers), temperature sensors with high and critical points, and GPUs (with \
-                  memory, load and temperature where the driver reports them). `sections` picks \
-                  parts.",
-    domain: Domain::Hardware,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("ask for fewer `sections`"),
-};
+pub static HARDWARE_INFO: Declaration = Declaration::read(
+    Domain::Hardware,
+    "hardware_info",
+    "Hardware inventory",
+    "What the host is made of: CPU (vendor, model, sockets/cores/threads, \
+     frequency range, caches, notable feature flags, virtualization), memory size, \
+     block devices (size, model, rotational), PCI and USB devices (ids, names, \
+     drivers), temperature sensors with high and critical points, and GPUs (with \
+     memory, load and temperature where the driver reports them). `sections` picks \
+     parts.",
+)
+.paged("ask for fewer `sections`");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -21,23 +21,19 @@ use crate::config::HostConfig;
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
 
-pub static NETWORK_CONNECTIONS: Declaration = Declaration {
-    name: "network_connections",
-    title: "Network connections",
-    description: "TCP and UDP sockets, IPv4 and IPv6, like `ss -tunap`: protocol, state, local \
-                  and remote address and port, queues, and the owning pid, process name and \
-                  user. Filter by protocol, state (LISTEN, ESTAB, TIME-WAIT...), port (local or \
-                  remote), pid; listening_only lists what accepts connections (TCP LISTEN and \
-                  unconnected UDP). Sorted by protocol and local port; paged with limit/cursor.",
-    domain: Domain::Network,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("narrow with listening_only, state, port or pid, or page with cursor"),
-};
+pub static NETWORK_CONNECTIONS: Declaration = Declaration::read(
+    Domain::Network,
+    "network_connections",
+    "Network connections",
+    "TCP and UDP sockets, IPv4 and IPv6, like `ss -tunap`: protocol, state, local \
+     and remote address and port, queues, and the owning pid, process name and \
+     user. Filter by protocol, state (LISTEN, ESTAB, TIME-WAIT...), port (local or \
+     remote), pid; listening_only lists what accepts connections (TCP LISTEN and \
+     unconnected UDP). Sorted by protocol and local port; paged with limit/cursor.",
+)
+.paged("narrow with listening_only, state, port or pid, or page with cursor");
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;

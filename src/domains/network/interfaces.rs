@@ -13,22 +13,18 @@ use serde::{Deserialize, Serialize};
 use crate::config::{HostConfig, SamplerConfig};
 use crate::domains::shared::sampling::{Readings, Sampler};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static NETWORK_INTERFACES: Declaration = Declaration {
-    name: "network_interfaces",
-    title: "Network interfaces",
-    description: "Each network interface: state (up/down), MTU, MAC, IPv4 and IPv6 addresses \
-                  with prefix length, kind, link speed, and traffic — bytes and packets \
-                  received and sent, errors and drops since it came up, and bytes/s over the \
-                  last second (left out of a first answer after a quiet spell: ask again).",
-    domain: Domain::Network,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("pass `name` to ask about one interface"),
-};
+pub static NETWORK_INTERFACES: Declaration = Declaration::read(
+    Domain::Network,
+    "network_interfaces",
+    "Network interfaces",
+    "Each network interface: state (up/down), MTU, MAC, IPv4 and IPv6 addresses \
+     with prefix length, kind, link speed, and traffic — bytes and packets \
+     received and sent, errors and drops since it came up, and bytes/s over the \
+     last second (left out of a first answer after a quiet spell: ask again).",
+)
+.paged("pass `name` to ask about one interface");
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -15,22 +15,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HostConfig;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static NETWORK_ROUTES: Declaration = Declaration {
-    name: "network_routes",
-    title: "Network routes",
-    description: "The IPv4 and IPv6 routing tables (destination, gateway, interface, metric, \
-                  type), the default routes on their own, and the DNS resolvers in use \
-                  (nameservers and search domains from resolv.conf, with systemd-resolved's \
-                  upstream servers when its stub is in use).",
-    domain: Domain::Network,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static NETWORK_ROUTES: Declaration = Declaration::read(
+    Domain::Network,
+    "network_routes",
+    "Network routes",
+    "The IPv4 and IPv6 routing tables (destination, gateway, interface, metric, \
+     type), the default routes on their own, and the DNS resolvers in use \
+     (nameservers and search domains from resolv.conf, with systemd-resolved's \
+     upstream servers when its stub is in use).",
+);
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

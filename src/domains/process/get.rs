@@ -24,23 +24,18 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
-pub static PROCESS_GET: Declaration = Declaration {
-    name: "process_get",
-    title: "Process details",
-    description: "One process in depth: full command line, executable, working directory, real \
-                  and effective user, state, start time, CPU % and CPU seconds, memory (RSS, \
-                  virtual, swap), threads, open file descriptors against their limit, resource \
-                  limits, cgroup and container id, I/O counters, and child pids. \
-                  include_environment (admin tier only) adds its environment, with \
-                  secret-looking values redacted. Pass start_time from process_list to be sure \
-                  the pid still names the same process.",
-    domain: Domain::Process,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static PROCESS_GET: Declaration = Declaration::read(
+    Domain::Process,
+    "process_get",
+    "Process details",
+    "One process in depth: full command line, executable, working directory, real \
+     and effective user, state, start time, CPU % and CPU seconds, memory (RSS, \
+     virtual, swap), threads, open file descriptors against their limit, resource \
+     limits, cgroup and container id, I/O counters, and child pids. \
+     include_environment (admin tier only) adds its environment, with \
+     secret-looking values redacted. Pass start_time from process_list to be sure \
+     the pid still names the same process.",
+);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

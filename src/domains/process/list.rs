@@ -14,25 +14,21 @@ use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
 
-pub static PROCESS_LIST: Declaration = Declaration {
-    name: "process_list",
-    title: "List processes",
-    description: "The host's processes, sorted by cpu (default), memory, pid, start or name; \
-                  filtered by name (substring of the name or command line, or name_regex), \
-                  user, state or container id; paged with limit (default 20) and cursor. Each \
-                  row: pid, user, name, state, CPU % (over the last second, like top), RSS, \
-                  start time (what process_signal wants) and the command line, cut to 120 \
-                  characters; `fields` picks other columns (ppid, threads, memory_percent, \
-                  container).",
-    domain: Domain::Process,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("narrow with name/user/state, fewer `fields`, or page with cursor"),
-};
+pub static PROCESS_LIST: Declaration = Declaration::read(
+    Domain::Process,
+    "process_list",
+    "List processes",
+    "The host's processes, sorted by cpu (default), memory, pid, start or name; \
+     filtered by name (substring of the name or command line, or name_regex), \
+     user, state or container id; paged with limit (default 20) and cursor. Each \
+     row: pid, user, name, state, CPU % (over the last second, like top), RSS, \
+     start time (what process_signal wants) and the command line, cut to 120 \
+     characters; `fields` picks other columns (ppid, threads, memory_percent, \
+     container).",
+)
+.paged("narrow with name/user/state, fewer `fields`, or page with cursor");
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 500;

@@ -28,23 +28,19 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
-pub static PROCESS_SIGNAL: Declaration = Declaration {
-    name: "process_signal",
-    title: "Signal a process",
-    description: "Send a signal to one process: TERM (ask it to exit), INT, HUP (many daemons \
-                  reload), CONT (resume) — tier operate; KILL or STOP — tier admin. Pass the pid \
-                  and the start_time that process_list or process_get reported for it. Without \
-                  start_time, or with one this server did not report (or the process runs \
-                  something else since), nothing is sent: the answer shows the process and the \
-                  start_time to confirm with. PID 1, the server itself, its parent, kernel \
-                  threads and protected daemons are refused.",
-    domain: Domain::Process,
-    tier: Tier::Operate,
-    destructive: true,
-    idempotent: false,
-    open_world: false,
-    paging_hint: None,
-};
+pub static PROCESS_SIGNAL: Declaration = Declaration::operate(
+    Domain::Process,
+    "process_signal",
+    "Signal a process",
+    "Send a signal to one process: TERM (ask it to exit), INT, HUP (many daemons \
+     reload), CONT (resume) — tier operate; KILL or STOP — tier admin. Pass the pid \
+     and the start_time that process_list or process_get reported for it. Without \
+     start_time, or with one this server did not report (or the process runs \
+     something else since), nothing is sent: the answer shows the process and the \
+     start_time to confirm with. PID 1, the server itself, its parent, kernel \
+     threads and protected daemons are refused.",
+)
+.destructive();
 
 /// The signals this tool sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -12,22 +12,18 @@ use super::table::{self, ProcessStat};
 use super::usage::ProcessUsage;
 use crate::bounded::Bounded;
 use crate::domains::shared::users::{UserNames, name_of};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
 
-pub static PROCESS_TREE: Declaration = Declaration {
-    name: "process_tree",
-    title: "Process tree",
-    description: "The tree of processes under a pid (default 1, the whole host), like pstree: \
-                  each node's pid, name and user, and its children. depth (default 4) and \
-                  max_nodes (default 300) bound the answer; a node whose descendants were cut \
-                  says how many (`hidden`). Ask again from that pid to see them.",
-    domain: Domain::Process,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("ask from a deeper pid, or lower depth"),
-};
+pub static PROCESS_TREE: Declaration = Declaration::read(
+    Domain::Process,
+    "process_tree",
+    "Process tree",
+    "The tree of processes under a pid (default 1, the whole host), like pstree: \
+     each node's pid, name and user, and its children. depth (default 4) and \
+     max_nodes (default 300) bound the answer; a node whose descendants were cut \
+     says how many (`hidden`). Ask again from that pid to see them.",
+)
+.paged("ask from a deeper pid, or lower depth");
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -17,25 +17,21 @@ use crate::domains::shared::kernel::tenths;
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::domains::shared::sampling::{Basis, Readings, Sampler};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 const SECTOR_BYTES: u64 = 512;
 
-pub static DISK_IO: Declaration = Declaration {
-    name: "disk_io",
-    title: "Disk I/O",
-    description: "Per block device: read and write bytes/s, reads and writes per second (IOPS), \
-                  utilisation % (time busy), requests in flight, and bytes moved since boot; \
-                  plus I/O pressure. Whole disks with any I/O since boot by default; \
-                  include_partitions and include_idle widen the list. Rates cover the last \
-                  second; the first answer after a quiet spell averages since boot and says so.",
-    domain: Domain::Storage,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("pass `device` to ask about one device"),
-};
+pub static DISK_IO: Declaration = Declaration::read(
+    Domain::Storage,
+    "disk_io",
+    "Disk I/O",
+    "Per block device: read and write bytes/s, reads and writes per second (IOPS), \
+     utilisation % (time busy), requests in flight, and bytes moved since boot; \
+     plus I/O pressure. Whole disks with any I/O since boot by default; \
+     include_partitions and include_idle widen the list. Rates cover the last \
+     second; the first answer after a quiet spell averages since boot and says so.",
+)
+.paged("pass `device` to ask about one device");
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -20,22 +20,18 @@ use serde::{Deserialize, Serialize};
 use crate::config::HostConfig;
 use crate::domains::shared::kernel::tenths;
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
 
-pub static DISK_USAGE: Declaration = Declaration {
-    name: "disk_usage",
-    title: "Disk usage",
-    description: "Mounted filesystems, as `df` lists them: device, type, mount point, size, used \
-                  and available bytes, use %, inodes, read-only flag. Pseudo filesystems \
-                  (proc, sysfs, cgroup...) and bind mounts are left out unless include_pseudo \
-                  is true; `path` answers for the one filesystem holding that path.",
-    domain: Domain::Storage,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: Some("pass `path` to ask about one filesystem"),
-};
+pub static DISK_USAGE: Declaration = Declaration::read(
+    Domain::Storage,
+    "disk_usage",
+    "Disk usage",
+    "Mounted filesystems, as `df` lists them: device, type, mount point, size, used \
+     and available bytes, use %, inodes, read-only flag. Pseudo filesystems \
+     (proc, sysfs, cgroup...) and bind mounts are left out unless include_pseudo \
+     is true; `path` answers for the one filesystem holding that path.",
+)
+.paged("pass `path` to ask about one filesystem");
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

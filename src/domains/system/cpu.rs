@@ -19,22 +19,17 @@ use crate::config::{HostConfig, SamplerConfig};
 use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::domains::shared::sampling::{Basis, Readings, Sampler};
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static CPU_USAGE: Declaration = Declaration {
-    name: "cpu_usage",
-    title: "CPU usage",
-    description: "CPU utilisation now: overall and per core (busy, user, system, iowait, steal), \
-                  clock frequency, load averages, running and blocked tasks, and CPU pressure. \
-                  Shares cover the last second; the first answer after a quiet spell covers the \
-                  time since boot and says so (`basis`) — ask again for current figures.",
-    domain: Domain::System,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static CPU_USAGE: Declaration = Declaration::read(
+    Domain::System,
+    "cpu_usage",
+    "CPU usage",
+    "CPU utilisation now: overall and per core (busy, user, system, iowait, steal), \
+     clock frequency, load averages, running and blocked tasks, and CPU pressure. \
+     Shares cover the last second; the first answer after a quiet spell covers the \
+     time since boot and says so (`basis`) — ask again for current figures.",
+);
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,21 +10,16 @@ use serde::Serialize;
 use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::render;
-use crate::tool::{Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError};
+use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
 
-pub static MEMORY_USAGE: Declaration = Declaration {
-    name: "memory_usage",
-    title: "Memory usage",
-    description: "RAM and swap now: total, used, available, free, buffers, cache, shared and \
-                  dirty bytes, swap use, and memory pressure (share of time tasks stalled \
-                  waiting for memory) where the kernel reports it.",
-    domain: Domain::System,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static MEMORY_USAGE: Declaration = Declaration::read(
+    Domain::System,
+    "memory_usage",
+    "Memory usage",
+    "RAM and swap now: total, used, available, free, buffers, cache, shared and \
+     dirty bytes, swap use, and memory pressure (share of time tasks stalled \
+     waiting for memory) where the kernel reports it.",
+);
 
 pub struct MemoryUsageTool {
     pub monitor: MemoryMonitor,

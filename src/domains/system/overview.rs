@@ -16,7 +16,7 @@ use crate::config::HostConfig;
 use crate::domains::shared::kernel;
 use crate::render;
 use crate::tool::{
-    Declaration, Domain, NoArguments, Render, Tier, Tool, ToolContext, ToolError, blocking,
+    Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError, blocking,
 };
 
 /// The answer of `system_overview`.
@@ -145,20 +145,15 @@ impl Render for SystemOverview {
     }
 }
 
-pub static SYSTEM_OVERVIEW: Declaration = Declaration {
-    name: "system_overview",
-    title: "System overview",
-    description: "One-call summary of the host: hostname, OS and kernel, architecture, uptime and \
-                  boot time, CPU model and core counts, load averages, memory and swap, the root \
-                  filesystem, and the number of processes. Start here when asked how a machine \
-                  is doing.",
-    domain: Domain::System,
-    tier: Tier::Read,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-    paging_hint: None,
-};
+pub static SYSTEM_OVERVIEW: Declaration = Declaration::read(
+    Domain::System,
+    "system_overview",
+    "System overview",
+    "One-call summary of the host: hostname, OS and kernel, architecture, uptime and \
+     boot time, CPU model and core counts, load averages, memory and swap, the root \
+     filesystem, and the number of processes. Start here when asked how a machine \
+     is doing.",
+);
 
 pub struct SystemOverviewTool {
     pub collector: Arc<OverviewCollector>,
