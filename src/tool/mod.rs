@@ -379,6 +379,61 @@ pub trait Tool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
 
+/// A read tool that is a collection: its declaration, its arguments and answer, and the one
+/// function that collects. The registry wraps it once ([`Registry::register_collector`]), on the
+/// blocking pool unless `INLINE` says it is a few small in-memory reads.
+pub trait Collect: Send + Sync + 'static {
+    type Arguments: DeserializeOwned + JsonSchema + Send + 'static;
+    type Output: Serialize + JsonSchema + Render + Send + 'static;
+
+    const DECLARATION: &'static Declaration;
+
+    /// Collects on the caller's async worker: only for reads that take microseconds and never
+    /// block (`/proc` files, a netlink dump). Everything else runs on the blocking pool, where
+    /// `statvfs` on a hung mount or a walk of `/proc` holds up no one.
+    const INLINE: bool = false;
+
+    fn collect(
+        &self,
+        arguments: Self::Arguments,
+        context: &ToolContext,
+    ) -> Result<Self::Output, ToolError>;
+
+    /// Waits, before collection takes a thread, for what it will hold (file descriptors from
+    /// the files domain's budget); what it returns is held until collection ends.
+    fn reserve(
+        &self,
+        _arguments: &Self::Arguments,
+    ) -> impl Future<Output = Result<Option<Box<dyn Send>>, ToolError>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// A [`Collect`] as a [`Tool`].
+pub struct Collector<C>(pub Arc<C>);
+
+impl<C: Collect> Tool for Collector<C> {
+    type Arguments = C::Arguments;
+    type Output = C::Output;
+
+    fn declaration(&self) -> &'static Declaration {
+        C::DECLARATION
+    }
+
+    async fn run(
+        &self,
+        arguments: C::Arguments,
+        context: ToolContext,
+    ) -> Result<C::Output, ToolError> {
+        let _held = self.0.reserve(&arguments).await?;
+        if C::INLINE {
+            return self.0.collect(arguments, &context);
+        }
+        let collector = Arc::clone(&self.0);
+        blocking(move || collector.collect(arguments, &context)).await
+    }
+}
+
 /// Runs blocking collection (reads that could stall: `statvfs` on a hung mount, walking
 /// `/proc`) on Tokio's blocking pool, so it never holds up the async workers.
 pub async fn blocking<T: Send + 'static>(

@@ -9,7 +9,7 @@ use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::model::{JsonObject, MetaObject, ToolAnnotations};
 use serde_json::{Value, json};
 
-use super::{Declaration, Render, Tier, Tool, ToolContext, ToolError};
+use super::{Collect, Collector, Declaration, Render, Tier, Tool, ToolContext, ToolError};
 
 /// A tool's answer, type-erased: the structured value and its text rendering.
 #[derive(Debug, Clone)]
@@ -166,6 +166,11 @@ impl Registry {
     /// The tool that reads `file://` resources, when this configuration has one.
     pub fn file_resources(&self) -> Option<&RegisteredTool> {
         self.get(self.file_resources?)
+    }
+
+    /// Adds a read tool that is a collection (see [`Collect`]).
+    pub fn register_collector<C: Collect>(&mut self, collector: C) {
+        self.register(Collector(Arc::new(collector)));
     }
 
     pub fn get(&self, name: &str) -> Option<&RegisteredTool> {

@@ -14,9 +14,7 @@ use super::stat::time_of;
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static FILES_LIST: Declaration = Declaration::read(
     Domain::Files,
@@ -217,28 +215,25 @@ impl DirectoryLister {
     }
 }
 
-pub struct FilesListTool {
-    pub lister: Arc<DirectoryLister>,
-}
-
-impl Tool for FilesListTool {
+impl Collect for DirectoryLister {
     type Arguments = ListArguments;
     type Output = Listing;
 
-    fn declaration(&self) -> &'static Declaration {
-        &FILES_LIST
-    }
+    const DECLARATION: &'static Declaration = &FILES_LIST;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: ListArguments,
-        context: ToolContext,
+        context: &ToolContext,
     ) -> Result<Listing, ToolError> {
-        let lister = Arc::clone(&self.lister);
-        let _held = lister
+        self.list(&arguments, &context.client_roots)
+    }
+
+    async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
+        let held = self
             .roots
             .reserve_descriptors(super::descriptors::ONE_FILE)
             .await?;
-        blocking(move || lister.list(&arguments, &context.client_roots)).await
+        Ok(Some(Box::new(held)))
     }
 }

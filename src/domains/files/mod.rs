@@ -31,28 +31,20 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
         return;
     }
     let files = &config.files;
-    registry.register(list::FilesListTool {
-        lister: Arc::new(list::DirectoryLister {
-            roots: Arc::clone(&roots),
-            users: Arc::clone(users),
-        }),
+    registry.register_collector(list::DirectoryLister {
+        roots: Arc::clone(&roots),
+        users: Arc::clone(users),
     });
-    registry.register(tree::FilesTreeTool {
-        builder: Arc::new(tree::TreeBuilder {
-            roots: Arc::clone(&roots),
-        }),
+    registry.register_collector(tree::TreeBuilder {
+        roots: Arc::clone(&roots),
     });
-    registry.register(search::FilesSearchTool {
-        searcher: Arc::new(search::FileSearcher {
-            roots: Arc::clone(&roots),
-            max_file_bytes: files.max_search_file_bytes.get(),
-        }),
+    registry.register_collector(search::FileSearcher {
+        roots: Arc::clone(&roots),
+        max_file_bytes: files.max_search_file_bytes.get(),
     });
-    registry.register(read::FilesReadTool {
-        reader: Arc::new(read::FileReader {
-            roots: Arc::clone(&roots),
-            max_read_bytes: files.max_read_bytes.get(),
-        }),
+    registry.register_collector(read::FileReader {
+        roots: Arc::clone(&roots),
+        max_read_bytes: files.max_read_bytes.get(),
     });
     registry.serve_file_resources_with(&read::FILES_READ);
     registry.register(tail::FilesTailTool {
@@ -61,11 +53,9 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
             max_read_bytes: files.max_read_bytes.get(),
         }),
     });
-    registry.register(stat::FilesStatTool {
-        inspector: Arc::new(stat::FileInspector {
-            roots,
-            users: Arc::clone(users),
-            max_hash_bytes: files.max_hash_bytes.get(),
-        }),
+    registry.register_collector(stat::FileInspector {
+        roots,
+        users: Arc::clone(users),
+        max_hash_bytes: files.max_hash_bytes.get(),
     });
 }

@@ -10,7 +10,7 @@ use super::confine::{Roots, path_text};
 use super::{fit, text};
 use crate::render;
 use crate::tool::{
-    ClientRoots, Declaration, Domain, OutputCap, Render, Tool, ToolContext, ToolError, blocking,
+    ClientRoots, Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError,
 };
 
 pub static FILES_READ: Declaration = Declaration::read(
@@ -313,28 +313,25 @@ fn count_lines(file: &mut std::fs::File) -> std::io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
-pub struct FilesReadTool {
-    pub reader: Arc<FileReader>,
-}
-
-impl Tool for FilesReadTool {
+impl Collect for FileReader {
     type Arguments = ReadArguments;
     type Output = FileContent;
 
-    fn declaration(&self) -> &'static Declaration {
-        &FILES_READ
-    }
+    const DECLARATION: &'static Declaration = &FILES_READ;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: ReadArguments,
-        context: ToolContext,
+        context: &ToolContext,
     ) -> Result<FileContent, ToolError> {
-        let reader = Arc::clone(&self.reader);
-        let _held = reader
+        self.read(&arguments, &context.client_roots, context.output_cap)
+    }
+
+    async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
+        let held = self
             .roots
             .reserve_descriptors(super::descriptors::ONE_FILE)
             .await?;
-        blocking(move || reader.read(&arguments, &context.client_roots, context.output_cap)).await
+        Ok(Some(Box::new(held)))
     }
 }

@@ -33,9 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{Refusal, Root, Roots, name_text, path_text};
 use crate::render;
-use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static FILES_SEARCH: Declaration = Declaration::read(
     Domain::Files,
@@ -745,28 +743,25 @@ fn ignored(ignores: &[Arc<Gitignore>], path: &std::path::Path, is_dir: bool) -> 
     false
 }
 
-pub struct FilesSearchTool {
-    pub searcher: Arc<FileSearcher>,
-}
-
-impl Tool for FilesSearchTool {
+impl Collect for FileSearcher {
     type Arguments = SearchArguments;
     type Output = SearchResults;
 
-    fn declaration(&self) -> &'static Declaration {
-        &FILES_SEARCH
-    }
+    const DECLARATION: &'static Declaration = &FILES_SEARCH;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: SearchArguments,
-        context: ToolContext,
+        context: &ToolContext,
     ) -> Result<SearchResults, ToolError> {
-        let searcher = Arc::clone(&self.searcher);
-        let _held = searcher
+        self.search(&arguments, context)
+    }
+
+    async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
+        let held = self
             .roots
             .reserve_descriptors(super::descriptors::SEARCH)
             .await?;
-        blocking(move || searcher.search(&arguments, &context)).await
+        Ok(Some(Box::new(held)))
     }
 }

@@ -12,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::confine::{Roots, kind_of, path_text};
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static FILES_STAT: Declaration = Declaration::read(
     Domain::Files,
@@ -180,28 +178,25 @@ fn hash(mut file: std::fs::File, cancel: &CancellationToken) -> std::io::Result<
     }
 }
 
-pub struct FilesStatTool {
-    pub inspector: Arc<FileInspector>,
-}
-
-impl Tool for FilesStatTool {
+impl Collect for FileInspector {
     type Arguments = StatArguments;
     type Output = FileStat;
 
-    fn declaration(&self) -> &'static Declaration {
-        &FILES_STAT
-    }
+    const DECLARATION: &'static Declaration = &FILES_STAT;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: StatArguments,
-        context: ToolContext,
+        context: &ToolContext,
     ) -> Result<FileStat, ToolError> {
-        let inspector = Arc::clone(&self.inspector);
-        let _held = inspector
+        self.stat(&arguments, &context.client_roots, &context.cancel)
+    }
+
+    async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
+        let held = self
             .roots
             .reserve_descriptors(super::descriptors::ONE_FILE)
             .await?;
-        blocking(move || inspector.stat(&arguments, &context.client_roots, &context.cancel)).await
+        Ok(Some(Box::new(held)))
     }
 }

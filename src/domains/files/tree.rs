@@ -14,9 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::confine::{Root, Roots, name_text, path_text};
-use crate::tool::{
-    ClientRoots, Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static FILES_TREE: Declaration = Declaration::read(
     Domain::Files,
@@ -254,28 +252,25 @@ fn node_at<'a>(root: &'a mut TreeNode, path: &[usize]) -> &'a mut TreeNode {
         .fold(root, |node, index| &mut node.children[*index])
 }
 
-pub struct FilesTreeTool {
-    pub builder: Arc<TreeBuilder>,
-}
-
-impl Tool for FilesTreeTool {
+impl Collect for TreeBuilder {
     type Arguments = TreeArguments;
     type Output = FileTree;
 
-    fn declaration(&self) -> &'static Declaration {
-        &FILES_TREE
-    }
+    const DECLARATION: &'static Declaration = &FILES_TREE;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: TreeArguments,
-        context: ToolContext,
+        context: &ToolContext,
     ) -> Result<FileTree, ToolError> {
-        let builder = Arc::clone(&self.builder);
-        let _held = builder
+        self.tree(&arguments, &context.client_roots)
+    }
+
+    async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
+        let held = self
             .roots
             .reserve_descriptors(super::descriptors::TREE)
             .await?;
-        blocking(move || builder.tree(&arguments, &context.client_roots)).await
+        Ok(Some(Box::new(held)))
     }
 }

@@ -8,7 +8,6 @@ pub mod gpu;
 pub mod ids;
 pub mod sensors;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use procfs::Meminfo;
@@ -19,15 +18,13 @@ use crate::config::{Config, HostConfig};
 use crate::domains::shared::cached::Cached;
 use crate::domains::shared::kernel;
 use crate::render;
-use crate::tool::{Declaration, Domain, Registry, Render, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Registry, Render, ToolContext, ToolError};
 
 use cpu::CpuDetails;
 use ids::IdDatabase;
 
 pub fn register(registry: &mut Registry, config: &Config) {
-    registry.register(HardwareInfoTool {
-        inventory: Arc::new(Inventory::new(config.host.clone())),
-    });
+    registry.register_collector(Inventory::new(config.host.clone()));
 }
 
 pub static HARDWARE_INFO: Declaration = Declaration::read(
@@ -137,7 +134,7 @@ impl Inventory {
     }
 
     /// Blocking: many small sysfs reads, and the id databases the first time.
-    pub fn collect(&self, arguments: &HardwareArguments) -> Result<HardwareInfo, ToolError> {
+    pub fn info(&self, arguments: &HardwareArguments) -> Result<HardwareInfo, ToolError> {
         let wanted = |section: Section| {
             arguments
                 .sections
@@ -298,24 +295,17 @@ impl Render for HardwareInfo {
     }
 }
 
-pub struct HardwareInfoTool {
-    pub inventory: Arc<Inventory>,
-}
-
-impl Tool for HardwareInfoTool {
+impl Collect for Inventory {
     type Arguments = HardwareArguments;
     type Output = HardwareInfo;
 
-    fn declaration(&self) -> &'static Declaration {
-        &HARDWARE_INFO
-    }
+    const DECLARATION: &'static Declaration = &HARDWARE_INFO;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: HardwareArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<HardwareInfo, ToolError> {
-        let inventory = Arc::clone(&self.inventory);
-        blocking(move || inventory.collect(&arguments)).await
+        self.info(&arguments)
     }
 }

@@ -21,7 +21,7 @@ use crate::config::HostConfig;
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static NETWORK_CONNECTIONS: Declaration = Declaration::read(
     Domain::Network,
@@ -245,7 +245,7 @@ impl ConnectionCollector {
     }
 
     /// Blocking: walks `/proc/PID/fd` of every process when the owner map is stale.
-    pub fn collect(
+    pub fn connections(
         &self,
         arguments: &ConnectionsArguments,
     ) -> Result<NetworkConnections, ToolError> {
@@ -390,25 +390,18 @@ fn walk_owners(proc: &std::path::Path) -> OwnerMap {
     owners
 }
 
-pub struct NetworkConnectionsTool {
-    pub collector: Arc<ConnectionCollector>,
-}
-
-impl Tool for NetworkConnectionsTool {
+impl Collect for ConnectionCollector {
     type Arguments = ConnectionsArguments;
     type Output = NetworkConnections;
 
-    fn declaration(&self) -> &'static Declaration {
-        &NETWORK_CONNECTIONS
-    }
+    const DECLARATION: &'static Declaration = &NETWORK_CONNECTIONS;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: ConnectionsArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<NetworkConnections, ToolError> {
-        let collector = Arc::clone(&self.collector);
-        blocking(move || collector.collect(&arguments)).await
+        self.connections(&arguments)
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{HostConfig, SamplerConfig};
 use crate::domains::shared::sampling::{Readings, Sampler};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static NETWORK_INTERFACES: Declaration = Declaration::read(
     Domain::Network,
@@ -296,24 +296,19 @@ fn link_kind(number: u64) -> String {
     .into()
 }
 
-pub struct NetworkInterfacesTool {
-    pub monitor: InterfaceMonitor,
-}
-
-impl Tool for NetworkInterfacesTool {
+impl Collect for InterfaceMonitor {
     type Arguments = InterfacesArguments;
     type Output = NetworkInterfaces;
 
-    fn declaration(&self) -> &'static Declaration {
-        &NETWORK_INTERFACES
-    }
+    const DECLARATION: &'static Declaration = &NETWORK_INTERFACES;
+    // sysfs, procfs and one netlink dump: in-memory and quick.
+    const INLINE: bool = true;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: InterfacesArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<NetworkInterfaces, ToolError> {
-        // sysfs, procfs and one netlink dump: in-memory and quick.
-        self.monitor.interfaces(&arguments)
+        self.interfaces(&arguments)
     }
 }

@@ -17,16 +17,13 @@ use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
-    registry.register(interfaces::NetworkInterfacesTool {
-        monitor: interfaces::InterfaceMonitor::new(&config.host, &config.sampler),
-    });
-    registry.register(connections::NetworkConnectionsTool {
-        collector: Arc::new(connections::ConnectionCollector::new(
-            &config.host,
-            Arc::clone(users),
-        )),
-    });
-    registry.register(routes::NetworkRoutesTool {
-        collector: routes::RouteCollector::new(&config.host),
-    });
+    registry.register_collector(interfaces::InterfaceMonitor::new(
+        &config.host,
+        &config.sampler,
+    ));
+    registry.register_collector(connections::ConnectionCollector::new(
+        &config.host,
+        Arc::clone(users),
+    ));
+    registry.register_collector(routes::RouteCollector::new(&config.host));
 }

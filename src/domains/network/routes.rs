@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HostConfig;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static NETWORK_ROUTES: Declaration = Declaration::read(
     Domain::Network,
@@ -141,7 +141,7 @@ impl RouteCollector {
         }
     }
 
-    pub fn collect(&self, arguments: &RoutesArguments) -> Result<NetworkRoutes, ToolError> {
+    pub fn routes(&self, arguments: &RoutesArguments) -> Result<NetworkRoutes, ToolError> {
         let mut routes = Vec::new();
         if arguments.family != Some(Family::Ipv6) {
             routes.extend(self.ipv4()?);
@@ -282,25 +282,20 @@ fn parse_resolv_conf(text: &str) -> Dns {
     dns
 }
 
-pub struct NetworkRoutesTool {
-    pub collector: RouteCollector,
-}
-
-impl Tool for NetworkRoutesTool {
+impl Collect for RouteCollector {
     type Arguments = RoutesArguments;
     type Output = NetworkRoutes;
 
-    fn declaration(&self) -> &'static Declaration {
-        &NETWORK_ROUTES
-    }
+    const DECLARATION: &'static Declaration = &NETWORK_ROUTES;
+    // Three small in-memory files.
+    const INLINE: bool = true;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: RoutesArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<NetworkRoutes, ToolError> {
-        // Three small in-memory files.
-        self.collector.collect(&arguments)
+        self.routes(&arguments)
     }
 }
 

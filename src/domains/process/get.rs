@@ -22,7 +22,7 @@ use crate::domains::shared::kernel;
 use crate::domains::shared::secret_names::is_secret_key;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static PROCESS_GET: Declaration = Declaration::read(
     Domain::Process,
@@ -481,29 +481,17 @@ fn resource_limits(limits: &procfs::process::Limits) -> Vec<ResourceLimit> {
     ]
 }
 
-pub struct ProcessGetTool {
-    pub inspector: Arc<ProcessInspector>,
-}
-
-impl Tool for ProcessGetTool {
+impl Collect for ProcessInspector {
     type Arguments = GetArguments;
     type Output = ProcessDetails;
 
-    fn declaration(&self) -> &'static Declaration {
-        &PROCESS_GET
-    }
+    const DECLARATION: &'static Declaration = &PROCESS_GET;
 
-    fn required_tier(&self, arguments: &GetArguments) -> Option<(Tier, String)> {
-        (arguments.include_environment == Some(true))
-            .then(|| (Tier::Admin, "include_environment".to_string()))
-    }
-
-    async fn run(
+    fn collect(
         &self,
         arguments: GetArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<ProcessDetails, ToolError> {
-        let inspector = Arc::clone(&self.inspector);
-        blocking(move || inspector.get(&arguments)).await
+        self.get(&arguments)
     }
 }

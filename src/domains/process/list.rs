@@ -14,7 +14,7 @@ use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static PROCESS_LIST: Declaration = Declaration::read(
     Domain::Process,
@@ -563,25 +563,14 @@ impl<'a> RowContext<'a> {
     }
 }
 
-pub struct ProcessListTool {
-    pub lister: Arc<ProcessLister>,
-}
-
-impl Tool for ProcessListTool {
+impl Collect for ProcessLister {
     type Arguments = ListArguments;
     type Output = ProcessList;
 
-    fn declaration(&self) -> &'static Declaration {
-        &PROCESS_LIST
-    }
+    const DECLARATION: &'static Declaration = &PROCESS_LIST;
 
-    async fn run(
-        &self,
-        arguments: ListArguments,
-        _context: ToolContext,
-    ) -> Result<ProcessList, ToolError> {
-        let lister = Arc::clone(&self.lister);
-        blocking(move || lister.list(&arguments)).await
+    fn collect(&self, arguments: ListArguments, _: &ToolContext) -> Result<ProcessList, ToolError> {
+        self.list(&arguments)
     }
 }
 

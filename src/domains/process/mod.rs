@@ -20,23 +20,17 @@ pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>
     // The start times list and get give out, and what each was given out for: signal holds a
     // caller's start time to them.
     let fingerprints = Arc::new(identity::Fingerprints::new());
-    registry.register(list::ProcessListTool {
-        lister: Arc::new(list::ProcessLister::new(
-            Arc::clone(&usage),
-            Arc::clone(users),
-            Arc::clone(&fingerprints),
-        )),
-    });
-    registry.register(get::ProcessGetTool {
-        inspector: Arc::new(get::ProcessInspector::new(
-            Arc::clone(&usage),
-            Arc::clone(users),
-            Arc::clone(&fingerprints),
-        )),
-    });
-    registry.register(tree::ProcessTreeTool {
-        builder: Arc::new(tree::ProcessTreeBuilder::new(usage, Arc::clone(users))),
-    });
+    registry.register_collector(list::ProcessLister::new(
+        Arc::clone(&usage),
+        Arc::clone(users),
+        Arc::clone(&fingerprints),
+    ));
+    registry.register_collector(get::ProcessInspector::new(
+        Arc::clone(&usage),
+        Arc::clone(users),
+        Arc::clone(&fingerprints),
+    ));
+    registry.register_collector(tree::ProcessTreeBuilder::new(usage, Arc::clone(users)));
     registry.register(signal::ProcessSignalTool::new(Arc::new(
         signal::Signaller::new(
             config.host.proc.clone(),

@@ -12,7 +12,7 @@ use super::table::{self, ProcessStat};
 use super::usage::ProcessUsage;
 use crate::bounded::Bounded;
 use crate::domains::shared::users::{UserNames, name_of};
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static PROCESS_TREE: Declaration = Declaration::read(
     Domain::Process,
@@ -191,25 +191,14 @@ impl Builder<'_> {
     }
 }
 
-pub struct ProcessTreeTool {
-    pub builder: Arc<ProcessTreeBuilder>,
-}
-
-impl Tool for ProcessTreeTool {
+impl Collect for ProcessTreeBuilder {
     type Arguments = TreeArguments;
     type Output = ProcessTree;
 
-    fn declaration(&self) -> &'static Declaration {
-        &PROCESS_TREE
-    }
+    const DECLARATION: &'static Declaration = &PROCESS_TREE;
 
-    async fn run(
-        &self,
-        arguments: TreeArguments,
-        _context: ToolContext,
-    ) -> Result<ProcessTree, ToolError> {
-        let builder = Arc::clone(&self.builder);
-        blocking(move || builder.tree(&arguments)).await
+    fn collect(&self, arguments: TreeArguments, _: &ToolContext) -> Result<ProcessTree, ToolError> {
+        self.tree(&arguments)
     }
 }
 

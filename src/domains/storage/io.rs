@@ -17,7 +17,7 @@ use crate::domains::shared::kernel::tenths;
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::domains::shared::sampling::{Basis, Readings, Sampler};
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 const SECTOR_BYTES: u64 = 512;
 
@@ -261,24 +261,15 @@ fn device_io(
     }
 }
 
-pub struct DiskIoTool {
-    pub monitor: DiskIoMonitor,
-}
-
-impl Tool for DiskIoTool {
+impl Collect for DiskIoMonitor {
     type Arguments = DiskIoArguments;
     type Output = DiskIo;
 
-    fn declaration(&self) -> &'static Declaration {
-        &DISK_IO
-    }
+    const DECLARATION: &'static Declaration = &DISK_IO;
+    // procfs reads are in-memory and take microseconds.
+    const INLINE: bool = true;
 
-    async fn run(
-        &self,
-        arguments: DiskIoArguments,
-        _context: ToolContext,
-    ) -> Result<DiskIo, ToolError> {
-        // procfs reads are in-memory and take microseconds: no hop to the blocking pool.
-        self.monitor.io(&arguments)
+    fn collect(&self, arguments: DiskIoArguments, _: &ToolContext) -> Result<DiskIo, ToolError> {
+        self.io(&arguments)
     }
 }

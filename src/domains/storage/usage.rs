@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::HostConfig;
 use crate::domains::shared::kernel::tenths;
 use crate::render;
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError, blocking};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static DISK_USAGE: Declaration = Declaration::read(
     Domain::Storage,
@@ -153,7 +153,7 @@ impl DiskUsageCollector {
     }
 
     /// Blocking: `statvfs` on a network filesystem can wait on the network.
-    pub fn collect(&self, arguments: &DiskUsageArguments) -> Result<DiskUsage, ToolError> {
+    pub fn usage(&self, arguments: &DiskUsageArguments) -> Result<DiskUsage, ToolError> {
         let mounts = self.mount_table()?;
         if let Some(path) = &arguments.path {
             return self.holding(&mounts, path);
@@ -309,25 +309,18 @@ fn unescape(path: &Path) -> PathBuf {
     PathBuf::from(unescape_text(&path.to_string_lossy()))
 }
 
-pub struct DiskUsageTool {
-    pub collector: std::sync::Arc<DiskUsageCollector>,
-}
-
-impl Tool for DiskUsageTool {
+impl Collect for DiskUsageCollector {
     type Arguments = DiskUsageArguments;
     type Output = DiskUsage;
 
-    fn declaration(&self) -> &'static Declaration {
-        &DISK_USAGE
-    }
+    const DECLARATION: &'static Declaration = &DISK_USAGE;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: DiskUsageArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<DiskUsage, ToolError> {
-        let collector = std::sync::Arc::clone(&self.collector);
-        blocking(move || collector.collect(&arguments)).await
+        self.usage(&arguments)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::config::{HostConfig, SamplerConfig};
 use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::domains::shared::sampling::{Basis, Readings, Sampler};
-use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 pub static CPU_USAGE: Declaration = Declaration::read(
     Domain::System,
@@ -38,25 +38,20 @@ pub struct CpuUsageArguments {
     pub per_core: Option<bool>,
 }
 
-pub struct CpuUsageTool {
-    pub monitor: CpuMonitor,
-}
-
-impl Tool for CpuUsageTool {
+impl Collect for CpuMonitor {
     type Arguments = CpuUsageArguments;
     type Output = CpuUsage;
 
-    fn declaration(&self) -> &'static Declaration {
-        &CPU_USAGE
-    }
+    const DECLARATION: &'static Declaration = &CPU_USAGE;
+    // procfs reads are in-memory and take microseconds.
+    const INLINE: bool = true;
 
-    async fn run(
+    fn collect(
         &self,
         arguments: CpuUsageArguments,
-        _context: ToolContext,
+        _: &ToolContext,
     ) -> Result<CpuUsage, ToolError> {
-        // procfs reads are in-memory and take microseconds: no hop to the blocking pool.
-        let mut usage = self.monitor.usage()?;
+        let mut usage = self.usage()?;
         if arguments.per_core == Some(false) {
             usage.cores.clear();
         }

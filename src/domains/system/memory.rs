@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::pressure::{self, Pressure};
 use crate::render;
-use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, NoArguments, Render, ToolContext, ToolError};
 
 pub static MEMORY_USAGE: Declaration = Declaration::read(
     Domain::System,
@@ -21,21 +21,16 @@ pub static MEMORY_USAGE: Declaration = Declaration::read(
      waiting for memory) where the kernel reports it.",
 );
 
-pub struct MemoryUsageTool {
-    pub monitor: MemoryMonitor,
-}
-
-impl Tool for MemoryUsageTool {
+impl Collect for MemoryMonitor {
     type Arguments = NoArguments;
     type Output = MemoryUsage;
 
-    fn declaration(&self) -> &'static Declaration {
-        &MEMORY_USAGE
-    }
+    const DECLARATION: &'static Declaration = &MEMORY_USAGE;
+    // Two small in-memory procfs reads.
+    const INLINE: bool = true;
 
-    async fn run(&self, _: NoArguments, _: ToolContext) -> Result<MemoryUsage, ToolError> {
-        // Two small in-memory procfs reads: cheaper inline than a hop to the blocking pool.
-        self.monitor.usage()
+    fn collect(&self, _: NoArguments, _: &ToolContext) -> Result<MemoryUsage, ToolError> {
+        self.usage()
     }
 }
 

@@ -4,19 +4,11 @@ pub mod cpu;
 pub mod memory;
 pub mod overview;
 
-use std::sync::Arc;
-
 use crate::config::Config;
 use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config) {
-    registry.register(overview::SystemOverviewTool {
-        collector: Arc::new(overview::OverviewCollector::new(config.host.clone())),
-    });
-    registry.register(cpu::CpuUsageTool {
-        monitor: cpu::CpuMonitor::new(&config.host, &config.sampler),
-    });
-    registry.register(memory::MemoryUsageTool {
-        monitor: memory::MemoryMonitor::new(config.host.proc.clone()),
-    });
+    registry.register_collector(overview::OverviewCollector::new(config.host.clone()));
+    registry.register_collector(cpu::CpuMonitor::new(&config.host, &config.sampler));
+    registry.register_collector(memory::MemoryMonitor::new(config.host.proc.clone()));
 }

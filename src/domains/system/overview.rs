@@ -5,7 +5,7 @@
 //! in-memory files.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use procfs::{LoadAverage, Meminfo, Uptime};
@@ -15,9 +15,7 @@ use serde::Serialize;
 use crate::config::HostConfig;
 use crate::domains::shared::kernel;
 use crate::render;
-use crate::tool::{
-    Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError, blocking,
-};
+use crate::tool::{Collect, Declaration, Domain, NoArguments, Render, ToolContext, ToolError};
 
 /// The answer of `system_overview`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -155,26 +153,15 @@ pub static SYSTEM_OVERVIEW: Declaration = Declaration::read(
      is doing.",
 );
 
-pub struct SystemOverviewTool {
-    pub collector: Arc<OverviewCollector>,
-}
-
-impl Tool for SystemOverviewTool {
+impl Collect for OverviewCollector {
     type Arguments = NoArguments;
     type Output = SystemOverview;
 
-    fn declaration(&self) -> &'static Declaration {
-        &SYSTEM_OVERVIEW
-    }
+    const DECLARATION: &'static Declaration = &SYSTEM_OVERVIEW;
 
-    async fn run(
-        &self,
-        _arguments: NoArguments,
-        _context: ToolContext,
-    ) -> Result<SystemOverview, ToolError> {
-        // statvfs on a hung network root could block; keep it off the async workers.
-        let collector = Arc::clone(&self.collector);
-        blocking(move || collector.collect()).await
+    fn collect(&self, _: NoArguments, _: &ToolContext) -> Result<SystemOverview, ToolError> {
+        // statvfs on a hung network root could block: on the blocking pool.
+        self.overview()
     }
 }
 
@@ -203,7 +190,7 @@ impl OverviewCollector {
     }
 
     /// Collects the overview. Blocking: call it from a blocking thread.
-    pub fn collect(&self) -> Result<SystemOverview, ToolError> {
+    pub fn overview(&self) -> Result<SystemOverview, ToolError> {
         let proc = &self.host.proc;
         let facts = self.facts.get_or_init(|| self.static_facts());
         let uname = rustix::system::uname();
