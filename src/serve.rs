@@ -93,7 +93,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     };
     if let (Some(address), Some(authenticator)) = (transports.http, &authenticator) {
         let (serving, bound, scheme) = if config.tls.enabled() {
-            let tls = crate::auth::tls::server_config(&config.tls)?;
+            let tls = crate::auth::certificates::server_config(&config.tls)?;
             let server = TlsServer::bind(address, tls)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;

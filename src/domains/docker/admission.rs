@@ -22,9 +22,9 @@ use bollard::query_parameters::{
     InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
 };
 
+use super::create_policy::{self, Bind, Request, VolumeBacking};
 use super::engine::Engine;
 use super::names::object_reference;
-use super::policy::{self, Bind, Request, VolumeBacking};
 use crate::config::DockerPolicy;
 use crate::tool::{ToolError, ToolErrorKind};
 
@@ -49,7 +49,7 @@ pub struct Network {
 /// network the engine does not know.
 pub async fn network(engine: &Engine, requested: &str) -> Result<Network, ToolError> {
     if requested.starts_with("container:") {
-        return Err(policy::never(&format!(
+        return Err(create_policy::never(&format!(
             "network `{requested}` shares another container's network namespace, which may be \
              the host's"
         )));
@@ -104,7 +104,7 @@ pub async fn volume_backing(engine: &Engine, name: &str) -> Result<VolumeBacking
 
 /// The host paths behind every writable mount (bind or volume) of every container on the
 /// engine, running or not, as the engine lists them: a container's root can rename what is in
-/// them, so no bind source may lie below one (`policy::check`).
+/// them, so no bind source may lie below one (`create_policy::check`).
 pub async fn writable_mounts(engine: &Engine) -> Result<Vec<String>, ToolError> {
     let options = ListContainersOptions {
         all: true,
@@ -131,12 +131,12 @@ fn shares_host(kind: &str, mode: &str, private: &[&str]) -> Result<bool, ToolErr
     } else if mode == "host" {
         Ok(true)
     } else if mode.starts_with("container:") {
-        Err(policy::never(&format!(
+        Err(create_policy::never(&format!(
             "the {kind} mode `{mode}` shares another container's namespace, which may be the \
              host's"
         )))
     } else {
-        Err(policy::never(&format!("the {kind} mode `{mode}`")))
+        Err(create_policy::never(&format!("the {kind} mode `{mode}`")))
     }
 }
 
@@ -240,7 +240,7 @@ fn confinement(host: &HostConfig, defaults: &EngineDefaults) -> Result<(), ToolE
                 .iter()
                 .find(|path| !given.iter().any(|p| p == *path))
         {
-            return Err(policy::never(&format!(
+            return Err(create_policy::never(&format!(
                 "`{missing}` is not {kind} in it (`--security-opt systempaths=unconfined` or its \
                  own {} list)",
                 if kind == "masked" {
@@ -252,37 +252,39 @@ fn confinement(host: &HostConfig, defaults: &EngineDefaults) -> Result<(), ToolE
         }
     }
     if let Some(name) = host.sysctls.iter().flatten().map(|(name, _)| name).min() {
-        return Err(policy::never(&format!("the sysctl `{name}`")));
+        return Err(create_policy::never(&format!("the sysctl `{name}`")));
     }
     if let Some(parent) = host
         .cgroup_parent
         .as_deref()
         .filter(|parent| !parent.is_empty())
     {
-        return Err(policy::never(&format!("the cgroup parent `{parent}`")));
+        return Err(create_policy::never(&format!(
+            "the cgroup parent `{parent}`"
+        )));
     }
     if let Some(cgroup) = host.cgroup.as_deref().filter(|cgroup| !cgroup.is_empty()) {
-        return Err(policy::never(&format!("the cgroup `{cgroup}`")));
+        return Err(create_policy::never(&format!("the cgroup `{cgroup}`")));
     }
     if host.cgroupns_mode == Some(HostConfigCgroupnsModeEnum::HOST) && !defaults.cgroup_v1 {
-        return Err(policy::never(
+        return Err(create_policy::never(
             "the host's cgroup namespace (the engine's default on cgroup v2 is a private one)",
         ));
     }
     if let Some(adjust) = host.oom_score_adj.filter(|adjust| *adjust < 0) {
-        return Err(policy::never(&format!(
+        return Err(create_policy::never(&format!(
             "the OOM score adjustment {adjust} (below 0: the host's processes are killed first)"
         )));
     }
     if host.oom_kill_disable == Some(true) {
-        return Err(policy::never("disabling the OOM killer"));
+        return Err(create_policy::never("disabling the OOM killer"));
     }
     if let Some(runtime) = host
         .runtime
         .as_deref()
         .filter(|runtime| !runtime.is_empty() && *runtime != defaults.runtime)
     {
-        return Err(policy::never(&format!(
+        return Err(create_policy::never(&format!(
             "the runtime `{runtime}` (the engine's default is `{}`)",
             defaults.runtime
         )));
@@ -293,10 +295,14 @@ fn confinement(host: &HostConfig, defaults: &EngineDefaults) -> Result<(), ToolE
             HostConfigIsolationEnum::EMPTY | HostConfigIsolationEnum::DEFAULT
         )
     }) {
-        return Err(policy::never(&format!("the isolation `{isolation}`")));
+        return Err(create_policy::never(&format!(
+            "the isolation `{isolation}`"
+        )));
     }
     if let Some(from) = host.volumes_from.iter().flatten().next() {
-        return Err(policy::never(&format!("the volumes of container `{from}`")));
+        return Err(create_policy::never(&format!(
+            "the volumes of container `{from}`"
+        )));
     }
     if let Some(name) = host
         .annotations
@@ -305,7 +311,7 @@ fn confinement(host: &HostConfig, defaults: &EngineDefaults) -> Result<(), ToolE
         .map(|(name, _)| name)
         .min()
     {
-        return Err(policy::never(&format!("the annotation `{name}`")));
+        return Err(create_policy::never(&format!("the annotation `{name}`")));
     }
     Ok(())
 }
@@ -355,7 +361,7 @@ pub async fn check_start(
             "bind" => {
                 // Shared propagation carries mounts made inside the container out to the host.
                 if let Some(propagation @ ("shared" | "rshared")) = mount.propagation.as_deref() {
-                    return Err(policy::never(&format!(
+                    return Err(create_policy::never(&format!(
                         "the bind mount of `{}` with `{propagation}` propagation",
                         mount.source.as_deref().unwrap_or_default()
                     )));
@@ -370,12 +376,12 @@ pub async fn check_start(
                 volumes.push((name, volume_backing(engine, name).await?));
             }
             "tmpfs" => {}
-            other => return Err(policy::never(&format!("a mount of type `{other}`"))),
+            other => return Err(create_policy::never(&format!("a mount of type `{other}`"))),
         }
     }
     let capabilities = host.cap_add.clone().unwrap_or_default();
     // The settings first, so a refusal names the rule that would allow the container.
-    policy::check(
+    create_policy::check(
         rules,
         &Request {
             privileged,
@@ -388,27 +394,29 @@ pub async fn check_start(
         },
     )?;
     if host_ipc {
-        return Err(policy::never("the host's IPC namespace"));
+        return Err(create_policy::never("the host's IPC namespace"));
     }
     if host_uts {
-        return Err(policy::never("the host's UTS namespace"));
+        return Err(create_policy::never("the host's UTS namespace"));
     }
     if host_userns {
-        return Err(policy::never(
+        return Err(create_policy::never(
             "the host's user namespace (userns_mode `host`, leaving the engine's remapping)",
         ));
     }
     if let Some(device) = host.devices.iter().flatten().next() {
-        return Err(policy::never(&format!(
+        return Err(create_policy::never(&format!(
             "the host device `{}`",
             device.path_on_host.as_deref().unwrap_or_default()
         )));
     }
     if host.device_cgroup_rules.iter().flatten().next().is_some() {
-        return Err(policy::never("device cgroup rules"));
+        return Err(create_policy::never("device cgroup rules"));
     }
     if host.device_requests.iter().flatten().next().is_some() {
-        return Err(policy::never("device requests (GPUs and other devices)"));
+        return Err(create_policy::never(
+            "device requests (GPUs and other devices)",
+        ));
     }
     let engine_disables_labels = privileged || host_pid || host_ipc;
     if let Some(option) = host
@@ -417,7 +425,9 @@ pub async fn check_start(
         .flatten()
         .find(|option| !harmless_security_option(option, engine_disables_labels))
     {
-        return Err(policy::never(&format!("the security option `{option}`")));
+        return Err(create_policy::never(&format!(
+            "the security option `{option}`"
+        )));
     }
     confinement(&host, &EngineDefaults::of(engine).await?)
 }

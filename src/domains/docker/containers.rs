@@ -685,7 +685,7 @@ pub struct ContainerRemoveTool {
 
 impl Tool for ContainerRemoveTool {
     type Arguments = ContainerRemoveArguments;
-    type Output = super::removed::Removed;
+    type Output = super::removal::Removed;
 
     fn declaration(&self) -> &'static Declaration {
         &DOCKER_CONTAINER_REMOVE
@@ -695,7 +695,7 @@ impl Tool for ContainerRemoveTool {
         &self,
         arguments: ContainerRemoveArguments,
         _: ToolContext,
-    ) -> Result<super::removed::Removed, ToolError> {
+    ) -> Result<super::removal::Removed, ToolError> {
         let container = super::names::container_reference(&arguments.container)?;
         let target = container.clone();
         let options = bollard::query_parameters::RemoveContainerOptions {
@@ -706,7 +706,7 @@ impl Tool for ContainerRemoveTool {
         self.engine
             .run(|docker| async move { docker.remove_container(&target, Some(options)).await })
             .await?;
-        Ok(super::removed::Removed {
+        Ok(super::removal::Removed {
             kind: "container",
             name: container,
         })

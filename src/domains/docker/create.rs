@@ -20,9 +20,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::admission;
+use super::create_policy::{self, Admitted, Bind, Request};
 use super::engine::Engine;
 use super::names::{container_reference, image_reference, object_reference, short_id};
-use super::policy::{self, Admitted, Bind, Request};
 use crate::config::DockerPolicy;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
@@ -322,7 +322,7 @@ impl Tool for ContainerCreateTool {
             && mode != "host"
         {
             if mode.starts_with("container:") {
-                return Err(policy::never(&format!(
+                return Err(create_policy::never(&format!(
                     "pid_mode `{mode}` shares another container's PID namespace, which may be \
                      the host's"
                 )));
@@ -353,7 +353,7 @@ impl Tool for ContainerCreateTool {
                 volumes.push((name, admission::volume_backing(&self.engine, name).await?));
             }
         }
-        let admitted = policy::check(
+        let admitted = create_policy::check(
             &self.policy,
             &Request {
                 privileged: arguments.privileged,

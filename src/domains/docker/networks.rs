@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{container_reference, object_reference, short_id, time_text};
-use super::removed::Removed;
+use super::removal::Removed;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 pub static DOCKER_NETWORK_LIST: Declaration = Declaration::read(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{object_reference, time_text};
-use super::removed::Removed;
+use super::removal::Removed;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 pub static DOCKER_VOLUME_LIST: Declaration = Declaration::read(

@@ -23,11 +23,11 @@ pub static FILES_LIST: Declaration = Declaration::read(
     "The entries of a directory inside the file roots: name, type, size, modified \
      time, permissions, owner, and a symlink's target. Sorted by name (default), \
      size or modified (newest first), or left in directory order (`none`, the \
-     cheapest on huge directories)
-.within_client_roots(); hidden (dot) entries only with hidden: true; \
+     cheapest on huge directories); hidden (dot) entries only with hidden: true; \
      paged with limit (default 100, at most 1000) and cursor.",
 )
-.paged("use `limit` and `cursor`");
+.paged("use `limit` and `cursor`")
+.within_client_roots();
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;

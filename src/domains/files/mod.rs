@@ -4,16 +4,16 @@
 //!
 //! No roots configured: no file tools are registered.
 
+pub mod bytes_text;
 pub mod confine;
 pub mod descriptors;
-pub mod fit;
+pub mod fit_to_cap;
 pub mod list;
 pub mod opening;
 pub mod read;
 pub mod search;
 pub mod stat;
 pub mod tail;
-pub mod text;
 pub mod tree;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, path_text};
-use super::{fit, text};
+use super::{bytes_text, fit_to_cap};
 use crate::render;
 use crate::tool::{
     ClientRoots, Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError,
@@ -122,7 +122,7 @@ impl FileReader {
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
         let mut budget_stopped = false;
-        let (mut content, budget) = fit::read_fitting(max_bytes, cap.max_bytes, |budget| {
+        let (mut content, budget) = fit_to_cap::read_fitting(max_bytes, cap.max_bytes, |budget| {
             let (content, stopped) = self.read_at_most(arguments, scope, budget, notes.clone())?;
             budget_stopped = stopped;
             Ok(content)
@@ -132,7 +132,7 @@ impl FileReader {
         if budget < max_bytes && budget_stopped {
             content
                 .notes
-                .push(fit::held_note(budget, max_bytes, cap.max_bytes));
+                .push(fit_to_cap::held_note(budget, max_bytes, cap.max_bytes));
         }
         Ok(content)
     }
@@ -172,7 +172,7 @@ impl FileReader {
                 }
                 let mut line = Vec::new();
                 let read = (&mut reader)
-                    .take(max_bytes + 1 + text::LOOKAHEAD)
+                    .take(max_bytes + 1 + bytes_text::LOOKAHEAD)
                     .read_until(b'\n', &mut line)
                     .map_err(failed)?;
                 if read == 0 {
@@ -182,7 +182,7 @@ impl FileReader {
                     if taken == 0 {
                         // One line longer than the whole budget: give its start, cut
                         // between characters.
-                        let cut = text::cut_before(&line, max_bytes as usize);
+                        let cut = bytes_text::cut_before(&line, max_bytes as usize);
                         bytes.extend_from_slice(&line[..cut]);
                         notes.push(format!(
                             "line {start_line} is longer than the {} this answer holds; read \
@@ -206,17 +206,17 @@ impl FileReader {
             if offset < size {
                 file.seek(SeekFrom::Start(offset)).map_err(failed)?;
                 (&mut file)
-                    .take(max_bytes + text::LOOKAHEAD)
+                    .take(max_bytes + bytes_text::LOOKAHEAD)
                     .read_to_end(&mut bytes)
                     .map_err(failed)?;
                 if bytes.len() as u64 > max_bytes {
-                    bytes.truncate(text::cut_before(&bytes, max_bytes as usize));
+                    bytes.truncate(bytes_text::cut_before(&bytes, max_bytes as usize));
                     budget_stopped = offset + (bytes.len() as u64) < size;
                 }
             }
             (offset, bytes, None, None)
         };
-        if let Some(at) = text::first_nul(&bytes) {
+        if let Some(at) = bytes_text::first_nul(&bytes) {
             return Err(binary(&shown, offset + at as u64));
         }
         let end = offset + bytes.len() as u64;
@@ -234,8 +234,8 @@ impl FileReader {
             offset,
             start_line,
             bytes_returned: bytes.len() as u64,
-            invalid_bytes: text::invalid_count(&bytes) as u64,
-            content: text::escape_invalid(&bytes),
+            invalid_bytes: bytes_text::invalid_count(&bytes) as u64,
+            content: bytes_text::escape_invalid(&bytes),
             next_line,
             next_offset,
             notes,

@@ -20,10 +20,10 @@ pub static FILES_STAT: Declaration = Declaration::read(
     "File metadata",
     "Metadata of one path inside the file roots: type, size, permissions, owner and \
      group, modified/accessed/changed times, inode and links; a symlink's target \
-     (the link itself is described, not followed)
-.within_client_roots(); with sha256: true, the SHA-256 \
+     (the link itself is described, not followed); with sha256: true, the SHA-256 \
      of a regular file up to the server's size cap.",
-);
+)
+.within_client_roots();
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

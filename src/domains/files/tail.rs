@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, path_text};
 use super::read::{binary, bounded_bytes};
-use super::{fit, text};
+use super::{bytes_text, fit_to_cap};
 use crate::render;
 use crate::tool::{
     ClientRoots, Declaration, Domain, OutputCap, Render, Tool, ToolContext, ToolError, blocking,
@@ -118,7 +118,7 @@ impl FileTailer {
         let mut notes = Vec::new();
         let max_bytes = bounded_bytes(arguments.max_bytes, self.max_read_bytes, &mut notes)?;
         let mut opened = None;
-        let (mut tail, budget) = fit::read_fitting(max_bytes, cap.max_bytes, |budget| {
+        let (mut tail, budget) = fit_to_cap::read_fitting(max_bytes, cap.max_bytes, |budget| {
             // With the max_bytes the caller gave; a smaller budget is the output cap's doing,
             // and the held note below says that instead.
             let short = (budget == max_bytes).then(|| {
@@ -136,7 +136,7 @@ impl FileTailer {
         let mut opened = opened.ok_or_else(|| ToolError::failed("the tail was never read"))?;
         if budget < max_bytes && tail.offset > 0 && tail.lines_returned < wanted {
             tail.notes
-                .push(fit::held_note(budget, max_bytes, cap.max_bytes));
+                .push(fit_to_cap::held_note(budget, max_bytes, cap.max_bytes));
         }
         // What a follow appends shares the answer with what was read.
         opened.max_bytes = budget.saturating_sub(tail.content.len() as u64);
@@ -203,18 +203,18 @@ impl FileTailer {
         if cut == 0 && start > 0 {
             // No line end to start at: start after the character the window's first byte
             // falls inside, if it does (its lead bytes are just before the window).
-            let before = start.min(text::LOOKAHEAD);
+            let before = start.min(bytes_text::LOOKAHEAD);
             let mut edge = vec![0u8; before as usize];
             file.seek(SeekFrom::Start(start - before)).map_err(failed)?;
             file.read_exact(&mut edge).map_err(failed)?;
-            edge.extend(window.iter().take(text::LOOKAHEAD as usize));
-            if let Some((_, end)) = text::split_char(&edge, before as usize) {
+            edge.extend(window.iter().take(bytes_text::LOOKAHEAD as usize));
+            if let Some((_, end)) = bytes_text::split_char(&edge, before as usize) {
                 cut = (end - before as usize).min(window.len());
             }
         }
         let content = &window[cut..];
         let offset = start + cut as u64;
-        if let Some(at) = text::first_nul(content) {
+        if let Some(at) = bytes_text::first_nul(content) {
             return Err(binary(&shown, offset + at as u64));
         }
         let lines_returned = content.iter().filter(|byte| **byte == b'\n').count() as u64
@@ -224,8 +224,8 @@ impl FileTailer {
             size_bytes: size,
             offset,
             lines_returned,
-            invalid_bytes: text::invalid_count(content) as u64,
-            content: text::escape_invalid(content),
+            invalid_bytes: bytes_text::invalid_count(content) as u64,
+            content: bytes_text::escape_invalid(content),
             appended: None,
             notes,
         };
@@ -284,7 +284,7 @@ async fn follow(
             break;
         }
     }
-    Ok(text::escape_invalid(&appended))
+    Ok(bytes_text::escape_invalid(&appended))
 }
 
 pub struct FilesTailTool {

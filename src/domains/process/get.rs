@@ -14,9 +14,9 @@ use procfs::process::{Limit, LimitValue, Process};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::identity::{self, Fingerprints};
+use super::cpu_percent::{CpuBasis, ProcessUsage};
+use super::fingerprint::{self, Fingerprints};
 use super::table;
-use super::usage::{CpuBasis, ProcessUsage};
 use crate::bounded::Bounded;
 use crate::domains::shared::kernel;
 use crate::domains::shared::secret_names::is_secret_key;
@@ -315,7 +315,7 @@ impl ProcessInspector {
         // This answer gives out the start time: record what the process runs, so that
         // process_signal with it can tell this process from one that takes its pid within the
         // same clock tick. Kernel threads are never signalled.
-        if !stat.kernel_thread() && identity::same_pid_namespace(proc) {
+        if !stat.kernel_thread() && fingerprint::same_pid_namespace(proc) {
             self.fingerprints.give_out(proc, pid, stat.start_ticks);
         }
 

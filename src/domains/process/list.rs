@@ -7,9 +7,9 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::identity::{self, Fingerprints};
+use super::cpu_percent::{CpuBasis, ProcessUsage};
+use super::fingerprint::{self, Fingerprints};
 use super::table::{self, ProcessStat};
-use super::usage::{CpuBasis, ProcessUsage};
 use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::users::{Table, UserNames, name_of};
@@ -401,7 +401,7 @@ impl ProcessLister {
         let (rows, next_cursor) = page.take(candidates);
         let fields = arguments.fields.as_deref().unwrap_or(DEFAULT_FIELDS);
         let mut context = RowContext::new(&proc, self.usage.boot_time()?)?;
-        if fields.contains(&Field::StartTime) && identity::same_pid_namespace(&proc) {
+        if fields.contains(&Field::StartTime) && fingerprint::same_pid_namespace(&proc) {
             context.fingerprints = Some(&self.fingerprints);
         }
         let processes = rows

@@ -1,13 +1,13 @@
 //! The `process` domain: the processes of the host — listed, inspected, as a tree — and
 //! signalling them.
 
+pub mod cpu_percent;
+pub mod fingerprint;
 pub mod get;
-pub mod identity;
 pub mod list;
 pub mod signal;
 pub mod table;
 pub mod tree;
-pub mod usage;
 
 use std::sync::Arc;
 
@@ -16,10 +16,10 @@ use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
 pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
-    let usage = usage::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
+    let usage = cpu_percent::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
     // The start times list and get give out, and what each was given out for: signal holds a
     // caller's start time to them.
-    let fingerprints = Arc::new(identity::Fingerprints::new());
+    let fingerprints = Arc::new(fingerprint::Fingerprints::new());
     registry.register_collector(list::ProcessLister::new(
         Arc::clone(&usage),
         Arc::clone(users),

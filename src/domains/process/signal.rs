@@ -20,7 +20,7 @@ use rustix::process::Signal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::identity::{self, Fingerprint, Fingerprints, PinError, Pinned};
+use super::fingerprint::{self, Fingerprint, Fingerprints, PinError, Pinned};
 use super::table::{self, ProcessStat};
 use crate::bounded::Bounded;
 use crate::domains::shared::kernel;
@@ -214,7 +214,7 @@ impl Signaller {
         signal: SignalName,
         start_time: Option<&str>,
     ) -> Result<SignalSent, ToolError> {
-        if !identity::same_pid_namespace(&self.proc) {
+        if !fingerprint::same_pid_namespace(&self.proc) {
             return Err(ToolError::unavailable(format!(
                 "{} is another PID namespace than the server's, so its pids cannot be signalled \
                  from here (run the container with --pid=host)",
@@ -248,7 +248,7 @@ impl Signaller {
             )));
         }
 
-        let pinned = identity::pin(&self.proc, pid).map_err(|error| match error {
+        let pinned = fingerprint::pin(&self.proc, pid).map_err(|error| match error {
             PinError::Gone | PinError::Exited => {
                 ToolError::not_found(format!("process {pid} exited before it could be signalled"))
             }
@@ -454,7 +454,7 @@ mod tests {
         );
         let mut child = sleeper();
         let pid = child.id();
-        let pinned = identity::pin(&proc, pid).expect("pins its child");
+        let pinned = fingerprint::pin(&proc, pid).expect("pins its child");
         let ticks = pinned.stat.start_ticks;
         let started = signaller.start_time(ticks).expect("boot time");
         let real = pinned.running.fingerprint;

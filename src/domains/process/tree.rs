@@ -8,8 +8,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cpu_percent::ProcessUsage;
 use super::table::{self, ProcessStat};
-use super::usage::ProcessUsage;
 use crate::bounded::Bounded;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};

@@ -9,19 +9,19 @@
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
 //! `GET /healthz` sits outside them all.
 
-mod auth;
 mod body;
 mod connections;
+mod credentials;
 pub mod guard;
+mod https;
 mod occupancy;
 mod peer;
 mod refusals;
 mod reply;
 mod sessions;
-mod throttle;
-mod tls;
+mod too_many_requests;
 
-pub use tls::TlsServer;
+pub use https::TlsServer;
 
 use std::io;
 use std::net::SocketAddr;
@@ -88,7 +88,7 @@ fn router<P: ConnectionPeer>(
         .route_service("/mcp", service)
         .layer(from_fn_with_state(Arc::clone(&audit), refusals::record))
         .layer(from_fn_with_state(sessions, sessions::enforce))
-        .layer(from_fn_with_state(gate, throttle::admit))
+        .layer(from_fn_with_state(gate, too_many_requests::admit))
         .layer(from_fn_with_state(
             BodyLimit {
                 bytes: limit,
@@ -97,7 +97,10 @@ fn router<P: ConnectionPeer>(
             },
             body::check,
         ))
-        .layer(from_fn_with_state(authenticator, auth::authenticate::<P>))
+        .layer(from_fn_with_state(
+            authenticator,
+            credentials::authenticate::<P>,
+        ))
         .layer(from_fn_with_state(guard, guard::enforce::<P>));
     Router::new().route("/healthz", get(healthz)).merge(mcp)
 }

@@ -16,7 +16,7 @@ use super::peer::ConnectionPeer;
 use super::router;
 use crate::access::{Identity, TransportKind};
 use crate::auth::Authenticator;
-use crate::auth::tls::common_name;
+use crate::auth::certificates::common_name;
 use crate::config::Config;
 use crate::gate::Gate;
 
