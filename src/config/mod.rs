@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bounded::Bounded;
-use crate::tool::Tier;
+use crate::access::Tier;
 
 pub use load::{ConfigError, ConfigSource, load, parse};
 pub use patterns::{HostPattern, OriginPattern, normalize_host};

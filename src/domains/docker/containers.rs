@@ -1,4 +1,5 @@
-//! `docker_container_list` and `docker_container_inspect`: containers, compact.
+//! `docker_container_list` and `docker_container_inspect` (containers, compact), and
+//! `docker_container_remove`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! `docker_image_list`: the images the engine holds.
+//! `docker_image_list`, `docker_image_inspect` and `docker_image_remove`: the images the
+//! engine holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Start, stop, restart, pause and unpause a container: one tool per action, tier `operate`
+//! `docker_container_start`, `docker_container_stop`, `docker_container_restart`,
+//! `docker_container_pause` and `docker_container_unpause`: one tool per action, tier `operate`
 //! (each is reversible). The answer says the state before and after, read from the engine.
 //! Start and restart first check the container against the create policy as the engine would
 //! run it now (`admission.rs`): bind sources are resolved when a container starts, so a check

@@ -9,6 +9,7 @@ pub mod containers;
 pub mod create;
 pub mod create_policy;
 pub mod engine;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod info;
@@ -20,7 +21,7 @@ pub mod prune;
 pub mod pull;
 pub mod removal;
 pub mod stats;
-pub mod system;
+pub mod system_df;
 pub mod top;
 pub mod volumes;
 
@@ -85,10 +86,10 @@ pub fn register(registry: &mut Registry, config: &Config) {
     registry.register(volumes::VolumeInspectTool {
         engine: Arc::clone(&engine),
     });
-    registry.register(system::SystemDfTool {
+    registry.register(system_df::SystemDfTool {
         engine: Arc::clone(&engine),
     });
-    registry.register(system::EventsTool {
+    registry.register(events::EventsTool {
         engine: Arc::clone(&engine),
     });
     for action in lifecycle::Action::ALL {

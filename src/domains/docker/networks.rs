@@ -1,5 +1,6 @@
-//! Docker networks: list and inspect (read), connect and disconnect a container (operate),
-//! create and remove (admin).
+//! Docker networks: `docker_network_list` and `docker_network_inspect` (read),
+//! `docker_network_connect` and `docker_network_disconnect` a container (operate),
+//! `docker_network_create` and `docker_network_remove` (admin).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Docker volumes: list and inspect (read), remove (admin).
+//! Docker volumes: `docker_volume_list` and `docker_volume_inspect` (read),
+//! `docker_volume_remove` (admin).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

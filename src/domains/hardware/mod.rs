@@ -1,4 +1,4 @@
-//! The `hardware` domain: what the host is made of — CPU, memory, block, PCI and USB devices,
+//! The `hardware` domain and its one tool, `hardware_info`: what the host is made of — CPU, memory, block, PCI and USB devices,
 //! temperature sensors and GPUs — read from `/proc` and `/sys` (`[host]`), named from the
 //! pci.ids and usb.ids databases when the host has them.
 

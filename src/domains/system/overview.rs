@@ -1,4 +1,5 @@
-//! Collecting the system overview from the kernel: `uname`, `/proc`, `/sys` and `statvfs`.
+//! `system_overview`: the host at a glance, from the kernel: `uname`, `/proc`, `/sys` and
+//! `statvfs`.
 //!
 //! Facts that cannot change while the host runs (OS release, CPU model and topology, boot time)
 //! are read once; everything else is read fresh on every call, which costs a few small reads of
