@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 /// Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `23.5 GiB`.
-pub fn bytes(value: u64) -> String {
+pub(crate) fn bytes(value: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if value < 1024 {
         return format!("{value} B");
@@ -33,7 +33,7 @@ pub fn bytes(value: u64) -> String {
 }
 
 /// At most `chars` characters of `text`, with `…` marking a cut (on a character boundary).
-pub fn cut(text: &str, chars: usize) -> String {
+pub(crate) fn cut(text: &str, chars: usize) -> String {
     match text.char_indices().nth(chars) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_string(),
@@ -83,14 +83,14 @@ fn escaped<'a>(value: &'a str, backslash: bool, keep: &[char]) -> Cow<'a, str> {
 /// visible characters, with controls, C1 and bidi/format characters escaped (see
 /// `escape_of`) and `\` doubled, so the form is unambiguous and [`unescape`] reverses it.
 /// Borrowed when nothing needed escaping.
-pub fn text(value: &str) -> Cow<'_, str> {
+pub(crate) fn text(value: &str) -> Cow<'_, str> {
     escaped(value, true, &[])
 }
 
 /// Raw bytes (a file name, a path) as [`text`] writes them, with each byte that is not part of
 /// valid UTF-8 written `\xNN`. This is also the form file names take in structured answers,
 /// and the form the file tools accept back ([`unescape`]).
-pub fn bytes_text(value: &[u8]) -> String {
+pub(crate) fn bytes_text(value: &[u8]) -> String {
     let mut out = String::with_capacity(value.len());
     for chunk in value.utf8_chunks() {
         out.push_str(&text(chunk.valid()));
@@ -104,19 +104,19 @@ pub fn bytes_text(value: &[u8]) -> String {
 /// A sentence the server wrote (a note, an error) that may quote values: controls and bidi
 /// characters escaped as in [`text`], backslashes left alone, since quoted names are already
 /// in their escaped form and must stay copyable.
-pub fn sentence(value: &str) -> Cow<'_, str> {
+pub(crate) fn sentence(value: &str) -> Cow<'_, str> {
     escaped(value, false, &[])
 }
 
 /// A block of content shown as it is (a file's text, a command's output): newlines and tabs
 /// kept, every other control and bidi character escaped as in [`text`], backslashes left
 /// alone (the block is shown, never taken back).
-pub fn block(value: &str) -> Cow<'_, str> {
+pub(crate) fn block(value: &str) -> Cow<'_, str> {
     escaped(value, false, &['\n', '\t'])
 }
 
 /// Each of `values` through [`text`], joined by `separator`: a command line, a list of tags.
-pub fn join<S: AsRef<str>>(values: &[S], separator: &str) -> String {
+pub(crate) fn join<S: AsRef<str>>(values: &[S], separator: &str) -> String {
     values
         .iter()
         .map(|value| text(value.as_ref()))
@@ -126,7 +126,7 @@ pub fn join<S: AsRef<str>>(values: &[S], separator: &str) -> String {
 
 /// Why an escaped name could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadEscape {
+pub(crate) struct BadEscape {
     /// Byte offset of the backslash that starts the escape.
     pub at: usize,
     /// The escape as written (at most a few characters).
@@ -149,7 +149,7 @@ impl std::fmt::Display for BadEscape {
 /// Characters other than a backslash stand for themselves (so a raw control character is
 /// accepted too); `\\` is a backslash, `\xNN` the byte NN, `\n` `\r` `\t` those controls,
 /// `\u{X..}` that character. Any other backslash sequence is an error that says where.
-pub fn unescape(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
+pub(crate) fn unescape(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
     if !value.contains('\\') {
         return Ok(Cow::Borrowed(value.as_bytes()));
     }
@@ -158,7 +158,7 @@ pub fn unescape(value: &str) -> Result<Cow<'_, [u8]>, BadEscape> {
 
 /// [`unescape`] over bytes that may themselves hold raw bytes which are not UTF-8 (a
 /// percent-decoded URI): every escape is ASCII, so other bytes stand for themselves.
-pub fn unescape_bytes(value: &[u8]) -> Result<Vec<u8>, BadEscape> {
+pub(crate) fn unescape_bytes(value: &[u8]) -> Result<Vec<u8>, BadEscape> {
     let mut out = Vec::with_capacity(value.len());
     let mut at = 0;
     while at < value.len() {
@@ -224,7 +224,7 @@ pub fn unescape_bytes(value: &[u8]) -> Result<Vec<u8>, BadEscape> {
 }
 
 /// `count` and the noun, singular for one: `1 entry`, `2 entries`, `0 lines`.
-pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(
+pub(crate) fn count<N: std::fmt::Display + PartialEq + From<u8>>(
     count: N,
     singular: &str,
     plural: &str,
@@ -239,12 +239,12 @@ pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(
 
 /// For `#[serde(skip_serializing_if = "crate::render::is_zero")]`: counters that are zero
 /// are left out of an answer.
-pub fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+pub(crate) fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
 /// A duration in seconds as its two largest units: `3d 4h`, `5h 12m`, `42s`.
-pub fn duration(seconds: u64) -> String {
+pub(crate) fn duration(seconds: u64) -> String {
     let (days, hours, minutes, secs) = (
         seconds / 86_400,
         seconds / 3_600 % 24,

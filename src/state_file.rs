@@ -9,7 +9,7 @@ use std::path::Path;
 /// Replaces `path` with `bytes` all at once, mode 0600, creating its directory (0700): written
 /// to a temporary file beside it, synced, renamed over it, and the directory synced. Errors: the
 /// directory or file cannot be created, written or renamed.
-pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let directory = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -22,7 +22,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tool", &["access", "render"]),
     ("config", &["access", "bounded"]),
     // A domain: see `DOMAIN_MAY_USE`; `domains/mod.rs` registers them all.
-    ("domains", &["tool", "config", "render", "bounded", "state_file"]),
+    (
+        "domains",
+        &["tool", "config", "render", "bounded", "state_file"],
+    ),
     ("audit", &["access", "config", "state_file", "domains"]),
     ("gate", &["access", "audit", "config", "tool", "render"]),
     ("auth", &["access", "audit", "config", "gate", "state_file"]),
@@ -96,7 +99,9 @@ fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
 /// The module a file belongs to (`transport`, `domains`), and for domains which one.
 fn layer_of(file: &Path) -> (String, Option<String>) {
     let relative = file.strip_prefix(src()).expect("under src");
-    let mut parts = relative.iter().map(|part| part.to_string_lossy().into_owned());
+    let mut parts = relative
+        .iter()
+        .map(|part| part.to_string_lossy().into_owned());
     let first = parts.next().expect("a file");
     let top = first.trim_end_matches(".rs").to_string();
     let domain = (top == "domains")
@@ -126,7 +131,9 @@ fn every_module_imports_only_the_layers_below_it() {
                     && other != domain
                     && !DOMAIN_MAY_USE.contains(&other.as_str())
                 {
-                    broken.push(format!("{shown}: the {domain} domain imports another domain"));
+                    broken.push(format!(
+                        "{shown}: the {domain} domain imports another domain"
+                    ));
                 }
                 if top == "domains"
                     && domain.as_deref() == Some("shared")
@@ -197,7 +204,9 @@ fn every_tool_is_found_from_its_name_in_one_step() {
     let mut broken = Vec::new();
     for (name, _) in every_tool() {
         let Some(file) = declared.get(name) else {
-            broken.push(format!("`{name}` is registered but declared nowhere under src/domains"));
+            broken.push(format!(
+                "`{name}` is registered but declared nowhere under src/domains"
+            ));
             continue;
         };
         let header: String = fs::read_to_string(file)
@@ -240,7 +249,10 @@ fn the_readme_lists_every_tool_with_its_tier_and_code() {
         .map(|(name, tier)| {
             let file = declared
                 .get(name)
-                .and_then(|file| file.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR"))).ok())
+                .and_then(|file| {
+                    file.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")))
+                        .ok()
+                })
                 .map(|file| file.display().to_string())
                 .unwrap_or_default();
             (format!("`{name}`"), tier.to_string(), format!("`{file}`"))

@@ -148,8 +148,34 @@ fn the_listing_order_is_stable() {
 #[test]
 #[should_panic(expected = "registered twice")]
 fn registering_a_name_twice_is_refused() {
+    use systemmanager::tool::{Declaration, Domain, NoArguments, ToolContext, ToolError};
+
+    static SECOND_OVERVIEW: Declaration = Declaration::read(
+        Domain::System,
+        "system_overview",
+        "A second overview",
+        "A tool whose name another tool already has.",
+    );
+    struct SecondOverview;
+    impl systemmanager::tool::Tool for SecondOverview {
+        type Arguments = NoArguments;
+        type Output = Empty;
+        fn declaration(&self) -> &'static Declaration {
+            &SECOND_OVERVIEW
+        }
+        async fn run(&self, _: NoArguments, _: ToolContext) -> Result<Empty, ToolError> {
+            Ok(Empty {})
+        }
+    }
+    #[derive(serde::Serialize, schemars::JsonSchema)]
+    struct Empty {}
+    impl systemmanager::tool::Render for Empty {
+        fn render_text(&self) -> String {
+            String::new()
+        }
+    }
     let mut registry = registry();
-    domains::system::register(&mut registry, &Config::default());
+    registry.register(SecondOverview);
 }
 
 /// Calls each argument-free read tool on this host and validates the answer against its schema.

@@ -12,14 +12,14 @@ use sha2::{Digest, Sha256};
 use super::Entry;
 
 /// A string field longer than this (bytes) is cut.
-pub const FIELD_BYTES: usize = 512;
+pub(super) const FIELD_BYTES: usize = 512;
 /// How much of a cut field is kept (bytes, at a character boundary).
-pub const KEPT_BYTES: usize = 256;
+pub(super) const KEPT_BYTES: usize = 256;
 /// The argument summary, as JSON, is cut past this many bytes.
-pub const ARGS_BYTES: usize = 2048;
+pub(super) const ARGS_BYTES: usize = 2048;
 
 /// `entry` with every field within bounds; borrowed when nothing needed cutting (the usual case).
-pub fn bounded(entry: &Entry) -> Cow<'_, Entry> {
+pub(super) fn bounded(entry: &Entry) -> Cow<'_, Entry> {
     let strings = [
         &entry.outcome,
         entry.identity.as_deref().unwrap_or(""),
@@ -68,7 +68,7 @@ pub fn bounded(entry: &Entry) -> Cow<'_, Entry> {
 }
 
 /// `text` itself when short, else its head and what the rest was.
-pub fn cut(text: &str) -> Cow<'_, str> {
+pub(super) fn cut(text: &str) -> Cow<'_, str> {
     if text.len() <= FIELD_BYTES {
         Cow::Borrowed(text)
     } else {

@@ -21,17 +21,17 @@ use chrono::{SecondsFormat, Utc};
 use super::{Decision, Entry, Event};
 
 /// The window over which refusals are counted.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(super) const WINDOW: Duration = Duration::from_secs(60);
 /// Records written per source and kind of refusal per window.
-pub const PER_SOURCE: u32 = 5;
+pub(super) const PER_SOURCE: u32 = 5;
 /// Records of refusals written per window, all sources together.
-pub const OVERALL: u32 = 60;
+pub(super) const OVERALL: u32 = 60;
 /// Sources counted apart per window.
-pub const SOURCES: usize = 64;
+pub(super) const SOURCES: usize = 64;
 
 /// Whether a record is written now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Write,
     /// Counted; a summary follows when the window ends.
     Counted,
@@ -51,7 +51,7 @@ struct Tally {
 }
 
 /// Counts refusals per window.
-pub struct FloodGate {
+pub(super) struct FloodGate {
     started: Instant,
     started_at: String,
     written: u32,
@@ -112,7 +112,7 @@ fn source_of(entry: &Entry) -> String {
 
 impl FloodGate {
     /// Whether `entry` is written now or counted.
-    pub fn admit(&mut self, entry: &Entry, now: Instant) -> Verdict {
+    pub(super) fn admit(&mut self, entry: &Entry, now: Instant) -> Verdict {
         if !is_refused_request(entry) {
             return Verdict::Write;
         }
@@ -145,7 +145,7 @@ impl FloodGate {
 
     /// When the window is over: one summary per source and kind that had refusals counted, and a
     /// new window.
-    pub fn due_summaries(&mut self, now: Instant) -> Vec<Entry> {
+    pub(super) fn due_summaries(&mut self, now: Instant) -> Vec<Entry> {
         if now.duration_since(self.started) < WINDOW {
             return Vec::new();
         }
@@ -155,7 +155,7 @@ impl FloodGate {
     }
 
     /// Summaries of everything counted so far (the window is left as it is).
-    pub fn all_summaries(&mut self) -> Vec<Entry> {
+    pub(super) fn all_summaries(&mut self) -> Vec<Entry> {
         let until = now();
         let mut summaries: Vec<Entry> = self
             .tallies

@@ -11,7 +11,7 @@
 
 mod bound;
 mod flood;
-pub mod redact;
+pub(crate) mod redact;
 pub mod verify;
 mod writer;
 

@@ -20,7 +20,7 @@ fn is_environment_key(key: &str) -> bool {
 }
 
 /// The summary of a call's arguments.
-pub fn summarize(arguments: &Map<String, Value>) -> Value {
+pub(crate) fn summarize(arguments: &Map<String, Value>) -> Value {
     Value::Object(summarize_object(arguments, 0))
 }
 

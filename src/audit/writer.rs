@@ -57,13 +57,13 @@ impl Chain {
 
 /// What `FILE.anchor` holds: the last record of the newest file rotation deleted.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Anchor {
+pub(super) struct Anchor {
     pub seq: u64,
     pub hash: String,
 }
 
 /// The path of the anchor kept beside `log` (`audit.jsonl` → `audit.jsonl.anchor`).
-pub fn anchor_path(log: &Path) -> PathBuf {
+pub(super) fn anchor_path(log: &Path) -> PathBuf {
     PathBuf::from(format!("{}.anchor", log.display()))
 }
 
@@ -85,7 +85,7 @@ fn open_log(path: &Path) -> io::Result<File> {
 }
 
 /// The file one server appends to.
-pub struct Writer {
+pub(super) struct Writer {
     /// The `started` record written when the file was new, until [`Writer::take_opening`].
     opening: Option<Vec<u8>>,
     path: PathBuf,
@@ -104,7 +104,7 @@ impl Writer {
     /// Opens (or creates, mode 0600 in a 0700 directory) the log at `path`, continuing its
     /// chain. Errors: the directory or file cannot be created or read, or the last line is not
     /// an audit record.
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub(super) fn open(path: &Path) -> io::Result<Self> {
         if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !directory.exists()
         {
@@ -166,12 +166,12 @@ impl Writer {
         Ok(writer)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The `started` record [`Writer::open`] wrote, if it began the log (for the journald copy).
-    pub fn take_opening(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn take_opening(&mut self) -> Option<Vec<u8>> {
         self.opening.take()
     }
 
@@ -189,7 +189,7 @@ impl Writer {
 
     /// Appends `entry` (and, first, any record about what happened to the file), then rotates
     /// when the file reached `max_bytes`. Returns the lines written, for the journald copy.
-    pub fn append(
+    pub(super) fn append(
         &mut self,
         entry: &Entry,
         max_bytes: u64,
@@ -372,7 +372,7 @@ fn write_anchor(log: &Path, anchor: &Anchor) -> io::Result<()> {
 }
 
 /// Reads `FILE.anchor`, if there is one.
-pub fn read_anchor(log: &Path) -> io::Result<Option<Anchor>> {
+pub(super) fn read_anchor(log: &Path) -> io::Result<Option<Anchor>> {
     match std::fs::read(anchor_path(log)) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -404,7 +404,7 @@ fn chain_after_garbage(line: &[u8], known: &Chain) -> Chain {
 }
 
 /// The last complete line of a file, read from its end.
-pub fn last_line(file: &mut File, size: u64) -> io::Result<Option<Vec<u8>>> {
+pub(super) fn last_line(file: &mut File, size: u64) -> io::Result<Option<Vec<u8>>> {
     if size == 0 {
         return Ok(None);
     }

@@ -30,7 +30,7 @@ fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 }
 
 /// The rustls configuration for a server with `[tls]` configured.
-pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
         anyhow::bail!("TLS needs tls.cert and tls.key");
     };
@@ -65,7 +65,7 @@ pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig
 }
 
 /// The common name of a certificate's subject.
-pub fn common_name(certificate: &CertificateDer<'_>) -> Option<String> {
+pub(crate) fn common_name(certificate: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
     parsed
         .subject()

@@ -4,8 +4,8 @@
 //! credential of HTTP clients; TLS client certificates and Tailscale identities are resolved here
 //! too as they are configured.
 
-pub mod certificates;
-pub mod tailscale;
+pub(crate) mod certificates;
+pub(crate) mod tailscale;
 pub mod tokens;
 
 use std::collections::BTreeMap;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use super::Config;
 
 /// The system-wide file, read when neither `--config` nor `$SYSTEMMANAGER_CONFIG` names one.
-pub const SYSTEM_CONFIG_PATH: &str = "/etc/systemmanager/config.toml";
+pub(super) const SYSTEM_CONFIG_PATH: &str = "/etc/systemmanager/config.toml";
 /// The environment variable naming a config file.
-pub const CONFIG_ENV: &str = "SYSTEMMANAGER_CONFIG";
+pub(super) const CONFIG_ENV: &str = "SYSTEMMANAGER_CONFIG";
 
 /// Where the effective configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

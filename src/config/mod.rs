@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::bounded::Bounded;
 use crate::access::Tier;
+use crate::bounded::Bounded;
 
 pub use load::{ConfigError, ConfigSource, load, parse};
 pub use patterns::{HostPattern, OriginPattern, normalize_host};

@@ -4,14 +4,14 @@
 //! plus a thin tool layer declaring its tools. Domains know nothing of transports, identities or
 //! each other; the gate does the rest.
 
-pub mod docker;
-pub mod files;
-pub mod hardware;
-pub mod network;
-pub mod process;
-pub mod shared;
-pub mod storage;
-pub mod system;
+pub(crate) mod docker;
+pub(crate) mod files;
+pub(crate) mod hardware;
+pub(crate) mod network;
+pub(crate) mod process;
+pub(crate) mod shared;
+pub(crate) mod storage;
+pub(crate) mod system;
 
 use std::sync::Arc;
 

@@ -11,17 +11,17 @@ use crate::tool::{Answer, json_len};
 
 /// Why an answer could not be cut to fit.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TooLarge {
+pub(super) struct TooLarge {
     pub bytes: usize,
 }
 
 /// The size an answer counts against the cap: its structured JSON plus its text.
-pub fn answer_len(answer: &Answer) -> usize {
+pub(super) fn answer_len(answer: &Answer) -> usize {
     json_len(&answer.structured) + answer.text.len()
 }
 
 /// Fits `answer` into `max` bytes, or explains that nothing sensible fits.
-pub fn cap(answer: Answer, max: usize, hint: &str) -> Result<(Answer, bool), TooLarge> {
+pub(super) fn cap(answer: Answer, max: usize, hint: &str) -> Result<(Answer, bool), TooLarge> {
     let total = answer_len(&answer);
     if total <= max {
         return Ok((answer, false));

@@ -2,6 +2,6 @@
 //! named after the HTTP status they accompany. The HTTP transport sends them with that status;
 //! `resources/read` uses them for the same refusals.
 
-pub const UNAUTHORIZED: i32 = -31401;
-pub const FORBIDDEN: i32 = -31403;
-pub const RATE_LIMITED: i32 = -31429;
+pub(crate) const UNAUTHORIZED: i32 = -31401;
+pub(crate) const FORBIDDEN: i32 = -31403;
+pub(crate) const RATE_LIMITED: i32 = -31429;

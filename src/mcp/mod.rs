@@ -4,7 +4,7 @@
 //! tokens or tools' insides: every `tools/call` goes to the [`Gate`] with the caller the
 //! transport resolved.
 
-pub mod codes;
+pub(crate) mod codes;
 mod resources;
 mod roots;
 
@@ -28,10 +28,10 @@ use roots::{RootsForCall, SessionRoots};
 /// An admission the HTTP transport obtained for a `tools/call` before it reached rmcp (so it
 /// could answer 429 itself); the gate uses it instead of admitting the call again.
 #[derive(Clone, Default)]
-pub struct PreAdmitted(Arc<std::sync::Mutex<Option<Admission>>>);
+pub(crate) struct PreAdmitted(Arc<std::sync::Mutex<Option<Admission>>>);
 
 impl PreAdmitted {
-    pub fn new(admission: Admission) -> Self {
+    pub(crate) fn new(admission: Admission) -> Self {
         Self(Arc::new(std::sync::Mutex::new(Some(admission))))
     }
 
@@ -51,7 +51,7 @@ the server's access policy.";
 
 /// The rmcp handler. Cheap to clone: one per stdio session or HTTP request.
 #[derive(Clone)]
-pub struct McpServer {
+pub(crate) struct McpServer {
     gate: Arc<Gate>,
     /// The caller for transports without per-request identity (stdio). HTTP requests carry
     /// theirs in the request extensions instead.
@@ -62,7 +62,7 @@ pub struct McpServer {
 
 impl McpServer {
     /// A handler for HTTP: each request's caller comes from the transport.
-    pub fn for_http(gate: Arc<Gate>) -> Self {
+    pub(crate) fn for_http(gate: Arc<Gate>) -> Self {
         Self {
             gate,
             session_caller: None,
@@ -71,7 +71,7 @@ impl McpServer {
     }
 
     /// A handler for one stdio session, whose every call comes from `caller`.
-    pub fn for_session(gate: Arc<Gate>, caller: Caller) -> Self {
+    pub(crate) fn for_session(gate: Arc<Gate>, caller: Caller) -> Self {
         Self {
             gate,
             session_caller: Some(Arc::new(caller)),

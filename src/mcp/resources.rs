@@ -25,17 +25,17 @@ const AS_MUCH_AS_ALLOWED: u64 = u64::MAX;
 
 /// The tool a resource read is (`files_read`), when this server offers file resources at all
 /// (file roots are configured).
-pub fn reader(gate: &Gate) -> Option<&'static str> {
+pub(super) fn reader(gate: &Gate) -> Option<&'static str> {
     Some(gate.registry().file_resources()?.declaration().name)
 }
 
 /// Whether this server offers file resources.
-pub fn offered(gate: &Gate) -> bool {
+pub(super) fn offered(gate: &Gate) -> bool {
     reader(gate).is_some()
 }
 
 /// The templates `role` may use.
-pub fn templates_for(gate: &Gate, role: &Role) -> Vec<ResourceTemplate> {
+pub(super) fn templates_for(gate: &Gate, role: &Role) -> Vec<ResourceTemplate> {
     let Some(tool) = gate.registry().file_resources() else {
         return Vec::new();
     };
@@ -55,7 +55,7 @@ pub fn templates_for(gate: &Gate, role: &Role) -> Vec<ResourceTemplate> {
 }
 
 /// The `files_read` arguments for a resource URI.
-pub fn read_arguments(gate: &Gate, uri: &str) -> Result<JsonObject, ErrorData> {
+pub(super) fn read_arguments(gate: &Gate, uri: &str) -> Result<JsonObject, ErrorData> {
     if !offered(gate) {
         return Err(ErrorData::resource_not_found(
             "this server has no file roots (files.roots), so it offers no resources",
@@ -140,7 +140,7 @@ struct Read {
 }
 
 /// The resource for a finished `files_read` call, or the protocol error its failure means.
-pub fn contents(
+pub(super) fn contents(
     uri: &str,
     reader: &str,
     (result, outcome): (CallToolResult, Outcome),

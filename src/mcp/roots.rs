@@ -33,7 +33,7 @@ const ROOTS_INPUT: &str = "roots";
 const LIST_ROOTS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a call should do about the client's roots.
-pub enum RootsForCall {
+pub(super) enum RootsForCall {
     /// Run the call within these roots.
     Ready(ClientRoots),
     /// Answer with this and let the client retry with its roots (2026-07-28).
@@ -42,16 +42,16 @@ pub enum RootsForCall {
 
 /// A legacy session's roots, as last listed by its client.
 #[derive(Clone, Default)]
-pub struct SessionRoots(Arc<tokio::sync::Mutex<Option<Arc<[PathBuf]>>>>);
+pub(super) struct SessionRoots(Arc<tokio::sync::Mutex<Option<Arc<[PathBuf]>>>>);
 
 impl SessionRoots {
     /// The client said its roots changed: list them again on the next file call.
-    pub async fn forget(&self) {
+    pub(super) async fn forget(&self) {
         *self.0.lock().await = None;
     }
 
     /// The roots the calling client exposes, for a call that touches files.
-    pub async fn narrowing(
+    pub(super) async fn narrowing(
         &self,
         input_responses: Option<&InputResponses>,
         context: &RequestContext<RoleServer>,
@@ -130,7 +130,7 @@ fn directories(listed: &ListRootsResult) -> Arc<[PathBuf]> {
 
 /// The absolute path a `file://` URI names on this host (`file:///p` or `file://localhost/p`),
 /// percent-decoded. `None` for other schemes, other hosts, or a path that is not absolute.
-pub fn file_uri_path(uri: &str) -> Option<PathBuf> {
+pub(super) fn file_uri_path(uri: &str) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStringExt;
 
     let rest = uri.strip_prefix("file://")?;

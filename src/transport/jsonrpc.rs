@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// What to do with one incoming message.
 #[derive(Debug)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     /// A well-formed message for rmcp.
     Message(Box<ClientJsonRpcMessage>),
     /// A malformed notification. JSON-RPC never answers notifications, so stdio drops it; HTTP,
@@ -27,7 +27,7 @@ pub enum Decoded {
 
 /// The error answer to bad input.
 #[derive(Debug)]
-pub struct RejectedMessage {
+pub(crate) struct RejectedMessage {
     pub id: Option<NumberOrString>,
     pub error: ErrorData,
 }
@@ -40,7 +40,7 @@ impl RejectedMessage {
         }
     }
 
-    pub fn into_message(self) -> ServerJsonRpcMessage {
+    pub(crate) fn into_message(self) -> ServerJsonRpcMessage {
         ServerJsonRpcMessage::error(self.error, self.id)
     }
 }
@@ -48,7 +48,7 @@ impl RejectedMessage {
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Decodes one message (a stdio line or an HTTP body).
-pub fn decode(bytes: &[u8]) -> Decoded {
+pub(crate) fn decode(bytes: &[u8]) -> Decoded {
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     match serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
         Ok(ClientJsonRpcMessage::Request(request)) => match &request.request {

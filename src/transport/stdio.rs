@@ -106,7 +106,7 @@ impl Decoder for BoundedLines {
 type Writer<W> = Arc<Mutex<FramedWrite<W, JsonRpcMessageCodec<ServerJsonRpcMessage>>>>;
 
 /// A JSON-lines transport over any byte streams (stdio in production, pipes in tests).
-pub struct LineTransport<R, W> {
+pub(crate) struct LineTransport<R, W> {
     lines: FramedRead<R, BoundedLines>,
     writer: Writer<W>,
     max_line: usize,
@@ -117,7 +117,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    pub fn new(reader: R, writer: W, max_line: usize) -> Self {
+    pub(crate) fn new(reader: R, writer: W, max_line: usize) -> Self {
         let decoder = BoundedLines {
             max: max_line,
             discarding: false,
@@ -215,7 +215,7 @@ where
 }
 
 /// Serves one MCP session on stdin/stdout until the client closes stdin or `shutdown` fires.
-pub async fn serve(gate: Arc<Gate>, max_line: usize, shutdown: CancellationToken) {
+pub(crate) async fn serve(gate: Arc<Gate>, max_line: usize, shutdown: CancellationToken) {
     let (reader, writer) = rmcp::transport::stdio_pipes();
     let transport = LineTransport::new(reader, writer, max_line);
     let caller = Caller::stdio(gate.policy().local_role());

@@ -34,7 +34,7 @@ const BUILT_IN_NETWORKS: [&str; 3] = ["bridge", "host", "none"];
 
 /// A network as the engine resolved it.
 #[derive(Debug)]
-pub struct Network {
+pub(crate) struct Network {
     /// What to give the engine: the name of a built-in network (which the engine reads as a
     /// mode), otherwise the full id, which the engine's lookup matches before any name or
     /// prefix (a network may be named like another's id).
@@ -47,7 +47,7 @@ pub struct Network {
 /// id or an id prefix all resolve to the host network. Errors: a `container:` mode (another
 /// container's namespace, which may be the host's, is never shared); a malformed name; a
 /// network the engine does not know.
-pub async fn network(engine: &Engine, requested: &str) -> Result<Network, ToolError> {
+pub(crate) async fn network(engine: &Engine, requested: &str) -> Result<Network, ToolError> {
     if requested.starts_with("container:") {
         return Err(create_policy::never(&format!(
             "network `{requested}` shares another container's network namespace, which may be \
@@ -90,7 +90,10 @@ pub async fn network(engine: &Engine, requested: &str) -> Result<Network, ToolEr
 /// What backs the named volume now. A volume that does not exist yet is the engine's own: the
 /// engine creates it with the local driver and no options (and the check before start sees
 /// one that someone else created under that name in between).
-pub async fn volume_backing(engine: &Engine, name: &str) -> Result<VolumeBacking, ToolError> {
+pub(crate) async fn volume_backing(
+    engine: &Engine,
+    name: &str,
+) -> Result<VolumeBacking, ToolError> {
     let name = object_reference("volume", name)?;
     let inspected = engine
         .run(|docker| async move { docker.inspect_volume(&name).await })
@@ -105,7 +108,7 @@ pub async fn volume_backing(engine: &Engine, name: &str) -> Result<VolumeBacking
 /// The host paths behind every writable mount (bind or volume) of every container on the
 /// engine, running or not, as the engine lists them: a container's root can rename what is in
 /// them, so no bind source may lie below one (`create_policy::check`).
-pub async fn writable_mounts(engine: &Engine) -> Result<Vec<String>, ToolError> {
+pub(crate) async fn writable_mounts(engine: &Engine) -> Result<Vec<String>, ToolError> {
     let options = ListContainersOptions {
         all: true,
         ..Default::default()
@@ -186,7 +189,7 @@ const READONLY_PATHS: [&str; 5] = [
 /// What the engine does by default, for the settings a create through this server leaves to
 /// it: a start accepts what such a create would have stored, and nothing looser.
 #[derive(Debug, Clone, Default)]
-pub struct EngineDefaults {
+pub(crate) struct EngineDefaults {
     /// `docker info`'s `DefaultRuntime` (`runc`).
     pub runtime: String,
     /// The engine's cgroup version is 1, where the host's cgroup namespace is its default.
@@ -194,7 +197,7 @@ pub struct EngineDefaults {
 }
 
 impl EngineDefaults {
-    pub async fn of(engine: &Engine) -> Result<Self, ToolError> {
+    pub(crate) async fn of(engine: &Engine) -> Result<Self, ToolError> {
         let info = engine
             .run(|docker| async move { docker.info().await })
             .await?;
@@ -320,7 +323,7 @@ fn confinement(host: &HostConfig, defaults: &EngineDefaults) -> Result<(), ToolE
 /// and every mount, bind sources and bound volumes resolved on the host as they are at this
 /// moment. `container` is an id. Errors: the first refusal, naming its setting (or that none
 /// allows it); the engine's errors reading the container, its network or volumes.
-pub async fn check_start(
+pub(crate) async fn check_start(
     engine: &Engine,
     rules: &DockerPolicy,
     container: &str,

@@ -15,7 +15,7 @@ use crate::domains::shared::paging::PageRequest;
 use crate::domains::shared::secret_names::is_secret_key;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_LIST: Declaration = Declaration::read(
+pub(crate) static DOCKER_CONTAINER_LIST: Declaration = Declaration::read(
     Domain::Docker,
     "docker_container_list",
     "Docker containers",
@@ -27,7 +27,7 @@ pub static DOCKER_CONTAINER_LIST: Declaration = Declaration::read(
 )
 .paged("use `limit` and `cursor`, or filter by status, name or label");
 
-pub static DOCKER_CONTAINER_INSPECT: Declaration = Declaration::read(
+pub(crate) static DOCKER_CONTAINER_INSPECT: Declaration = Declaration::read(
     Domain::Docker,
     "docker_container_inspect",
     "Docker container details",
@@ -45,7 +45,7 @@ const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ContainerStatus {
+pub(crate) enum ContainerStatus {
     Created,
     Restarting,
     Running,
@@ -71,7 +71,7 @@ impl ContainerStatus {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContainerListArguments {
+pub(crate) struct ContainerListArguments {
     /// Stopped containers too (as `docker ps -a`). Implied by a status filter.
     #[serde(default)]
     pub all: bool,
@@ -85,7 +85,7 @@ pub struct ContainerListArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerList {
+pub(crate) struct ContainerList {
     pub containers: Vec<ContainerRow>,
     /// Containers matching, across all pages.
     pub total: usize,
@@ -96,7 +96,7 @@ pub struct ContainerList {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerRow {
+pub(crate) struct ContainerRow {
     /// The first 12 hex digits, as docker shows them.
     pub id: String,
     pub name: String,
@@ -188,7 +188,7 @@ fn row(summary: ContainerSummary) -> ContainerRow {
     }
 }
 
-pub struct ContainerListTool {
+pub(crate) struct ContainerListTool {
     pub engine: Arc<Engine>,
 }
 
@@ -255,7 +255,7 @@ impl Tool for ContainerListTool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum InspectField {
+pub(crate) enum InspectField {
     State,
     Config,
     Ports,
@@ -268,7 +268,7 @@ pub enum InspectField {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContainerInspectArguments {
+pub(crate) struct ContainerInspectArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
     /// Parts to include (default: all of them).
@@ -276,7 +276,7 @@ pub struct ContainerInspectArguments {
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct ContainerDetails {
+pub(crate) struct ContainerDetails {
     /// The full id.
     pub id: String,
     pub name: String,
@@ -305,7 +305,7 @@ pub struct ContainerDetails {
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct ContainerState {
+pub(crate) struct ContainerState {
     pub status: String,
     pub running: bool,
     pub paused: bool,
@@ -328,7 +328,7 @@ pub struct ContainerState {
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct ContainerConfig {
+pub(crate) struct ContainerConfig {
     /// The process: entrypoint and command joined.
     pub command: Vec<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -341,7 +341,7 @@ pub struct ContainerConfig {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct MountRow {
+pub(crate) struct MountRow {
     /// bind, volume, tmpfs, ...
     #[serde(rename = "type")]
     pub kind: String,
@@ -354,7 +354,7 @@ pub struct MountRow {
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct HostConfigRow {
+pub(crate) struct HostConfigRow {
     pub privileged: bool,
     pub network_mode: String,
     pub pid_mode: String,
@@ -593,7 +593,7 @@ fn details(
     details
 }
 
-pub struct ContainerInspectTool {
+pub(crate) struct ContainerInspectTool {
     pub engine: Arc<Engine>,
 }
 
@@ -658,7 +658,7 @@ mod tests {
     }
 }
 
-pub static DOCKER_CONTAINER_REMOVE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_CONTAINER_REMOVE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_container_remove",
     "Remove a Docker container",
@@ -669,7 +669,7 @@ pub static DOCKER_CONTAINER_REMOVE: Declaration = Declaration::admin(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContainerRemoveArguments {
+pub(crate) struct ContainerRemoveArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
     /// Kill it first if it is running.
@@ -680,7 +680,7 @@ pub struct ContainerRemoveArguments {
     pub volumes: bool,
 }
 
-pub struct ContainerRemoveTool {
+pub(crate) struct ContainerRemoveTool {
     pub engine: Arc<Engine>,
 }
 

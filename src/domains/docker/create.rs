@@ -26,7 +26,7 @@ use super::names::{container_reference, image_reference, object_reference, short
 use crate::config::DockerPolicy;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_CREATE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_CONTAINER_CREATE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_container_create",
     "Create a Docker container",
@@ -38,7 +38,7 @@ pub static DOCKER_CONTAINER_CREATE: Declaration = Declaration::admin(
      (docker.policy) allows them, judged as the engine will read them; a refusal names the \
      rule.",
 );
-pub static DOCKER_CONTAINER_RUN: Declaration = Declaration::admin(
+pub(crate) static DOCKER_CONTAINER_RUN: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_container_run",
     "Run a Docker container",
@@ -49,7 +49,7 @@ pub static DOCKER_CONTAINER_RUN: Declaration = Declaration::admin(
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum MountKind {
+pub(crate) enum MountKind {
     Bind,
     Volume,
     Tmpfs,
@@ -57,7 +57,7 @@ pub enum MountKind {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MountArgument {
+pub(crate) struct MountArgument {
     #[serde(rename = "type")]
     pub kind: MountKind,
     /// Bind: the host path; volume: the volume's name (created if missing); tmpfs: none.
@@ -70,7 +70,7 @@ pub struct MountArgument {
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum Restart {
+pub(crate) enum Restart {
     No,
     OnFailure,
     Always,
@@ -79,7 +79,7 @@ pub enum Restart {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateArguments {
+pub(crate) struct CreateArguments {
     pub image: String,
     pub name: Option<String>,
     pub command: Option<Vec<String>>,
@@ -108,7 +108,7 @@ pub struct CreateArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerCreated {
+pub(crate) struct ContainerCreated {
     pub id: String,
     pub name: String,
     pub image: String,
@@ -286,7 +286,7 @@ fn body(
     })
 }
 
-pub struct ContainerCreateTool {
+pub(crate) struct ContainerCreateTool {
     pub engine: Arc<Engine>,
     pub policy: DockerPolicy,
     /// Start it too (run).

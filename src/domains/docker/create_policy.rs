@@ -23,7 +23,7 @@ use crate::tool::ToolError;
 
 /// What a container asks of the host, in the policy's terms, as the engine will read it.
 #[derive(Debug, Default)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub privileged: bool,
     /// Shares the host's PID namespace.
     pub host_pid: bool,
@@ -42,14 +42,14 @@ pub struct Request<'a> {
 
 /// A bind mount's host path, and whether the container may write to it.
 #[derive(Debug, Clone, Copy)]
-pub struct Bind<'a> {
+pub(crate) struct Bind<'a> {
     pub source: &'a str,
     pub writable: bool,
 }
 
 /// A request's values in the canonical form the engine is given, in the request's order.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// `CAP_NET_ADMIN`, or `ALL` for every capability.
     pub capabilities: Vec<String>,
     /// Real paths: absolute, without symlinks, `.` or `..` (as far as they exist).
@@ -58,7 +58,7 @@ pub struct Admitted {
 
 /// What holds a volume's data, from its driver and the options it was created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VolumeBacking {
+pub(crate) enum VolumeBacking {
     /// A directory of the engine's own (the `local` driver without options).
     Engine,
     /// Memory: a `local` volume of type `tmpfs` that binds nothing.
@@ -81,7 +81,7 @@ impl VolumeBacking {
     /// What backs a volume with this driver and these options (`docker volume inspect`'s
     /// `Driver` and `Options`). The local driver takes only `type`, `o` and `device`; anything
     /// else is taken as external rather than guessed at.
-    pub fn of(driver: &str, options: &HashMap<String, String>) -> Self {
+    pub(crate) fn of(driver: &str, options: &HashMap<String, String>) -> Self {
         if driver != "local" {
             return Self::External(format!("the volume driver `{driver}`"));
         }
@@ -116,7 +116,7 @@ fn refused(what: String, setting: &str) -> ToolError {
 }
 
 /// A refusal for what no setting allows, because the create arguments cannot ask for it.
-pub fn never(what: &str) -> ToolError {
+pub(crate) fn never(what: &str) -> ToolError {
     ToolError::invalid_arguments(format!(
         "refused by the create policy: {what}; no setting allows it (docker_container_create \
          cannot ask for it)"
@@ -126,7 +126,7 @@ pub fn never(what: &str) -> ToolError {
 /// Checks a request, and gives its capabilities and bind sources in the form the engine is to
 /// be given. Errors: the first refusal, naming its setting; a capability the engine would not
 /// know; a bind source that is not an absolute path without `..` or cannot be resolved.
-pub fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<Admitted, ToolError> {
+pub(crate) fn check(policy: &DockerPolicy, request: &Request<'_>) -> Result<Admitted, ToolError> {
     if request.privileged && !policy.allow_privileged {
         return Err(refused(
             "privileged containers are not allowed".into(),
@@ -379,7 +379,7 @@ const CAPABILITIES: [&str; 41] = [
 /// A capability as the engine reads it: case-insensitive, `CAP_` optional, `all` meaning every
 /// one (moby's `NormalizeLegacyCapabilities`). Gives `CAP_NET_ADMIN` or `ALL`; `None` for a
 /// name the engine would not know (`CAP_ALL`, a space, `CAP_CAP_...`).
-pub fn canonical_capability(name: &str) -> Option<String> {
+pub(crate) fn canonical_capability(name: &str) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     if lower == "all" {
         return Some("ALL".into());
@@ -451,7 +451,7 @@ fn check_bind_source(policy: &DockerPolicy, written: &str) -> Result<String, Too
 /// component that exists but does not resolve (a dangling symlink, a loop, no permission, a
 /// file in the middle) is an error: the engine could not mount it either, and a dangling
 /// symlink is a path that can later be made to lead anywhere.
-pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
     let mut missing: Vec<&OsStr> = Vec::new();
     let mut existing = path;
     loop {

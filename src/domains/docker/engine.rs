@@ -14,12 +14,12 @@ use bollard::errors::Error as DockerError;
 use crate::tool::{ToolError, ToolErrorKind};
 
 /// Where the engine is when neither the config nor `DOCKER_HOST` says.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Longest a single Engine API request may take (a stop with a long grace period gets more).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub struct Engine {
+pub(crate) struct Engine {
     /// `unix:///path` or `tcp://host:port`, as configured.
     host: String,
     /// The client with its negotiated version, once the daemon answered; forgotten when the
@@ -28,14 +28,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(host: String) -> Self {
+    pub(crate) fn new(host: String) -> Self {
         Self {
             host,
             client: Mutex::new(None),
         }
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
@@ -48,7 +48,7 @@ impl Engine {
 
     /// A client that has negotiated its API version with the daemon. Two calls that find none
     /// may both negotiate; the last one kept is as good as the first.
-    pub async fn client(&self) -> Result<Docker, ToolError> {
+    pub(crate) async fn client(&self) -> Result<Docker, ToolError> {
         if let Some(docker) = self.cached().as_ref() {
             return Ok(docker.clone());
         }
@@ -64,7 +64,7 @@ impl Engine {
     }
 
     /// Runs one request on a negotiated client.
-    pub async fn run<T, F>(&self, request: impl FnOnce(Docker) -> F) -> Result<T, ToolError>
+    pub(crate) async fn run<T, F>(&self, request: impl FnOnce(Docker) -> F) -> Result<T, ToolError>
     where
         F: Future<Output = Result<T, DockerError>>,
     {
@@ -75,7 +75,7 @@ impl Engine {
     /// A caller's view of a bollard error: where we looked and what to check when the daemon
     /// cannot be reached; the daemon's own message otherwise. Every tool's failures pass here,
     /// streams included, so an unreachable daemon is negotiated with afresh on the next call.
-    pub fn explain(&self, error: DockerError) -> ToolError {
+    pub(crate) fn explain(&self, error: DockerError) -> ToolError {
         let explained = self.describe(error);
         if explained.kind == ToolErrorKind::Unavailable {
             *self.cached() = None;

@@ -13,7 +13,7 @@ use super::logs::parse_time;
 use super::names::{short_id, unix_time_text};
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_EVENTS: Declaration = Declaration::read(
+pub(crate) static DOCKER_EVENTS: Declaration = Declaration::read(
     Domain::Docker,
     "docker_events",
     "Recent Docker events",
@@ -27,7 +27,7 @@ pub static DOCKER_EVENTS: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EventsArguments {
+pub(crate) struct EventsArguments {
     /// Start of the window (default 10m ago).
     pub since: Option<String>,
     /// End of the window (default now).
@@ -43,7 +43,7 @@ pub struct EventsArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct EventList {
+pub(crate) struct EventList {
     pub since: String,
     pub until: String,
     pub events: Vec<EventRow>,
@@ -53,7 +53,7 @@ pub struct EventList {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct EventRow {
+pub(crate) struct EventRow {
     pub time: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -113,7 +113,7 @@ impl Render for EventList {
 
 const KEPT_ATTRIBUTES: [&str; 6] = ["image", "exitCode", "signal", "container", "type", "driver"];
 
-pub struct EventsTool {
+pub(crate) struct EventsTool {
     pub engine: Arc<Engine>,
 }
 

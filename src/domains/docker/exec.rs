@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::names::container_reference;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_EXEC: Declaration = Declaration::admin(
+pub(crate) static DOCKER_CONTAINER_EXEC: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_container_exec",
     "Run a command in a Docker container",
@@ -34,7 +34,7 @@ const MAX_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExecArguments {
+pub(crate) struct ExecArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
     /// The program and its arguments.
@@ -50,7 +50,7 @@ pub struct ExecArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ExecResult {
+pub(crate) struct ExecResult {
     pub container: String,
     /// The command's exit code; absent when it was killed at the timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +91,7 @@ impl Render for ExecResult {
     }
 }
 
-pub struct ContainerExecTool {
+pub(crate) struct ContainerExecTool {
     pub engine: Arc<Engine>,
 }
 

@@ -13,7 +13,7 @@ use super::names::{short_id, unix_time_text};
 use crate::domains::shared::paging::PageRequest;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_IMAGE_LIST: Declaration = Declaration::read(
+pub(crate) static DOCKER_IMAGE_LIST: Declaration = Declaration::read(
     Domain::Docker,
     "docker_image_list",
     "Docker images",
@@ -25,7 +25,7 @@ pub static DOCKER_IMAGE_LIST: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ImageListArguments {
+pub(crate) struct ImageListArguments {
     /// A reference pattern: `name`, `name:tag`, with `*` wildcards.
     pub reference: Option<String>,
     /// Only untagged images (true) or only tagged ones (false).
@@ -35,7 +35,7 @@ pub struct ImageListArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ImageList {
+pub(crate) struct ImageList {
     pub images: Vec<ImageRow>,
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,7 +45,7 @@ pub struct ImageList {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ImageRow {
+pub(crate) struct ImageRow {
     pub id: String,
     /// `repository:tag`; empty for an image pulled by digest only, or a dangling one.
     pub tags: Vec<String>,
@@ -100,7 +100,7 @@ impl Render for ImageList {
     }
 }
 
-pub struct ImageListTool {
+pub(crate) struct ImageListTool {
     pub engine: Arc<Engine>,
 }
 
@@ -192,7 +192,7 @@ async fn containers_by_image(engine: &Engine) -> Result<HashMap<String, u64>, To
     Ok(counts)
 }
 
-pub static DOCKER_IMAGE_INSPECT: Declaration = Declaration::read(
+pub(crate) static DOCKER_IMAGE_INSPECT: Declaration = Declaration::read(
     Domain::Docker,
     "docker_image_inspect",
     "Docker image details",
@@ -201,7 +201,7 @@ pub static DOCKER_IMAGE_INSPECT: Declaration = Declaration::read(
      ports, volumes, labels, and layer count.",
 );
 
-pub static DOCKER_IMAGE_REMOVE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_IMAGE_REMOVE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_image_remove",
     "Remove a Docker image",
@@ -213,7 +213,7 @@ pub static DOCKER_IMAGE_REMOVE: Declaration = Declaration::admin(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ImageArguments {
+pub(crate) struct ImageArguments {
     /// A reference (`nginx:1.27`) or an image id.
     pub image: String,
     /// Remove: even when containers use it or it has several tags.
@@ -222,7 +222,7 @@ pub struct ImageArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ImageDetails {
+pub(crate) struct ImageDetails {
     pub id: String,
     pub tags: Vec<String>,
     pub digests: Vec<String>,
@@ -259,7 +259,7 @@ impl Render for ImageDetails {
     }
 }
 
-pub struct ImageInspectTool {
+pub(crate) struct ImageInspectTool {
     pub engine: Arc<Engine>,
 }
 
@@ -314,7 +314,7 @@ impl Tool for ImageInspectTool {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ImageRemoved {
+pub(crate) struct ImageRemoved {
     pub image: String,
     /// References untagged.
     pub untagged: Vec<String>,
@@ -337,7 +337,7 @@ impl Render for ImageRemoved {
     }
 }
 
-pub struct ImageRemoveTool {
+pub(crate) struct ImageRemoveTool {
     pub engine: Arc<Engine>,
 }
 

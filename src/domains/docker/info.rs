@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::engine::Engine;
 use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_INFO: Declaration = Declaration::read(
+pub(crate) static DOCKER_INFO: Declaration = Declaration::read(
     Domain::Docker,
     "docker_info",
     "Docker engine",
@@ -19,7 +19,7 @@ pub static DOCKER_INFO: Declaration = Declaration::read(
 );
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct DockerInfo {
+pub(crate) struct DockerInfo {
     /// Where the server reached the engine.
     pub host: String,
     pub server_version: String,
@@ -76,7 +76,7 @@ impl Render for DockerInfo {
     }
 }
 
-pub struct DockerInfoTool {
+pub(crate) struct DockerInfoTool {
     pub engine: Arc<Engine>,
 }
 

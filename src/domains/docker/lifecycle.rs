@@ -24,7 +24,7 @@ use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 const DEFAULT_STOP_SECONDS: u32 = 10;
 const MAX_STOP_SECONDS: u32 = 300;
 
-pub static DOCKER_CONTAINER_START: Declaration = Declaration::operate(
+pub(crate) static DOCKER_CONTAINER_START: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_container_start",
     "Start a Docker container",
@@ -34,7 +34,7 @@ pub static DOCKER_CONTAINER_START: Declaration = Declaration::operate(
      refusal names the rule. Answers with the state before and after.",
 )
 .idempotent();
-pub static DOCKER_CONTAINER_STOP: Declaration = Declaration::operate(
+pub(crate) static DOCKER_CONTAINER_STOP: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_container_stop",
     "Stop a Docker container",
@@ -43,7 +43,7 @@ pub static DOCKER_CONTAINER_STOP: Declaration = Declaration::operate(
      after and the exit code.",
 )
 .idempotent();
-pub static DOCKER_CONTAINER_RESTART: Declaration = Declaration::operate(
+pub(crate) static DOCKER_CONTAINER_RESTART: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_container_restart",
     "Restart a Docker container",
@@ -53,7 +53,7 @@ pub static DOCKER_CONTAINER_RESTART: Declaration = Declaration::operate(
      before and after.",
 )
 .idempotent();
-pub static DOCKER_CONTAINER_PAUSE: Declaration = Declaration::operate(
+pub(crate) static DOCKER_CONTAINER_PAUSE: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_container_pause",
     "Pause a Docker container",
@@ -61,7 +61,7 @@ pub static DOCKER_CONTAINER_PAUSE: Declaration = Declaration::operate(
      docker_container_unpause resumes them.",
 )
 .idempotent();
-pub static DOCKER_CONTAINER_UNPAUSE: Declaration = Declaration::operate(
+pub(crate) static DOCKER_CONTAINER_UNPAUSE: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_container_unpause",
     "Unpause a Docker container",
@@ -70,7 +70,7 @@ pub static DOCKER_CONTAINER_UNPAUSE: Declaration = Declaration::operate(
 .idempotent();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Start,
     Stop,
     Restart,
@@ -79,7 +79,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub(crate) const ALL: [Action; 5] = [
         Action::Start,
         Action::Stop,
         Action::Restart,
@@ -114,7 +114,7 @@ impl Action {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LifecycleArguments {
+pub(crate) struct LifecycleArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
     /// For stop and restart: seconds between the stop signal and SIGKILL (default 10, at
@@ -123,7 +123,7 @@ pub struct LifecycleArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerChange {
+pub(crate) struct ContainerChange {
     pub id: String,
     pub name: String,
     pub action: &'static str,
@@ -156,7 +156,7 @@ impl Render for ContainerChange {
     }
 }
 
-pub struct ContainerLifecycleTool {
+pub(crate) struct ContainerLifecycleTool {
     pub engine: Arc<Engine>,
     pub action: Action,
     /// Checked before a start or restart.

@@ -13,7 +13,7 @@ use super::names::container_reference;
 use crate::render::is_zero;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_LOGS: Declaration = Declaration::read(
+pub(crate) static DOCKER_CONTAINER_LOGS: Declaration = Declaration::read(
     Domain::Docker,
     "docker_container_logs",
     "Docker container logs",
@@ -31,7 +31,7 @@ const DEFAULT_MAX_BYTES: u64 = 32 * 1024;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LogsArguments {
+pub(crate) struct LogsArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
     /// How many of the last lines (default 100, at most 10000).
@@ -53,7 +53,7 @@ pub struct LogsArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerLogs {
+pub(crate) struct ContainerLogs {
     pub container: String,
     pub lines: Vec<LogLine>,
     /// Older lines left out to stay within max_bytes.
@@ -64,7 +64,7 @@ pub struct ContainerLogs {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     /// stdout, stderr, or tty (a container with a terminal has one stream).
     pub stream: &'static str,
     pub text: String,
@@ -106,7 +106,7 @@ impl Render for ContainerLogs {
 }
 
 /// Seconds since the epoch for an RFC 3339 time or a duration ago.
-pub fn parse_time(text: &str, now: i64) -> Result<i64, ToolError> {
+pub(crate) fn parse_time(text: &str, now: i64) -> Result<i64, ToolError> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp());
     }
@@ -127,7 +127,7 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64, ToolError> {
     }
 }
 
-pub struct ContainerLogsTool {
+pub(crate) struct ContainerLogsTool {
     pub engine: Arc<Engine>,
 }
 

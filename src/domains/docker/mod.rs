@@ -4,26 +4,26 @@
 //! The engine is reached on first use and again after it was unreachable, so the tools work
 //! as soon as the daemon does, without restarting the server (`engine.rs`).
 
-pub mod admission;
-pub mod containers;
-pub mod create;
-pub mod create_policy;
-pub mod engine;
-pub mod events;
-pub mod exec;
-pub mod images;
-pub mod info;
-pub mod lifecycle;
-pub mod logs;
-pub mod names;
-pub mod networks;
-pub mod prune;
-pub mod pull;
-pub mod removal;
-pub mod stats;
-pub mod system_df;
-pub mod top;
-pub mod volumes;
+pub(crate) mod admission;
+pub(crate) mod containers;
+pub(crate) mod create;
+pub(crate) mod create_policy;
+pub(crate) mod engine;
+pub(crate) mod events;
+pub(crate) mod exec;
+pub(crate) mod images;
+pub(crate) mod info;
+pub(crate) mod lifecycle;
+pub(crate) mod logs;
+pub(crate) mod names;
+pub(crate) mod networks;
+pub(crate) mod prune;
+pub(crate) mod pull;
+pub(crate) mod removal;
+pub(crate) mod stats;
+pub(crate) mod system_df;
+pub(crate) mod top;
+pub(crate) mod volumes;
 
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::tool::Registry;
 
 /// Where the engine is: the config, else `DOCKER_HOST`, else the default socket.
-pub fn host(config: &Config) -> String {
+pub(crate) fn host(config: &Config) -> String {
     config
         .docker
         .host
@@ -45,7 +45,7 @@ pub fn host(config: &Config) -> String {
         .unwrap_or_else(|| engine::DEFAULT_HOST.to_string())
 }
 
-pub fn register(registry: &mut Registry, config: &Config) {
+pub(crate) fn register(registry: &mut Registry, config: &Config) {
     if !config.docker.enabled {
         return;
     }

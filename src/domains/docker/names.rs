@@ -6,13 +6,13 @@
 use crate::tool::ToolError;
 
 /// The first 12 hex digits of an id, as docker shows them (`sha256:` dropped).
-pub fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     id.chars().take(12).collect()
 }
 
 /// A time from the Engine API (RFC 3339 with nanoseconds), to the second.
-pub fn time_text(time: String) -> String {
+pub(crate) fn time_text(time: String) -> String {
     match chrono::DateTime::parse_from_rfc3339(&time) {
         Ok(parsed) => parsed
             .with_timezone(&chrono::Utc)
@@ -23,7 +23,7 @@ pub fn time_text(time: String) -> String {
 }
 
 /// Seconds since the epoch, as RFC 3339.
-pub fn unix_time_text(seconds: i64) -> String {
+pub(crate) fn unix_time_text(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default()
@@ -31,11 +31,11 @@ pub fn unix_time_text(seconds: i64) -> String {
 
 /// A container (or network, volume) reference: an id, an id prefix or a name, as Docker
 /// allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, a leading `/` tolerated.
-pub fn container_reference(reference: &str) -> Result<String, ToolError> {
+pub(crate) fn container_reference(reference: &str) -> Result<String, ToolError> {
     object_reference("container", reference)
 }
 
-pub fn object_reference(kind: &str, reference: &str) -> Result<String, ToolError> {
+pub(crate) fn object_reference(kind: &str, reference: &str) -> Result<String, ToolError> {
     let name = reference.strip_prefix('/').unwrap_or(reference);
     let valid = !name.is_empty()
         && name.len() <= 255
@@ -72,7 +72,7 @@ static IMAGE_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 });
 
 /// An image reference (`nginx`, `nginx:1.27`, `registry:5000/team/app@sha256:...`) or id.
-pub fn image_reference(reference: &str) -> Result<String, ToolError> {
+pub(crate) fn image_reference(reference: &str) -> Result<String, ToolError> {
     // A first part that names no registry host is a path component, which is lowercase.
     let names_a_host = registry_of(reference) != "docker.io";
     let first_is_lowercase = !reference
@@ -95,7 +95,7 @@ pub fn image_reference(reference: &str) -> Result<String, ToolError> {
 
 /// The registry a reference pulls from: its first component when that names a host (a `.`
 /// or `:` in it, or `localhost`), else Docker Hub.
-pub fn registry_of(reference: &str) -> &str {
+pub(crate) fn registry_of(reference: &str) -> &str {
     match reference.split_once('/') {
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             first

@@ -17,42 +17,42 @@ use super::names::{container_reference, object_reference, short_id, time_text};
 use super::removal::Removed;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_NETWORK_LIST: Declaration = Declaration::read(
+pub(crate) static DOCKER_NETWORK_LIST: Declaration = Declaration::read(
     Domain::Docker,
     "docker_network_list",
     "Docker networks",
     "Networks, like `docker network ls`: name, id, driver, scope, subnets, internal. The \
      built-in bridge, host and none networks included.",
 );
-pub static DOCKER_NETWORK_INSPECT: Declaration = Declaration::read(
+pub(crate) static DOCKER_NETWORK_INSPECT: Declaration = Declaration::read(
     Domain::Docker,
     "docker_network_inspect",
     "Docker network details",
     "One network (by name or id): driver, subnets and gateways, options, labels, and the \
      containers attached with their addresses.",
 );
-pub static DOCKER_NETWORK_CONNECT: Declaration = Declaration::operate(
+pub(crate) static DOCKER_NETWORK_CONNECT: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_network_connect",
     "Connect a container to a Docker network",
     "Attaches a container to a network (`docker network connect`), optionally with aliases. \
      Reversed by docker_network_disconnect.",
 );
-pub static DOCKER_NETWORK_DISCONNECT: Declaration = Declaration::operate(
+pub(crate) static DOCKER_NETWORK_DISCONNECT: Declaration = Declaration::operate(
     Domain::Docker,
     "docker_network_disconnect",
     "Disconnect a container from a Docker network",
     "Detaches a container from a network (`docker network disconnect`); `force` for a \
      container that is not running.",
 );
-pub static DOCKER_NETWORK_CREATE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_NETWORK_CREATE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_network_create",
     "Create a Docker network",
     "Creates a network (`docker network create`): driver (default bridge), optional subnet and \
      gateway, internal (no outside access), labels.",
 );
-pub static DOCKER_NETWORK_REMOVE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_NETWORK_REMOVE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_network_remove",
     "Remove a Docker network",
@@ -63,7 +63,7 @@ pub static DOCKER_NETWORK_REMOVE: Declaration = Declaration::admin(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkListArguments {
+pub(crate) struct NetworkListArguments {
     /// Part of a network name.
     pub name: Option<String>,
     /// bridge, overlay, macvlan, ...
@@ -71,12 +71,12 @@ pub struct NetworkListArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct NetworkList {
+pub(crate) struct NetworkList {
     pub networks: Vec<NetworkRow>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct NetworkRow {
+pub(crate) struct NetworkRow {
     pub name: String,
     pub id: String,
     pub driver: String,
@@ -140,7 +140,7 @@ fn row(network: Network) -> NetworkRow {
     }
 }
 
-pub struct NetworkListTool {
+pub(crate) struct NetworkListTool {
     pub engine: Arc<Engine>,
 }
 
@@ -181,13 +181,13 @@ impl Tool for NetworkListTool {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkArguments {
+pub(crate) struct NetworkArguments {
     /// Name, id or unique id prefix.
     pub network: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct NetworkDetails {
+pub(crate) struct NetworkDetails {
     pub name: String,
     /// The full id.
     pub id: String,
@@ -226,7 +226,7 @@ impl Render for NetworkDetails {
     }
 }
 
-pub struct NetworkInspectTool {
+pub(crate) struct NetworkInspectTool {
     pub engine: Arc<Engine>,
 }
 
@@ -282,7 +282,7 @@ impl Tool for NetworkInspectTool {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AttachmentArguments {
+pub(crate) struct AttachmentArguments {
     /// Name, id or unique id prefix.
     pub network: String,
     /// Id, unique id prefix, or name.
@@ -295,7 +295,7 @@ pub struct AttachmentArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct NetworkChange {
+pub(crate) struct NetworkChange {
     pub network: String,
     pub container: String,
     pub action: &'static str,
@@ -316,7 +316,7 @@ impl Render for NetworkChange {
 }
 
 /// Connect (`true`) or disconnect.
-pub struct NetworkAttachmentTool {
+pub(crate) struct NetworkAttachmentTool {
     pub engine: Arc<Engine>,
     pub connect: bool,
 }
@@ -399,7 +399,7 @@ impl Tool for NetworkAttachmentTool {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkCreateArguments {
+pub(crate) struct NetworkCreateArguments {
     pub name: String,
     /// Default bridge.
     pub driver: Option<String>,
@@ -413,7 +413,7 @@ pub struct NetworkCreateArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct NetworkCreated {
+pub(crate) struct NetworkCreated {
     pub name: String,
     pub id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -437,7 +437,7 @@ impl Render for NetworkCreated {
     }
 }
 
-pub struct NetworkCreateTool {
+pub(crate) struct NetworkCreateTool {
     pub engine: Arc<Engine>,
 }
 
@@ -488,7 +488,7 @@ impl Tool for NetworkCreateTool {
     }
 }
 
-pub struct NetworkRemoveTool {
+pub(crate) struct NetworkRemoveTool {
     pub engine: Arc<Engine>,
 }
 

@@ -22,7 +22,7 @@ use super::engine::Engine;
 use super::names::short_id;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_PRUNE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_PRUNE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_prune",
     "Prune unused Docker objects",
@@ -39,7 +39,7 @@ pub static DOCKER_PRUNE: Declaration = Declaration::admin(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Prunable {
+pub(crate) enum Prunable {
     Containers,
     Images,
     Networks,
@@ -49,7 +49,7 @@ pub enum Prunable {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PruneArguments {
+pub(crate) struct PruneArguments {
     /// What to prune.
     pub what: Vec<Prunable>,
     /// List what would go, remove nothing (default true).
@@ -62,7 +62,7 @@ pub struct PruneArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct PruneReport {
+pub(crate) struct PruneReport {
     pub dry_run: bool,
     pub kinds: Vec<PrunedKind>,
     /// Bytes freed (after a prune) or at most freed (dry run; image layers may be shared).
@@ -70,7 +70,7 @@ pub struct PruneReport {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct PrunedKind {
+pub(crate) struct PrunedKind {
     pub kind: Prunable,
     /// Names or short ids of what goes (or went).
     pub items: Vec<String>,
@@ -353,7 +353,7 @@ async fn prune(
     })
 }
 
-pub struct PruneTool {
+pub(crate) struct PruneTool {
     pub engine: Arc<Engine>,
 }
 

@@ -15,7 +15,7 @@ use super::names::{image_reference, registry_of, short_id};
 use crate::config::RegistryCredentials;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_IMAGE_PULL: Declaration = Declaration::admin(
+pub(crate) static DOCKER_IMAGE_PULL: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_image_pull",
     "Pull a Docker image",
@@ -29,7 +29,7 @@ pub static DOCKER_IMAGE_PULL: Declaration = Declaration::admin(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PullArguments {
+pub(crate) struct PullArguments {
     /// `name[:tag]`, `registry[:port]/name[:tag]` or `name@sha256:...`.
     pub image: String,
     /// e.g. `linux/arm64`; default the engine's own platform.
@@ -37,7 +37,7 @@ pub struct PullArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ImagePulled {
+pub(crate) struct ImagePulled {
     /// The reference pulled, with its tag.
     pub image: String,
     pub id: String,
@@ -64,7 +64,7 @@ impl Render for ImagePulled {
     }
 }
 
-pub struct ImagePullTool {
+pub(crate) struct ImagePullTool {
     pub engine: Arc<Engine>,
     pub registries: BTreeMap<String, RegistryCredentials>,
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::tool::Render;
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Removed {
+pub(crate) struct Removed {
     /// network, volume, container or image.
     pub kind: &'static str,
     pub name: String,

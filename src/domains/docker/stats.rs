@@ -13,7 +13,7 @@ use super::engine::Engine;
 use super::names::{container_reference, short_id};
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_STATS: Declaration = Declaration::read(
+pub(crate) static DOCKER_CONTAINER_STATS: Declaration = Declaration::read(
     Domain::Docker,
     "docker_container_stats",
     "Docker container resource use",
@@ -33,13 +33,13 @@ const MAX_CONTAINERS: usize = 100;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StatsArguments {
+pub(crate) struct StatsArguments {
     /// Ids or names; default every running container.
     pub containers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerStatsList {
+pub(crate) struct ContainerStatsList {
     pub containers: Vec<ContainerStats>,
     /// Asked for every running container: how many stopped or were removed between the list
     /// and their reading (left out, not an error).
@@ -48,7 +48,7 @@ pub struct ContainerStatsList {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct ContainerStats {
+pub(crate) struct ContainerStats {
     pub id: String,
     pub name: String,
     /// 100 = one core busy; at most 100 × online CPUs.
@@ -106,7 +106,7 @@ impl Render for ContainerStatsList {
 
 /// `docker stats`' arithmetic (docker/cli, cli/command/container/stats_helpers.go) on one
 /// response, which holds this reading and the one before it (`precpu_stats`).
-pub fn figures(stats: &ContainerStatsResponse) -> ContainerStats {
+pub(crate) fn figures(stats: &ContainerStatsResponse) -> ContainerStats {
     let cpu = stats.cpu_stats.clone().unwrap_or_default();
     let previous = stats.precpu_stats.clone().unwrap_or_default();
     let total = |stats: &bollard::models::ContainerCpuStats| {
@@ -188,7 +188,7 @@ pub fn figures(stats: &ContainerStatsResponse) -> ContainerStats {
     }
 }
 
-pub struct ContainerStatsTool {
+pub(crate) struct ContainerStatsTool {
     pub engine: Arc<Engine>,
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::engine::Engine;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_SYSTEM_DF: Declaration = Declaration::read(
+pub(crate) static DOCKER_SYSTEM_DF: Declaration = Declaration::read(
     Domain::Docker,
     "docker_system_df",
     "Docker disk use",
@@ -22,14 +22,14 @@ pub static DOCKER_SYSTEM_DF: Declaration = Declaration::read(
 );
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct DiskUse {
+pub(crate) struct DiskUse {
     pub kinds: Vec<KindUse>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct KindUse {
+pub(crate) struct KindUse {
     /// images, containers, volumes or build_cache.
     pub kind: &'static str,
     pub total: u64,
@@ -71,7 +71,7 @@ fn count(value: Option<i64>) -> u64 {
     value.unwrap_or(0).max(0) as u64
 }
 
-pub struct SystemDfTool {
+pub(crate) struct SystemDfTool {
     pub engine: Arc<Engine>,
 }
 

@@ -10,7 +10,7 @@ use super::engine::Engine;
 use super::names::container_reference;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_CONTAINER_TOP: Declaration = Declaration::read(
+pub(crate) static DOCKER_CONTAINER_TOP: Declaration = Declaration::read(
     Domain::Docker,
     "docker_container_top",
     "Processes in a Docker container",
@@ -21,13 +21,13 @@ pub static DOCKER_CONTAINER_TOP: Declaration = Declaration::read(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TopArguments {
+pub(crate) struct TopArguments {
     /// Id, unique id prefix, or name.
     pub container: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct ContainerTop {
+pub(crate) struct ContainerTop {
     pub container: String,
     /// Column names, e.g. UID, PID, PPID, C, STIME, TTY, TIME, CMD.
     pub titles: Vec<String>,
@@ -49,7 +49,7 @@ impl Render for ContainerTop {
     }
 }
 
-pub struct ContainerTopTool {
+pub(crate) struct ContainerTopTool {
     pub engine: Arc<Engine>,
 }
 

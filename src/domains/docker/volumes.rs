@@ -14,7 +14,7 @@ use super::names::{object_reference, time_text};
 use super::removal::Removed;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
-pub static DOCKER_VOLUME_LIST: Declaration = Declaration::read(
+pub(crate) static DOCKER_VOLUME_LIST: Declaration = Declaration::read(
     Domain::Docker,
     "docker_volume_list",
     "Docker volumes",
@@ -23,14 +23,14 @@ pub static DOCKER_VOLUME_LIST: Declaration = Declaration::read(
 )
 .paged("filter by name or dangling");
 
-pub static DOCKER_VOLUME_INSPECT: Declaration = Declaration::read(
+pub(crate) static DOCKER_VOLUME_INSPECT: Declaration = Declaration::read(
     Domain::Docker,
     "docker_volume_inspect",
     "Docker volume details",
     "One volume: driver, mount point, scope, created, labels and driver options.",
 );
 
-pub static DOCKER_VOLUME_REMOVE: Declaration = Declaration::admin(
+pub(crate) static DOCKER_VOLUME_REMOVE: Declaration = Declaration::admin(
     Domain::Docker,
     "docker_volume_remove",
     "Remove a Docker volume",
@@ -41,7 +41,7 @@ pub static DOCKER_VOLUME_REMOVE: Declaration = Declaration::admin(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VolumeListArguments {
+pub(crate) struct VolumeListArguments {
     /// Part of a volume name.
     pub name: Option<String>,
     /// Only volumes no container uses (true), or only used ones (false).
@@ -49,14 +49,14 @@ pub struct VolumeListArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct VolumeList {
+pub(crate) struct VolumeList {
     pub volumes: Vec<VolumeRow>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct VolumeRow {
+pub(crate) struct VolumeRow {
     pub name: String,
     pub driver: String,
     pub mountpoint: String,
@@ -102,7 +102,7 @@ fn row(volume: Volume) -> VolumeRow {
     }
 }
 
-pub struct VolumeListTool {
+pub(crate) struct VolumeListTool {
     pub engine: Arc<Engine>,
 }
 
@@ -149,7 +149,7 @@ impl Tool for VolumeListTool {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VolumeArguments {
+pub(crate) struct VolumeArguments {
     pub volume: String,
     /// Remove: even when in use (Docker still refuses for a running container's volume).
     #[serde(default)]
@@ -157,7 +157,7 @@ pub struct VolumeArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct VolumeDetails {
+pub(crate) struct VolumeDetails {
     #[serde(flatten)]
     pub volume: VolumeRow,
     pub scope: String,
@@ -178,7 +178,7 @@ impl Render for VolumeDetails {
     }
 }
 
-pub struct VolumeInspectTool {
+pub(crate) struct VolumeInspectTool {
     pub engine: Arc<Engine>,
 }
 
@@ -218,7 +218,7 @@ impl Tool for VolumeInspectTool {
     }
 }
 
-pub struct VolumeRemoveTool {
+pub(crate) struct VolumeRemoveTool {
     pub engine: Arc<Engine>,
 }
 

@@ -2,7 +2,7 @@
 //! silently replaced; and the test that calls a file binary.
 
 /// `bytes` as a string; each byte that is not part of valid UTF-8 becomes `\xNN`.
-pub fn escape_invalid(bytes: &[u8]) -> String {
+pub(crate) fn escape_invalid(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         text.push_str(chunk.valid());
@@ -14,19 +14,19 @@ pub fn escape_invalid(bytes: &[u8]) -> String {
 }
 
 /// How many bytes of `bytes` are not valid UTF-8.
-pub fn invalid_count(bytes: &[u8]) -> usize {
+pub(crate) fn invalid_count(bytes: &[u8]) -> usize {
     bytes.utf8_chunks().map(|chunk| chunk.invalid().len()).sum()
 }
 
 /// Bytes read past a cut to see whether it splits a character: a UTF-8 character is at
 /// most four bytes, so three more decide it.
-pub const LOOKAHEAD: u64 = 3;
+pub(crate) const LOOKAHEAD: u64 = 3;
 
 /// The character a cut at `at` would split: its start and end in `bytes`, when `at` falls
 /// strictly inside a complete, valid UTF-8 character of `bytes`. `None` when `at` is on a
 /// boundary, or the bytes around it are not valid UTF-8 (no cut can mend those: they are
 /// really invalid in the file and are shown as `\xNN`).
-pub fn split_char(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+pub(crate) fn split_char(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
     for back in 1..=at.min(3) {
         let lead = bytes[at - back];
         if lead & 0xc0 == 0x80 {
@@ -52,7 +52,7 @@ pub fn split_char(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
 /// `at`, or the start of the character it would split; the end of that character when it
 /// starts at 0 (a budget smaller than one character still gives that character, so a
 /// reader paging on always moves forward).
-pub fn cut_before(bytes: &[u8], at: usize) -> usize {
+pub(crate) fn cut_before(bytes: &[u8], at: usize) -> usize {
     match split_char(bytes, at) {
         Some((0, end)) => end,
         Some((start, _)) => start,
@@ -61,7 +61,7 @@ pub fn cut_before(bytes: &[u8], at: usize) -> usize {
 }
 
 /// The offset of the first NUL byte, which marks a file as binary (as grep and ripgrep do).
-pub fn first_nul(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn first_nul(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|byte| *byte == 0)
 }
 

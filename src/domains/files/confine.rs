@@ -36,7 +36,7 @@ use crate::tool::{ClientRoots, ToolError};
 const MAX_PATH_BYTES: usize = 4096;
 
 /// One configured root, opened.
-pub struct Root {
+pub(crate) struct Root {
     /// As configured: what callers write.
     pub path: PathBuf,
     /// Where it really is (symlinks in the configured path resolved).
@@ -45,7 +45,7 @@ pub struct Root {
 }
 
 /// The configured roots and the deny list.
-pub struct Roots {
+pub(crate) struct Roots {
     roots: Vec<Root>,
     deny: GlobSet,
     deny_texts: Vec<String>,
@@ -58,7 +58,7 @@ pub struct Roots {
 /// Why a file met in a walk was not opened for reading (or an open of a named path failed):
 /// each kind is counted apart by a search, and said in words by [`Refusal::explain`].
 #[derive(Debug)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Io(io::Error),
     /// Not a regular file when it was opened: its kind.
     NotRegular(&'static str),
@@ -84,7 +84,7 @@ impl From<NotOpened> for Refusal {
 
 impl Refusal {
     /// The refusal as a sentence about the caller's path.
-    pub fn explain(self, shown: &Path) -> ToolError {
+    pub(crate) fn explain(self, shown: &Path) -> ToolError {
         match self {
             Self::Io(error) => explain(shown, error),
             Self::NotRegular(kind) => non_file(shown, kind),
@@ -104,7 +104,7 @@ impl Refusal {
 }
 
 /// A path resolved to a root and a path beneath it.
-pub struct Located<'a> {
+pub(crate) struct Located<'a> {
     pub root: &'a Root,
     /// Relative to the root, `.` for the root itself.
     pub relative: PathBuf,
@@ -115,7 +115,7 @@ pub struct Located<'a> {
 impl Roots {
     /// Reserves `count` descriptors of the budget all file calls share (see
     /// [`super::descriptors`]); held until the permit is dropped.
-    pub async fn reserve_descriptors(
+    pub(crate) async fn reserve_descriptors(
         &self,
         count: u32,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ToolError> {
@@ -123,7 +123,7 @@ impl Roots {
     }
 
     /// Opens the configured roots; a root that cannot be opened is left out with a warning.
-    pub fn open(config: &FilesConfig) -> Self {
+    pub(crate) fn open(config: &FilesConfig) -> Self {
         let roots = config
             .roots
             .iter()
@@ -153,7 +153,7 @@ impl Roots {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.roots.is_empty()
     }
 
@@ -168,7 +168,11 @@ impl Roots {
     /// Which root `requested` is in, and the path beneath it, when the client's roots allow it.
     /// Checks only the string: the kernel decides at open time whether the path stays inside,
     /// and the opened handle's real path is checked against the client's roots again.
-    pub fn locate(&self, requested: &str, scope: &ClientRoots) -> Result<Located<'_>, ToolError> {
+    pub(crate) fn locate(
+        &self,
+        requested: &str,
+        scope: &ClientRoots,
+    ) -> Result<Located<'_>, ToolError> {
         // Names are accepted in the escaped form answers show them in (`\xff`, `\\`, `\n`),
         // so whatever a listing printed can be passed back (see `render::unescape`).
         let bytes = render::unescape(requested).map_err(|error| {
@@ -230,7 +234,7 @@ impl Roots {
     }
 
     /// The deny-list pattern `path` matches, if any.
-    pub fn denied_by(&self, path: &Path) -> Option<&str> {
+    pub(crate) fn denied_by(&self, path: &Path) -> Option<&str> {
         self.deny
             .matches(path)
             .first()
@@ -252,7 +256,7 @@ impl Roots {
     /// regular file is it reopened for reading, so a FIFO, device or socket is never opened,
     /// whatever is swapped in (see `opening.rs`). Then the handle's real path is checked
     /// against the root, the client's roots and the deny list.
-    pub fn open_file(
+    pub(crate) fn open_file(
         &self,
         requested: &str,
         scope: &ClientRoots,
@@ -296,7 +300,7 @@ impl Roots {
     /// the handle is a regular file, with the handle's real path checked against the root,
     /// the client's roots and the deny list (a directory swapped for another, or a file
     /// renamed, is caught here). Returns the file and its size in bytes.
-    pub fn open_entry(
+    pub(crate) fn open_entry(
         &self,
         root: &Root,
         dir: &Dir,
@@ -314,7 +318,7 @@ impl Roots {
     /// Opens the directory `name`, an entry of `dir` met in a walk beneath `root`, without
     /// following a symlink, and checks that it really is inside the root and the client's
     /// roots (names in it may be shown; contents are checked file by file).
-    pub fn open_entry_dir(
+    pub(crate) fn open_entry_dir(
         &self,
         root: &Root,
         dir: &Dir,
@@ -329,7 +333,7 @@ impl Roots {
     }
 
     /// Opens a directory for listing.
-    pub fn open_dir(
+    pub(crate) fn open_dir(
         &self,
         requested: &str,
         scope: &ClientRoots,
@@ -354,7 +358,7 @@ impl Roots {
     /// `lstat` of a path beneath its root (a final symlink is not followed), and its target.
     /// Under client roots, the directory holding it must really be inside them (a symlinked
     /// parent could lead elsewhere in the root).
-    pub fn symlink_metadata(
+    pub(crate) fn symlink_metadata(
         &self,
         requested: &str,
         scope: &ClientRoots,
@@ -526,7 +530,7 @@ macro_rules! kind_name {
 pub(crate) use kind_name;
 
 /// The kind of a directory entry, as answers name it.
-pub fn kind_of(metadata: &cap_std::fs::Metadata) -> &'static str {
+pub(crate) fn kind_of(metadata: &cap_std::fs::Metadata) -> &'static str {
     use cap_std::fs::FileTypeExt;
     kind_name!(metadata.file_type())
 }
@@ -554,7 +558,7 @@ fn escapes(shown: &Path) -> ToolError {
 }
 
 /// A filesystem error as a sentence about the caller's path.
-pub fn explain(shown: &Path, error: io::Error) -> ToolError {
+pub(crate) fn explain(shown: &Path, error: io::Error) -> ToolError {
     match error.raw_os_error() {
         Some(code) if code == rustix::io::Errno::NOENT.raw_os_error() => {
             ToolError::not_found(format!("`{}` does not exist", path_text(shown)))
@@ -593,11 +597,11 @@ pub fn explain(shown: &Path, error: io::Error) -> ToolError {
 /// A file name as answers show it, in text and structured alike: controls, bidi characters
 /// and invalid UTF-8 bytes escaped, a backslash doubled (`render::bytes_text`), so the
 /// name is one visible line and the file tools accept it back as it is.
-pub fn name_text(name: &OsStr) -> String {
+pub(crate) fn name_text(name: &OsStr) -> String {
     render::bytes_text(name.as_bytes())
 }
 
 /// A path as answers show it: the same escape as [`name_text`].
-pub fn path_text(path: &Path) -> String {
+pub(crate) fn path_text(path: &Path) -> String {
     render::bytes_text(path.as_os_str().as_bytes())
 }

@@ -14,21 +14,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::tool::ToolError;
 
 /// What a search reserves: its directory path (64) and a file, an ignore file and a margin.
-pub const SEARCH: u32 = 72;
+pub(crate) const SEARCH: u32 = 72;
 /// What a tree reserves: the directory it reads and the one it descends from.
-pub const TREE: u32 = 4;
+pub(crate) const TREE: u32 = 4;
 /// What a list, read, tail or stat reserves: the directory, the file, `/proc/self/fd` lookups.
-pub const ONE_FILE: u32 = 4;
+pub(crate) const ONE_FILE: u32 = 4;
 
 /// The budget of descriptors shared by the file tools.
 #[derive(Debug, Clone)]
-pub struct DescriptorBudget {
+pub(crate) struct DescriptorBudget {
     permits: Arc<Semaphore>,
 }
 
 impl DescriptorBudget {
     /// Half of the soft `RLIMIT_NOFILE` less 128, at least 128.
-    pub fn from_limit() -> Self {
+    pub(crate) fn from_limit() -> Self {
         let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(u64::MAX);
@@ -45,7 +45,7 @@ impl DescriptorBudget {
 
     /// Reserves `count` descriptors until the returned permit is dropped, waiting while the
     /// budget is spent. Errors: never in practice (the budget is never closed).
-    pub async fn reserve(&self, count: u32) -> Result<OwnedSemaphorePermit, ToolError> {
+    pub(crate) async fn reserve(&self, count: u32) -> Result<OwnedSemaphorePermit, ToolError> {
         Arc::clone(&self.permits)
             .acquire_many_owned(count)
             .await

@@ -13,7 +13,7 @@ use crate::tool::{OutputCap, Render, ToolError};
 const FIELDS_ALLOWANCE: u64 = 1024;
 
 /// The largest budget to try first: the text twice, plus the other fields.
-pub fn first_budget(max_bytes: u64, max_output_bytes: u64) -> u64 {
+pub(crate) fn first_budget(max_bytes: u64, max_output_bytes: u64) -> u64 {
     max_bytes
         .min(max_output_bytes.saturating_sub(FIELDS_ALLOWANCE) / 2)
         .max(1)
@@ -21,7 +21,7 @@ pub fn first_budget(max_bytes: u64, max_output_bytes: u64) -> u64 {
 
 /// Runs `read` with shrinking byte budgets (starting at [`first_budget`]) until its answer fits
 /// `max_output_bytes`; returns the answer and the budget it was read with.
-pub fn read_fitting<T: Serialize + Render>(
+pub(crate) fn read_fitting<T: Serialize + Render>(
     max_bytes: u64,
     max_output_bytes: u64,
     mut read: impl FnMut(u64) -> Result<T, ToolError>,
@@ -42,7 +42,7 @@ pub fn read_fitting<T: Serialize + Render>(
 
 /// The note for an answer whose read the output cap held to `budget` bytes of the
 /// `max_bytes` asked, for a caller to say only when that budget is what stopped the read.
-pub fn held_note(budget: u64, max_bytes: u64, max_output_bytes: u64) -> String {
+pub(crate) fn held_note(budget: u64, max_bytes: u64, max_output_bytes: u64) -> String {
     format!(
         "held to {budget} of the {max_bytes} bytes asked so the answer fits \
          limits.max_output_bytes ({max_output_bytes}); continue from where it ends"

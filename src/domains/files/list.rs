@@ -16,7 +16,7 @@ use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static FILES_LIST: Declaration = Declaration::read(
+pub(crate) static FILES_LIST: Declaration = Declaration::read(
     Domain::Files,
     "files_list",
     "List a directory",
@@ -34,7 +34,7 @@ const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum SortKey {
+pub(crate) enum SortKey {
     #[default]
     Name,
     Size,
@@ -44,7 +44,7 @@ pub enum SortKey {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListArguments {
+pub(crate) struct ListArguments {
     /// Absolute path of a directory inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -59,7 +59,7 @@ pub struct ListArguments {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub name: String,
     /// file, directory, symlink, fifo, socket, block_device, char_device.
     #[serde(rename = "type")]
@@ -75,7 +75,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub path: String,
     pub entries: Vec<Entry>,
     /// Entries in the directory (hidden ones counted only when shown).
@@ -128,7 +128,11 @@ impl Render for Listing {
 }
 
 /// One entry, `lstat`ed through the directory handle (never followed).
-pub fn describe(dir: &cap_std::fs::Dir, name: &std::ffi::OsStr, users: &Table) -> Option<Entry> {
+pub(crate) fn describe(
+    dir: &cap_std::fs::Dir,
+    name: &std::ffi::OsStr,
+    users: &Table,
+) -> Option<Entry> {
     use cap_std::fs::MetadataExt;
     let metadata = dir.symlink_metadata(name).ok()?;
     let kind = kind_of(&metadata);
@@ -146,14 +150,14 @@ pub fn describe(dir: &cap_std::fs::Dir, name: &std::ffi::OsStr, users: &Table) -
     })
 }
 
-pub struct DirectoryLister {
+pub(crate) struct DirectoryLister {
     pub roots: Arc<Roots>,
     pub users: Arc<UserNames>,
 }
 
 impl DirectoryLister {
     /// Blocking: reads the directory.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         arguments: &ListArguments,
         scope: &ClientRoots,

@@ -4,17 +4,17 @@
 //!
 //! No roots configured: no file tools are registered.
 
-pub mod bytes_text;
-pub mod confine;
-pub mod descriptors;
-pub mod fit_to_cap;
-pub mod list;
-pub mod opening;
-pub mod read;
-pub mod search;
-pub mod stat;
-pub mod tail;
-pub mod tree;
+pub(crate) mod bytes_text;
+pub(crate) mod confine;
+pub(crate) mod descriptors;
+pub(crate) mod fit_to_cap;
+pub(crate) mod list;
+pub(crate) mod opening;
+pub(crate) mod read;
+pub(crate) mod search;
+pub(crate) mod stat;
+pub(crate) mod tail;
+pub(crate) mod tree;
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
-pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+pub(crate) fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
     let roots = Arc::new(confine::Roots::open(&config.files));
     if roots.is_empty() {
         if !config.files.roots.is_empty() {

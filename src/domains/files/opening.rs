@@ -33,7 +33,7 @@ use rustix::fs::{Mode, OFlags};
 
 /// Why a file was not opened for reading.
 #[derive(Debug)]
-pub enum NotOpened {
+pub(crate) enum NotOpened {
     /// The system refused (missing, permission, a symlink where none is followed, ...).
     Io(io::Error),
     /// Not a regular file at the moment of opening: its kind, as answers name kinds.
@@ -51,7 +51,7 @@ impl From<io::Error> for NotOpened {
 
 /// A regular file opened for reading, and its size in bytes when it was opened.
 #[derive(Debug)]
-pub struct Regular {
+pub(crate) struct Regular {
     pub file: File,
     pub size: u64,
 }
@@ -64,13 +64,13 @@ fn read_flags() -> i32 {
 }
 
 /// `O_PATH`: a handle that names an inode without opening it for I/O.
-pub fn path_flag() -> i32 {
+pub(crate) fn path_flag() -> i32 {
     OFlags::PATH.bits() as i32
 }
 
 /// Opens the single name `name` (from `readdir`) in `dir` as a directory to read, never
 /// following a symlink: a symlink swapped in for a directory fails with `ELOOP`/`ENOTDIR`.
-pub fn open_child_dir(dir: &Dir, name: &OsStr) -> io::Result<Dir> {
+pub(crate) fn open_child_dir(dir: &Dir, name: &OsStr) -> io::Result<Dir> {
     refuse_dot_names(name)?;
     let fd = rustix::fs::openat(
         dir,
@@ -98,7 +98,7 @@ fn refuse_dot_names(name: &OsStr) -> io::Result<()> {
 /// Opens the single name `name` (from `readdir`) in `dir` for reading, never following a
 /// symlink and never waiting (`O_NONBLOCK`), and keeps it only if the handle is a regular
 /// file (and, with `refuse_hardlinks`, has one link).
-pub fn open_child_regular(
+pub(crate) fn open_child_regular(
     dir: &Dir,
     name: &OsStr,
     refuse_hardlinks: bool,
@@ -120,7 +120,7 @@ pub fn open_child_regular(
 /// is used only when `/proc/self/fd` cannot reopen the handle. With `refuse_hardlinks`, a
 /// regular file with more than one link is refused. The returned file is blocking again
 /// (`O_NONBLOCK` is cleared once it is known to be regular).
-pub fn open_regular(
+pub(crate) fn open_regular(
     path: OwnedFd,
     refuse_hardlinks: bool,
     again: impl FnOnce(i32) -> io::Result<File>,
@@ -178,7 +178,7 @@ fn reopen(path: &File) -> io::Result<File> {
 }
 
 /// The kind of a file, as answers name it.
-pub fn kind_name(kind: &std::fs::FileType) -> &'static str {
+pub(crate) fn kind_name(kind: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     super::confine::kind_name!(kind)
 }

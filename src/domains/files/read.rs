@@ -13,7 +13,7 @@ use crate::tool::{
     ClientRoots, Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError,
 };
 
-pub static FILES_READ: Declaration = Declaration::read(
+pub(crate) static FILES_READ: Declaration = Declaration::read(
     Domain::Files,
     "files_read",
     "Read a file",
@@ -33,7 +33,7 @@ const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReadArguments {
+pub(crate) struct ReadArguments {
     /// Absolute path of a file inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -51,7 +51,7 @@ pub struct ReadArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct FileContent {
+pub(crate) struct FileContent {
     pub path: String,
     pub size_bytes: u64,
     /// Lines in the whole file; left out for files over 64 MiB.
@@ -96,14 +96,14 @@ impl Render for FileContent {
     }
 }
 
-pub struct FileReader {
+pub(crate) struct FileReader {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
 }
 
 impl FileReader {
     /// Blocking: reads the file.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         arguments: &ReadArguments,
         scope: &ClientRoots,
@@ -245,7 +245,7 @@ impl FileReader {
 }
 
 /// The caller's max_bytes, bounded by the server's limit (and said so when reduced).
-pub fn bounded_bytes(
+pub(crate) fn bounded_bytes(
     asked: Option<u64>,
     limit: u64,
     notes: &mut Vec<String>,
@@ -265,7 +265,7 @@ pub fn bounded_bytes(
     }
 }
 
-pub fn binary(shown: &str, at: u64) -> ToolError {
+pub(crate) fn binary(shown: &str, at: u64) -> ToolError {
     ToolError::invalid_arguments(format!(
         "`{shown}` looks binary (a NUL byte at offset {at}); files_stat gives its type, size \
          and SHA-256"

@@ -35,7 +35,7 @@ use super::confine::{Refusal, Root, Roots, name_text, path_text};
 use crate::render;
 use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static FILES_SEARCH: Declaration = Declaration::read(
+pub(crate) static FILES_SEARCH: Declaration = Declaration::read(
     Domain::Files,
     "files_search",
     "Search files",
@@ -84,7 +84,7 @@ const NOTE_EXAMPLES: usize = 3;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SearchArguments {
+pub(crate) struct SearchArguments {
     /// Absolute path of the directory to search, inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -108,7 +108,7 @@ pub struct SearchArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct SearchHit {
+pub(crate) struct SearchHit {
     pub path: String,
     /// 1-based; absent for a name-only match.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,7 +118,7 @@ pub struct SearchHit {
 }
 
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct SearchResults {
+pub(crate) struct SearchResults {
     pub path: String,
     pub results: Vec<SearchHit>,
     pub files_searched: u64,
@@ -171,7 +171,7 @@ impl Render for SearchResults {
     }
 }
 
-pub struct FileSearcher {
+pub(crate) struct FileSearcher {
     pub roots: Arc<Roots>,
     pub max_file_bytes: u64,
 }
@@ -224,7 +224,7 @@ struct Search<'a> {
 
 impl FileSearcher {
     /// Blocking: walks and reads files.
-    pub fn search(
+    pub(crate) fn search(
         &self,
         arguments: &SearchArguments,
         context: &ToolContext,

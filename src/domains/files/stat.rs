@@ -14,7 +14,7 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static FILES_STAT: Declaration = Declaration::read(
+pub(crate) static FILES_STAT: Declaration = Declaration::read(
     Domain::Files,
     "files_stat",
     "File metadata",
@@ -27,7 +27,7 @@ pub static FILES_STAT: Declaration = Declaration::read(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StatArguments {
+pub(crate) struct StatArguments {
     /// Absolute path inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -36,7 +36,7 @@ pub struct StatArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct FileStat {
+pub(crate) struct FileStat {
     pub path: String,
     /// file, directory, symlink, fifo, socket, block_device, char_device.
     #[serde(rename = "type")]
@@ -88,20 +88,20 @@ impl Render for FileStat {
     }
 }
 
-pub struct FileInspector {
+pub(crate) struct FileInspector {
     pub roots: Arc<Roots>,
     pub users: Arc<UserNames>,
     pub max_hash_bytes: u64,
 }
 
-pub fn time_of(seconds: i64, nanoseconds: i64) -> Option<DateTime<Utc>> {
+pub(crate) fn time_of(seconds: i64, nanoseconds: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, nanoseconds.clamp(0, 999_999_999) as u32)
 }
 
 impl FileInspector {
     /// Blocking: a stat, and a full read when hashing (which stops when `cancel` is
     /// cancelled: the call timed out or the client gave up).
-    pub fn stat(
+    pub(crate) fn stat(
         &self,
         arguments: &StatArguments,
         scope: &ClientRoots,

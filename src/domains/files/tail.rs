@@ -16,7 +16,7 @@ use crate::tool::{
     ClientRoots, Declaration, Domain, OutputCap, Render, Tool, ToolContext, ToolError, blocking,
 };
 
-pub static FILES_TAIL: Declaration = Declaration::read(
+pub(crate) static FILES_TAIL: Declaration = Declaration::read(
     Domain::Files,
     "files_tail",
     "Tail a file",
@@ -36,7 +36,7 @@ const BLOCK: u64 = 64 * 1024;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TailArguments {
+pub(crate) struct TailArguments {
     /// Absolute path of a file inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -52,7 +52,7 @@ pub struct TailArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct FileTail {
+pub(crate) struct FileTail {
     pub path: String,
     pub size_bytes: u64,
     /// Byte offset where `content` starts.
@@ -88,7 +88,7 @@ impl Render for FileTail {
     }
 }
 
-pub struct FileTailer {
+pub(crate) struct FileTailer {
     pub roots: Arc<Roots>,
     pub max_read_bytes: u64,
 }
@@ -287,7 +287,7 @@ async fn follow(
     Ok(bytes_text::escape_invalid(&appended))
 }
 
-pub struct FilesTailTool {
+pub(crate) struct FilesTailTool {
     pub tailer: Arc<FileTailer>,
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::confine::{Root, Roots, name_text, path_text};
 use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static FILES_TREE: Declaration = Declaration::read(
+pub(crate) static FILES_TREE: Declaration = Declaration::read(
     Domain::Files,
     "files_tree",
     "Directory tree",
@@ -31,7 +31,7 @@ pub static FILES_TREE: Declaration = Declaration::read(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TreeArguments {
+pub(crate) struct TreeArguments {
     /// Absolute path of a directory inside a root, written as answers print names
     /// (`\xNN` for a byte that is not UTF-8, `\\` for a backslash).
     pub path: String,
@@ -45,7 +45,7 @@ pub struct TreeArguments {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct TreeNode {
+pub(crate) struct TreeNode {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -59,7 +59,7 @@ pub struct TreeNode {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct FileTree {
+pub(crate) struct FileTree {
     pub path: String,
     pub root: TreeNode,
     pub entries: usize,
@@ -90,7 +90,7 @@ impl Render for FileTree {
     }
 }
 
-pub struct TreeBuilder {
+pub(crate) struct TreeBuilder {
     pub roots: Arc<Roots>,
 }
 
@@ -107,7 +107,7 @@ struct Pending {
 
 impl TreeBuilder {
     /// Blocking: reads directories breadth-first, so a budget cut leaves the upper levels.
-    pub fn tree(
+    pub(crate) fn tree(
         &self,
         arguments: &TreeArguments,
         scope: &ClientRoots,

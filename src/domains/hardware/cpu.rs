@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domains::shared::kernel;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CpuDetails {
+pub(crate) struct CpuDetails {
     /// `GenuineIntel`, `AuthenticAMD`, or an ARM implementer code.
     pub vendor: String,
     pub model: String,
@@ -42,7 +42,7 @@ pub struct CpuDetails {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct CpuCache {
+pub(crate) struct CpuCache {
     /// L1d, L1i, L2, L3, ...
     pub name: String,
     pub level: u32,
@@ -79,7 +79,7 @@ const NOTABLE_FLAGS: &[&str] = &[
     "atomics",
 ];
 
-pub fn details(proc: &Path, sys: &Path) -> CpuDetails {
+pub(crate) fn details(proc: &Path, sys: &Path) -> CpuDetails {
     let first = kernel::first_cpuinfo_block(proc);
     let value = |keys: &[&str]| kernel::cpuinfo_field(&first, keys);
     let number = |keys: &[&str]| value(keys).and_then(|text| text.parse::<u32>().ok());

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::ids::{Id, IdDatabase};
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct BlockDevice {
+pub(crate) struct BlockDevice {
     pub name: String,
     pub size_bytes: u64,
     /// A spinning disk (or a device that says it is).
@@ -23,7 +23,7 @@ pub struct BlockDevice {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct PciDevice {
+pub(crate) struct PciDevice {
     /// Domain:bus:device.function, as `lspci -D` prints it.
     pub address: String,
     /// Class, subclass and programming interface, e.g. `0x020000`.
@@ -43,7 +43,7 @@ pub struct PciDevice {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct UsbDevice {
+pub(crate) struct UsbDevice {
     pub bus: u32,
     pub device: u32,
     pub vendor_id: String,
@@ -77,7 +77,7 @@ fn entries(directory: &Path) -> Vec<std::fs::DirEntry> {
 }
 
 /// Block devices as `lsblk -d` lists them: unused loop devices and RAM disks left out.
-pub fn block_devices(sys: &Path) -> Vec<BlockDevice> {
+pub(crate) fn block_devices(sys: &Path) -> Vec<BlockDevice> {
     entries(&sys.join("block"))
         .into_iter()
         .filter_map(|entry| {
@@ -132,7 +132,7 @@ fn base_class(code: u8) -> Option<&'static str> {
     })
 }
 
-pub fn pci_devices(sys: &Path, ids: &IdDatabase) -> Vec<PciDevice> {
+pub(crate) fn pci_devices(sys: &Path, ids: &IdDatabase) -> Vec<PciDevice> {
     let raw: Vec<(String, u32, u16, u16, Option<String>)> = entries(&sys.join("bus/pci/devices"))
         .into_iter()
         .filter_map(|entry| {
@@ -180,7 +180,7 @@ pub fn pci_devices(sys: &Path, ids: &IdDatabase) -> Vec<PciDevice> {
 }
 
 /// USB devices (not interfaces: the entries with an `idVendor`).
-pub fn usb_devices(sys: &Path, ids: &IdDatabase) -> Vec<UsbDevice> {
+pub(crate) fn usb_devices(sys: &Path, ids: &IdDatabase) -> Vec<UsbDevice> {
     let mut devices: Vec<UsbDevice> = entries(&sys.join("bus/usb/devices"))
         .into_iter()
         .filter_map(|entry| {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::ids::{Id, IdDatabase};
 
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct Gpu {
+pub(crate) struct Gpu {
     /// The DRM card: `card0`, ...
     pub card: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ fn is_card(name: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
 }
 
-pub fn gpus(sys: &Path, ids: &IdDatabase, notes: &mut Vec<String>) -> Vec<Gpu> {
+pub(crate) fn gpus(sys: &Path, ids: &IdDatabase, notes: &mut Vec<String>) -> Vec<Gpu> {
     let mut cards: Vec<String> = std::fs::read_dir(sys.join("class/drm"))
         .map(|entries| {
             entries
@@ -173,7 +173,7 @@ mod nvml {
 
     /// Built without the `nvml` feature: NVIDIA cards keep their sysfs facts, and the answer
     /// says how to get more.
-    pub fn enrich(gpus: &mut [Gpu], notes: &mut Vec<String>) {
+    pub(super) fn enrich(gpus: &mut [Gpu], notes: &mut Vec<String>) {
         if gpus.iter().any(|gpu| gpu.vendor_id == NVIDIA) {
             notes.push(
                 "NVIDIA GPU details (memory, load, temperature, power) need a build with the \

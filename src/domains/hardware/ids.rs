@@ -12,21 +12,21 @@ use std::sync::Mutex;
 
 /// What to look up: a vendor, a device of a vendor, or (PCI) a class and subclass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Id {
+pub(crate) enum Id {
     Vendor(u16),
     Device(u16, u16),
     Class(u8, Option<u8>),
 }
 
 /// One database file and the names already found in it.
-pub struct IdDatabase {
+pub(crate) struct IdDatabase {
     path: Option<PathBuf>,
     known: Mutex<HashMap<Id, Option<String>>>,
 }
 
 impl IdDatabase {
     /// The first of `candidates` (relative to `rootfs`) that exists.
-    pub fn find(rootfs: &Path, candidates: &[&str]) -> Self {
+    pub(crate) fn find(rootfs: &Path, candidates: &[&str]) -> Self {
         let path = candidates
             .iter()
             .map(|candidate| rootfs.join(candidate))
@@ -39,7 +39,7 @@ impl IdDatabase {
 
     /// Names for `ids`, in the same order; `None` where the database has no name (or there is
     /// no database).
-    pub fn names(&self, ids: &[Id]) -> Vec<Option<String>> {
+    pub(crate) fn names(&self, ids: &[Id]) -> Vec<Option<String>> {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let missing: Vec<Id> = ids
             .iter()

@@ -2,11 +2,11 @@
 //! temperature sensors and GPUs — read from `/proc` and `/sys` (`[host]`), named from the
 //! pci.ids and usb.ids databases when the host has them.
 
-pub mod cpu;
-pub mod devices;
-pub mod gpu;
-pub mod ids;
-pub mod sensors;
+pub(crate) mod cpu;
+pub(crate) mod devices;
+pub(crate) mod gpu;
+pub(crate) mod ids;
+pub(crate) mod sensors;
 
 use std::time::Duration;
 
@@ -23,11 +23,11 @@ use crate::tool::{Collect, Declaration, Domain, Registry, Render, ToolContext, T
 use cpu::CpuDetails;
 use ids::IdDatabase;
 
-pub fn register(registry: &mut Registry, config: &Config) {
+pub(crate) fn register(registry: &mut Registry, config: &Config) {
     registry.register_collector(Inventory::new(config.host.clone()));
 }
 
-pub static HARDWARE_INFO: Declaration = Declaration::read(
+pub(crate) static HARDWARE_INFO: Declaration = Declaration::read(
     Domain::Hardware,
     "hardware_info",
     "Hardware inventory",
@@ -42,7 +42,7 @@ pub static HARDWARE_INFO: Declaration = Declaration::read(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Section {
+pub(crate) enum Section {
     Cpu,
     Memory,
     Block,
@@ -54,14 +54,14 @@ pub enum Section {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HardwareArguments {
+pub(crate) struct HardwareArguments {
     /// Parts to report: cpu, memory, block, pci, usb, sensors, gpu (default all).
     pub sections: Option<Vec<Section>>,
 }
 
 /// The answer of `hardware_info`; sections not asked for are left out.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct HardwareInfo {
+pub(crate) struct HardwareInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<cpu::CpuDetails>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,7 @@ pub struct HardwareInfo {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct MemorySize {
+pub(crate) struct MemorySize {
     /// RAM the kernel manages (`MemTotal`).
     pub total_bytes: u64,
     /// Physical memory online, in memory blocks (`lsmem`), when the kernel exposes them;
@@ -91,7 +91,7 @@ pub struct MemorySize {
 }
 
 /// Answers `hardware_info` for the host `[host]` locates.
-pub struct Inventory {
+pub(crate) struct Inventory {
     host: HostConfig,
     pci_ids: IdDatabase,
     usb_ids: IdDatabase,
@@ -107,7 +107,7 @@ pub struct Inventory {
 const INVENTORY_KEPT: Duration = Duration::from_secs(60);
 
 impl Inventory {
-    pub fn new(host: HostConfig) -> Self {
+    pub(crate) fn new(host: HostConfig) -> Self {
         Self {
             pci_ids: IdDatabase::find(
                 &host.rootfs,
@@ -134,7 +134,7 @@ impl Inventory {
     }
 
     /// Blocking: many small sysfs reads, and the id databases the first time.
-    pub fn info(&self, arguments: &HardwareArguments) -> Result<HardwareInfo, ToolError> {
+    pub(crate) fn info(&self, arguments: &HardwareArguments) -> Result<HardwareInfo, ToolError> {
         let wanted = |section: Section| {
             arguments
                 .sections

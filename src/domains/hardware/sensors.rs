@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Sensor {
+pub(crate) struct Sensor {
     /// The chip or zone: `coretemp`, `k10temp`, `nvme`, `acpitz`, ...
     pub chip: String,
     /// What it measures: `Package id 0`, `Core 3`, `Composite`, `temp1`, ...
@@ -57,7 +57,7 @@ fn sorted_entries(directory: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
     paths
 }
 
-pub fn temperatures(sys: &Path) -> Vec<Sensor> {
+pub(crate) fn temperatures(sys: &Path) -> Vec<Sensor> {
     let mut sensors = Vec::new();
     let mut chips = HashSet::new();
     for chip in sorted_entries(&sys.join("class/hwmon"), "hwmon") {

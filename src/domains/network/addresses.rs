@@ -18,7 +18,7 @@ use netlink_sys::protocols::NETLINK_ROUTE;
 
 /// One address of a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkAddress {
+pub(crate) struct LinkAddress {
     /// `192.0.2.2/24`, `fd00::2/64`.
     pub address: String,
     /// The address's label (IPv4 only): the link's own name, or an alias such as `eth0:1`.
@@ -27,7 +27,7 @@ pub struct LinkAddress {
 
 /// Addresses by link index, in the kernel's order. Errors: the netlink socket cannot be opened
 /// or the kernel's answer cannot be read.
-pub fn by_link_index() -> io::Result<BTreeMap<u32, Vec<LinkAddress>>> {
+pub(crate) fn by_link_index() -> io::Result<BTreeMap<u32, Vec<LinkAddress>>> {
     let mut socket = netlink_sys::Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;

@@ -23,7 +23,7 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static NETWORK_CONNECTIONS: Declaration = Declaration::read(
+pub(crate) static NETWORK_CONNECTIONS: Declaration = Declaration::read(
     Domain::Network,
     "network_connections",
     "Network connections",
@@ -40,7 +40,7 @@ const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectionsArguments {
+pub(crate) struct ConnectionsArguments {
     /// `tcp` or `udp`; both when left out.
     pub protocol: Option<Protocol>,
     /// Only sockets in this state, as `ss` names them: LISTEN, ESTAB, SYN-SENT, SYN-RECV,
@@ -61,14 +61,14 @@ pub struct ConnectionsArguments {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Tcp,
     Udp,
 }
 
 /// The answer of `network_connections`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct NetworkConnections {
+pub(crate) struct NetworkConnections {
     pub connections: Vec<Connection>,
     /// Sockets matching the filters, on all pages.
     pub total: usize,
@@ -81,7 +81,7 @@ pub struct NetworkConnections {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Connection {
+pub(crate) struct Connection {
     pub protocol: Protocol,
     /// `ipv4` or `ipv6`.
     pub family: String,
@@ -155,7 +155,7 @@ fn endpoint(address: &str, port: u16) -> String {
 }
 
 impl Protocol {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
@@ -200,7 +200,7 @@ fn parse_state(text: &str) -> Result<&'static str, ToolError> {
 }
 
 /// Answers `network_connections` for the server's network namespace.
-pub struct ConnectionCollector {
+pub(crate) struct ConnectionCollector {
     proc: PathBuf,
     users: Arc<UserNames>,
     owners: Mutex<Option<OwnerWalk>>,
@@ -236,7 +236,7 @@ struct Owner {
 const OWNERS_FRESH: Duration = Duration::from_secs(5);
 
 impl ConnectionCollector {
-    pub fn new(host: &HostConfig, users: Arc<UserNames>) -> Self {
+    pub(crate) fn new(host: &HostConfig, users: Arc<UserNames>) -> Self {
         Self {
             proc: host.proc.clone(),
             users,
@@ -245,7 +245,7 @@ impl ConnectionCollector {
     }
 
     /// Blocking: walks `/proc/PID/fd` of every process when the owner map is stale.
-    pub fn connections(
+    pub(crate) fn connections(
         &self,
         arguments: &ConnectionsArguments,
     ) -> Result<NetworkConnections, ToolError> {

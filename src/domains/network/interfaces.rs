@@ -15,7 +15,7 @@ use crate::domains::shared::sampling::{Readings, Sampler};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static NETWORK_INTERFACES: Declaration = Declaration::read(
+pub(crate) static NETWORK_INTERFACES: Declaration = Declaration::read(
     Domain::Network,
     "network_interfaces",
     "Network interfaces",
@@ -28,14 +28,14 @@ pub static NETWORK_INTERFACES: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InterfacesArguments {
+pub(crate) struct InterfacesArguments {
     /// Only this interface (`eth0`, `wg0`, ...).
     pub name: Option<String>,
 }
 
 /// The answer of `network_interfaces`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct NetworkInterfaces {
+pub(crate) struct NetworkInterfaces {
     /// The time the rates are measured over; absent when this answer has no rates yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<f64>,
@@ -43,7 +43,7 @@ pub struct NetworkInterfaces {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Interface {
+pub(crate) struct Interface {
     pub name: String,
     pub index: u32,
     /// Link type: ether, loopback, none (tun, wireguard), ...
@@ -135,13 +135,13 @@ impl Render for NetworkInterfaces {
 }
 
 /// Answers `network_interfaces` for the server's network namespace (see the domain's notes).
-pub struct InterfaceMonitor {
+pub(crate) struct InterfaceMonitor {
     sys: PathBuf,
     sampler: Sampler<BTreeMap<String, DeviceStatus>>,
 }
 
 impl InterfaceMonitor {
-    pub fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
+    pub(crate) fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
         let dev = host.proc.join("net/dev");
         Self {
             sys: host.sys.clone(),
@@ -153,7 +153,7 @@ impl InterfaceMonitor {
         }
     }
 
-    pub fn interfaces(
+    pub(crate) fn interfaces(
         &self,
         arguments: &InterfacesArguments,
     ) -> Result<NetworkInterfaces, ToolError> {

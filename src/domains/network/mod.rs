@@ -4,11 +4,11 @@
 //! it, rtnetlink and sock_diag, and `/sys/class/net`. On a host that is the host's; a container deployment
 //! shares the host's namespace (`network_mode: host`) to describe the host.
 
-pub mod addresses;
-pub mod connections;
-pub mod interfaces;
-pub mod routes;
-pub mod socket_table;
+pub(crate) mod addresses;
+pub(crate) mod connections;
+pub(crate) mod interfaces;
+pub(crate) mod routes;
+pub(crate) mod socket_table;
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
-pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+pub(crate) fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
     registry.register_collector(interfaces::InterfaceMonitor::new(
         &config.host,
         &config.sampler,

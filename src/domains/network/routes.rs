@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::HostConfig;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static NETWORK_ROUTES: Declaration = Declaration::read(
+pub(crate) static NETWORK_ROUTES: Declaration = Declaration::read(
     Domain::Network,
     "network_routes",
     "Network routes",
@@ -29,21 +29,21 @@ pub static NETWORK_ROUTES: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RoutesArguments {
+pub(crate) struct RoutesArguments {
     /// `ipv4` or `ipv6`; both when left out.
     pub family: Option<Family>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Family {
+pub(crate) enum Family {
     Ipv4,
     Ipv6,
 }
 
 /// The answer of `network_routes`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct NetworkRoutes {
+pub(crate) struct NetworkRoutes {
     pub routes: Vec<Route>,
     /// The routes for `default` (0.0.0.0/0, ::/0), lowest metric first: where traffic with no
     /// better route goes.
@@ -52,7 +52,7 @@ pub struct NetworkRoutes {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct Route {
+pub(crate) struct Route {
     pub family: Family,
     /// `default` or a prefix: `192.0.2.0/24`, `2001:db8::/32`.
     pub destination: String,
@@ -68,7 +68,7 @@ pub struct Route {
 
 /// Resolvers from `/etc/resolv.conf` under `[host] rootfs`.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct Dns {
+pub(crate) struct Dns {
     pub nameservers: Vec<String>,
     pub search: Vec<String>,
     /// When the nameserver is systemd-resolved's local stub (127.0.0.53), the servers it
@@ -128,20 +128,20 @@ const RTF_REJECT: u32 = 0x0200;
 const RTF_LOCAL: u32 = 0x8000_0000;
 
 /// Answers `network_routes` for the server's network namespace.
-pub struct RouteCollector {
+pub(crate) struct RouteCollector {
     proc: PathBuf,
     rootfs: PathBuf,
 }
 
 impl RouteCollector {
-    pub fn new(host: &HostConfig) -> Self {
+    pub(crate) fn new(host: &HostConfig) -> Self {
         Self {
             proc: host.proc.clone(),
             rootfs: host.rootfs.clone(),
         }
     }
 
-    pub fn routes(&self, arguments: &RoutesArguments) -> Result<NetworkRoutes, ToolError> {
+    pub(crate) fn routes(&self, arguments: &RoutesArguments) -> Result<NetworkRoutes, ToolError> {
         let mut routes = Vec::new();
         if arguments.family != Some(Family::Ipv6) {
             routes.extend(self.ipv4()?);

@@ -25,7 +25,7 @@ use super::connections::Protocol;
 use crate::tool::ToolError;
 
 /// One row of a kernel socket table.
-pub struct Socket {
+pub(crate) struct Socket {
     pub protocol: Protocol,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -38,7 +38,7 @@ pub struct Socket {
 }
 
 /// The sockets of `protocol` (both when `None`), IPv4 and IPv6.
-pub fn read(proc: &Path, protocol: Option<Protocol>) -> Result<Vec<Socket>, ToolError> {
+pub(crate) fn read(proc: &Path, protocol: Option<Protocol>) -> Result<Vec<Socket>, ToolError> {
     let mut sockets = Vec::new();
     for wanted in [Protocol::Tcp, Protocol::Udp] {
         if protocol.is_some_and(|protocol| protocol != wanted) {

@@ -28,7 +28,7 @@ use crate::tool::ToolError;
 /// How the CPU % in an answer was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum CpuBasis {
+pub(crate) enum CpuBasis {
     /// Over the last `window_seconds`.
     Interval,
     /// Averaged over each process's lifetime (the first answer after a quiet spell; ask again
@@ -41,7 +41,7 @@ pub enum CpuBasis {
 const FRESH_AFTER: Duration = Duration::from_millis(250);
 
 /// The table now and what to measure CPU use against.
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub processes: Vec<ProcessStat>,
     pub meter: CpuMeter,
 }
@@ -50,7 +50,7 @@ pub struct Snapshot {
 type EarlierTicks = HashMap<u32, (u64, u64)>;
 
 /// Turns CPU ticks into percent for one snapshot.
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     /// The window in seconds and the ticks at its start.
     baseline: Option<(f64, EarlierTicks)>,
     uptime_seconds: f64,
@@ -58,7 +58,7 @@ pub struct CpuMeter {
 }
 
 impl CpuMeter {
-    pub fn basis(&self) -> (CpuBasis, Option<f64>) {
+    pub(crate) fn basis(&self) -> (CpuBasis, Option<f64>) {
         match &self.baseline {
             Some((window, _)) => (CpuBasis::Interval, Some((window * 100.0).round() / 100.0)),
             None => (CpuBasis::SinceStart, None),
@@ -67,7 +67,7 @@ impl CpuMeter {
 
     /// CPU % of `process`: over the window when it was in the earlier reading, else over its
     /// lifetime (it started within the window, or there is no window).
-    pub fn percent(&self, process: &ProcessStat) -> f64 {
+    pub(crate) fn percent(&self, process: &ProcessStat) -> f64 {
         let earlier = self.baseline.as_ref().and_then(|(window, ticks)| {
             let (start, before) = ticks.get(&process.pid)?;
             (*start == process.start_ticks).then_some((*window, *before))
@@ -87,7 +87,7 @@ impl CpuMeter {
 }
 
 /// Keeps the recent readings of the process table.
-pub struct ProcessUsage {
+pub(crate) struct ProcessUsage {
     proc: PathBuf,
     sampler: Sampler<Vec<ProcessStat>>,
     /// Read once: the boot time does not change while the host runs.
@@ -95,7 +95,7 @@ pub struct ProcessUsage {
 }
 
 impl ProcessUsage {
-    pub fn new(proc: PathBuf, sampler: &SamplerConfig) -> Arc<Self> {
+    pub(crate) fn new(proc: PathBuf, sampler: &SamplerConfig) -> Arc<Self> {
         let root = proc.clone();
         Arc::new(Self {
             proc,
@@ -107,12 +107,12 @@ impl ProcessUsage {
         })
     }
 
-    pub fn proc(&self) -> &Path {
+    pub(crate) fn proc(&self) -> &Path {
         &self.proc
     }
 
     /// When the host booted (`btime`), which process start times count from.
-    pub fn boot_time(&self) -> Result<DateTime<Utc>, ToolError> {
+    pub(crate) fn boot_time(&self) -> Result<DateTime<Utc>, ToolError> {
         if let Some(boot) = self.boot.get() {
             return Ok(*boot);
         }
@@ -126,7 +126,7 @@ impl ProcessUsage {
     }
 
     /// The process table now, with a meter for CPU %. Blocking: reads all of `/proc`.
-    pub fn snapshot(&self) -> Result<Snapshot, ToolError> {
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, ToolError> {
         let readings = self.readings()?;
         let latest = &readings.latest;
         // A reading taken for this very question is the table now; otherwise read it afresh.
@@ -146,7 +146,7 @@ impl ProcessUsage {
 
     /// The table as of the last interval when the sampler is warm (see the module comment),
     /// else [`Self::snapshot`].
-    pub fn ranking(&self) -> Result<Snapshot, ToolError> {
+    pub(crate) fn ranking(&self) -> Result<Snapshot, ToolError> {
         let readings = self.readings()?;
         let Some(previous) = readings.previous.clone() else {
             return self.snapshot();
@@ -178,7 +178,7 @@ impl ProcessUsage {
     }
 
     /// One process now (`None` when there is no such process), with a meter for its CPU %.
-    pub fn one(&self, pid: u32) -> Result<Option<(ProcessStat, CpuMeter)>, ToolError> {
+    pub(crate) fn one(&self, pid: u32) -> Result<Option<(ProcessStat, CpuMeter)>, ToolError> {
         let readings = self.readings()?;
         let Some(process) = table::read_stat(&self.proc, pid, &mut Vec::new()) else {
             return Ok(None);

@@ -33,11 +33,11 @@ use super::table::{self, ProcessStat};
 
 /// How many given-out start times are remembered, the oldest given out forgotten first: more
 /// than a host has processes, at about 100 bytes each (under 1 MiB when full).
-pub const CAPACITY: usize = 8_192;
+pub(crate) const CAPACITY: usize = 8_192;
 
 /// The first 128 bits of a SHA-256: small to keep, and no one can make another input with the
 /// same digest.
-pub type Digest = [u8; 16];
+pub(crate) type Digest = [u8; 16];
 
 fn digest(bytes: &[u8]) -> Digest {
     let full = Sha256::digest(bytes);
@@ -48,7 +48,7 @@ fn digest(bytes: &[u8]) -> Digest {
 
 /// What a process is and runs, as far as the server can read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     /// The inode of a pidfd of the process on pidfs (Linux 6.9+), never shared with another
     /// process while the system runs; `None` on older kernels, whose pidfds share one inode.
     pub pidfs_inode: Option<u64>,
@@ -65,7 +65,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint of a process with this pidfs inode, executable path, `cmdline` bytes
     /// and owner.
-    pub fn new(
+    pub(crate) fn new(
         pidfs_inode: Option<u64>,
         exe: Option<&Path>,
         command_line: Option<&[u8]>,
@@ -81,14 +81,14 @@ impl Fingerprint {
 }
 
 /// What was read of a pinned process: its fingerprint and, for display, its arguments.
-pub struct Running {
+pub(crate) struct Running {
     pub fingerprint: Fingerprint,
     /// The arguments (lossy UTF-8); `None` when empty or unreadable.
     pub command_line: Option<Vec<String>>,
 }
 
 /// A process held by a pidfd, and what was read of it while it was held.
-pub struct Pinned {
+pub(crate) struct Pinned {
     /// Signals sent through it reach this process, whatever its pid names later.
     pub pidfd: OwnedFd,
     /// `/proc/PID/stat`, read after the pidfd was opened.
@@ -98,7 +98,7 @@ pub struct Pinned {
 
 /// Why a process could not be pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinError {
+pub(crate) enum PinError {
     /// No process has this pid (any more).
     Gone,
     /// The process exited while it was being read, so what was read may be another's.
@@ -113,7 +113,7 @@ pub enum PinError {
 ///
 /// The reads come after the pidfd is opened and before the check that its process has not
 /// exited: while it has not, its pid names nothing else, so every read was of that process.
-pub fn pin(proc: &Path, pid: u32) -> Result<Pinned, PinError> {
+pub(crate) fn pin(proc: &Path, pid: u32) -> Result<Pinned, PinError> {
     let pidfd = open_pidfd(pid)?;
     let stat = table::read_stat(proc, pid, &mut Vec::with_capacity(512)).ok_or(PinError::Gone)?;
     let running = read_running(proc, pid, &pidfd).ok_or(PinError::Gone)?;
@@ -198,7 +198,7 @@ fn has_exited(pidfd: &OwnedFd) -> bool {
 
 /// Whether `proc` shows the server's own PID namespace: only then do its pids name the
 /// processes the server can pin and signal (a container needs `--pid=host`).
-pub fn same_pid_namespace(proc: &Path) -> bool {
+pub(crate) fn same_pid_namespace(proc: &Path) -> bool {
     let own = rustix::process::getpid().as_raw_nonzero().get();
     std::fs::read_link(proc.join("self"))
         .ok()
@@ -208,7 +208,7 @@ pub fn same_pid_namespace(proc: &Path) -> bool {
 
 /// The fingerprints of the processes whose start times answers gave out, keyed by (pid, start
 /// ticks), at most [`CAPACITY`] of them. Shared by the process domain's tools.
-pub struct Fingerprints {
+pub(crate) struct Fingerprints {
     given: Mutex<Given>,
     capacity: usize,
 }
@@ -230,12 +230,12 @@ impl Default for Fingerprints {
 }
 
 impl Fingerprints {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_capacity(CAPACITY)
     }
 
     /// Remembers at most `capacity` (at least 1) processes.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             given: Mutex::new(Given::default()),
             capacity: capacity.max(1),
@@ -251,7 +251,7 @@ impl Fingerprints {
     /// Records that the start time of `pid` (`start_ticks`) was given out for a process with
     /// `fingerprint`, replacing what was recorded for that pair, and forgets the oldest given
     /// out beyond the capacity.
-    pub fn remember(&self, pid: u32, start_ticks: u64, fingerprint: Fingerprint) {
+    pub(crate) fn remember(&self, pid: u32, start_ticks: u64, fingerprint: Fingerprint) {
         let mut given = self.given();
         let age = given.next;
         given.next += 1;
@@ -272,7 +272,7 @@ impl Fingerprints {
 
     /// The fingerprint recorded when the start time of `pid` (`start_ticks`) was last given
     /// out; `None` when it never was, or was forgotten since.
-    pub fn given_out(&self, pid: u32, start_ticks: u64) -> Option<Fingerprint> {
+    pub(crate) fn given_out(&self, pid: u32, start_ticks: u64) -> Option<Fingerprint> {
         self.given()
             .by_process
             .get(&(pid, start_ticks))
@@ -291,7 +291,7 @@ impl Fingerprints {
     /// this (pid, start ticks), and the entry is never matched — or in the same tick, which
     /// the ticks cannot show anyway; the fingerprint then is the newcomer's, and so is the
     /// command line the answer shows.
-    pub fn give_out(&self, proc: &Path, pid: u32, start_ticks: u64) -> Option<Running> {
+    pub(crate) fn give_out(&self, proc: &Path, pid: u32, start_ticks: u64) -> Option<Running> {
         let pidfd = open_pidfd(pid).ok()?;
         let running = read_running(proc, pid, &pidfd)?;
         if has_exited(&pidfd) {
@@ -302,12 +302,9 @@ impl Fingerprints {
     }
 
     /// How many processes are remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.given().by_process.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

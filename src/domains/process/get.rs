@@ -24,7 +24,7 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static PROCESS_GET: Declaration = Declaration::read(
+pub(crate) static PROCESS_GET: Declaration = Declaration::read(
     Domain::Process,
     "process_get",
     "Process details",
@@ -39,7 +39,7 @@ pub static PROCESS_GET: Declaration = Declaration::read(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GetArguments {
+pub(crate) struct GetArguments {
     pub pid: Bounded<1, 4_194_304>,
     /// The start time process_list reported; when given, a pid now naming another process is
     /// an error rather than an answer about the wrong process.
@@ -50,7 +50,7 @@ pub struct GetArguments {
 
 /// The answer of `process_get`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessDetails {
+pub(crate) struct ProcessDetails {
     pub pid: u32,
     pub ppid: u32,
     pub name: String,
@@ -98,7 +98,7 @@ pub struct ProcessDetails {
 
 /// One cgroup path and the v1 controllers whose hierarchies place the process at it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CgroupMembership {
+pub(crate) struct CgroupMembership {
     /// `cpu`, `memory`, `name=systemd`, ...; empty for the cgroup v2 (unified) hierarchy.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub controllers: Vec<String>,
@@ -106,7 +106,7 @@ pub struct CgroupMembership {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessCpu {
+pub(crate) struct ProcessCpu {
     /// Per core: 200 is two cores busy.
     pub percent: f64,
     pub basis: CpuBasis,
@@ -117,7 +117,7 @@ pub struct ProcessCpu {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessMemory {
+pub(crate) struct ProcessMemory {
     pub rss_bytes: u64,
     pub virtual_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,7 +128,7 @@ pub struct ProcessMemory {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct OpenFiles {
+pub(crate) struct OpenFiles {
     pub count: u64,
     /// The soft limit on open files.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,7 +136,7 @@ pub struct OpenFiles {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ResourceLimit {
+pub(crate) struct ResourceLimit {
     pub name: String,
     pub soft: String,
     pub hard: String,
@@ -146,7 +146,7 @@ pub struct ResourceLimit {
 
 /// `/proc/PID/io`: bytes through system calls (`rchar`, `wchar`) and bytes that reached storage.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessIo {
+pub(crate) struct ProcessIo {
     pub read_bytes: u64,
     pub write_bytes: u64,
     pub read_chars: u64,
@@ -270,7 +270,7 @@ fn grouped(memberships: Vec<(Vec<String>, String)>) -> Vec<CgroupMembership> {
 }
 
 /// Answers `process_get`.
-pub struct ProcessInspector {
+pub(crate) struct ProcessInspector {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
     /// The answer gives out a start time: what it was given out for goes here.
@@ -278,7 +278,7 @@ pub struct ProcessInspector {
 }
 
 impl ProcessInspector {
-    pub fn new(
+    pub(crate) fn new(
         usage: Arc<ProcessUsage>,
         users: Arc<UserNames>,
         fingerprints: Arc<Fingerprints>,
@@ -291,7 +291,7 @@ impl ProcessInspector {
     }
 
     /// Blocking: reads several files of `/proc/PID`.
-    pub fn get(&self, arguments: &GetArguments) -> Result<ProcessDetails, ToolError> {
+    pub(crate) fn get(&self, arguments: &GetArguments) -> Result<ProcessDetails, ToolError> {
         let pid = arguments.pid.get() as u32;
         let proc = self.usage.proc();
         let gone = || {

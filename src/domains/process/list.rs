@@ -16,7 +16,7 @@ use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static PROCESS_LIST: Declaration = Declaration::read(
+pub(crate) static PROCESS_LIST: Declaration = Declaration::read(
     Domain::Process,
     "process_list",
     "List processes",
@@ -36,7 +36,7 @@ const COMMAND_CHARS: usize = 120;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum SortKey {
+pub(crate) enum SortKey {
     /// CPU %, busiest first.
     #[default]
     Cpu,
@@ -52,7 +52,7 @@ pub enum SortKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Order {
+pub(crate) enum Order {
     Asc,
     Desc,
 }
@@ -61,7 +61,7 @@ pub enum Order {
 /// (uninterruptible), Z zombie, T stopped, t tracing_stop, I idle (kernel threads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StateFilter {
+pub(crate) enum StateFilter {
     Running,
     Sleeping,
     DiskSleep,
@@ -89,7 +89,7 @@ impl StateFilter {
 /// Columns a row can have; `pid` is always there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Field {
+pub(crate) enum Field {
     Pid,
     Ppid,
     User,
@@ -116,7 +116,7 @@ const DEFAULT_FIELDS: &[Field] = &[
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListArguments {
+pub(crate) struct ListArguments {
     /// cpu (default), memory, pid, start or name.
     pub sort: Option<SortKey>,
     /// asc or desc; the default suits the key (busiest, largest, newest first; pid and name
@@ -143,7 +143,7 @@ pub struct ListArguments {
 
 /// The answer of `process_list`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessList {
+pub(crate) struct ProcessList {
     pub processes: Vec<ProcessRow>,
     /// Processes matching the filters, on all pages.
     pub total: usize,
@@ -160,7 +160,7 @@ pub struct ProcessList {
 
 /// One process; columns not asked for are left out.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct ProcessRow {
+pub(crate) struct ProcessRow {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
@@ -263,7 +263,7 @@ fn render_row(row: &ProcessRow) -> String {
 }
 
 /// Answers `process_list`.
-pub struct ProcessLister {
+pub(crate) struct ProcessLister {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
     /// Rows that show a start time give it out: what it was given out for goes here.
@@ -295,7 +295,7 @@ impl Candidate {
 }
 
 impl ProcessLister {
-    pub fn new(
+    pub(crate) fn new(
         usage: Arc<ProcessUsage>,
         users: Arc<UserNames>,
         fingerprints: Arc<Fingerprints>,
@@ -308,7 +308,7 @@ impl ProcessLister {
     }
 
     /// Blocking: reads all of `/proc`.
-    pub fn list(&self, arguments: &ListArguments) -> Result<ProcessList, ToolError> {
+    pub(crate) fn list(&self, arguments: &ListArguments) -> Result<ProcessList, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
             arguments.cursor.as_deref(),

@@ -1,13 +1,13 @@
 //! The `process` domain: the processes of the host — listed, inspected, as a tree — and
 //! signalling them.
 
-pub mod cpu_percent;
-pub mod fingerprint;
-pub mod get;
-pub mod list;
-pub mod signal;
-pub mod table;
-pub mod tree;
+pub(crate) mod cpu_percent;
+pub(crate) mod fingerprint;
+pub(crate) mod get;
+pub(crate) mod list;
+pub(crate) mod signal;
+pub(crate) mod table;
+pub(crate) mod tree;
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
-pub fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+pub(crate) fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
     let usage = cpu_percent::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
     // The start times list and get give out, and what each was given out for: signal holds a
     // caller's start time to them.

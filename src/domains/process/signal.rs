@@ -28,7 +28,7 @@ use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError, blocking};
 
-pub static PROCESS_SIGNAL: Declaration = Declaration::operate(
+pub(crate) static PROCESS_SIGNAL: Declaration = Declaration::operate(
     Domain::Process,
     "process_signal",
     "Signal a process",
@@ -42,9 +42,10 @@ pub static PROCESS_SIGNAL: Declaration = Declaration::operate(
 )
 .destructive();
 
-/// The signals this tool sends.
+/// The signals this tool sends, spelled as `kill -l` spells them (the wire names).
+#[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-pub enum SignalName {
+pub(crate) enum SignalName {
     #[serde(alias = "SIGTERM")]
     TERM,
     #[serde(alias = "SIGINT")]
@@ -90,7 +91,7 @@ impl SignalName {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SignalArguments {
+pub(crate) struct SignalArguments {
     /// The process id.
     pub pid: Bounded<1, 4_194_304>,
     /// TERM, INT, HUP or CONT (tier operate); KILL or STOP (tier admin).
@@ -103,7 +104,7 @@ pub struct SignalArguments {
 
 /// The answer of `process_signal`.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct SignalSent {
+pub(crate) struct SignalSent {
     pub pid: u32,
     /// The process name (`/proc/PID/comm`).
     pub name: String,
@@ -124,7 +125,7 @@ impl Render for SignalSent {
 }
 
 /// Signals processes of the host whose `/proc` is at `proc`.
-pub struct Signaller {
+pub(crate) struct Signaller {
     proc: PathBuf,
     protected_names: Vec<String>,
     /// What each start time the process domain gave out was given out for.
@@ -137,7 +138,7 @@ pub struct Signaller {
 const COMMAND_CHARS: usize = 200;
 
 impl Signaller {
-    pub fn new(
+    pub(crate) fn new(
         proc: PathBuf,
         protected_names: Vec<String>,
         fingerprints: Arc<Fingerprints>,
@@ -208,7 +209,7 @@ impl Signaller {
     /// `start_time`, one this server did not give out, or a process that runs something else
     /// now), which records the process so that the same call again signals it; failed (the
     /// kernel refused). Blocking (reads /proc): call it from a blocking thread.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         pid: u32,
         signal: SignalName,
@@ -355,12 +356,12 @@ fn decide(start_time: Option<&str>, given: Option<Fingerprint>, now: &Fingerprin
     }
 }
 
-pub struct ProcessSignalTool {
+pub(crate) struct ProcessSignalTool {
     signaller: Arc<Signaller>,
 }
 
 impl ProcessSignalTool {
-    pub fn new(signaller: Arc<Signaller>) -> Self {
+    pub(crate) fn new(signaller: Arc<Signaller>) -> Self {
         Self { signaller }
     }
 }

@@ -11,11 +11,11 @@ use std::io::Read;
 use std::path::Path;
 
 /// Flag of kernel threads in `/proc/PID/stat`.
-pub const PF_KTHREAD: u64 = 0x0020_0000;
+pub(crate) const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// What `/proc/PID/stat` and the owner of `/proc/PID` say about one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessStat {
+pub(crate) struct ProcessStat {
     pub pid: u32,
     pub ppid: u32,
     /// `comm`: the executable name, at most 15 bytes.
@@ -36,14 +36,14 @@ pub struct ProcessStat {
 }
 
 impl ProcessStat {
-    pub fn kernel_thread(&self) -> bool {
+    pub(crate) fn kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }
 }
 
 /// Parses the text of `/proc/PID/stat`. The name is between the first `(` and the last `)`:
 /// it may itself hold spaces and parentheses.
-pub fn parse_stat(pid: u32, text: &str, uid: u32) -> Option<ProcessStat> {
+pub(crate) fn parse_stat(pid: u32, text: &str, uid: u32) -> Option<ProcessStat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text.get(open + 1..close)?.to_string();
@@ -68,7 +68,7 @@ pub fn parse_stat(pid: u32, text: &str, uid: u32) -> Option<ProcessStat> {
 }
 
 /// Reads one process, `None` when it has exited (or never existed).
-pub fn read_stat(proc: &Path, pid: u32, buffer: &mut Vec<u8>) -> Option<ProcessStat> {
+pub(crate) fn read_stat(proc: &Path, pid: u32, buffer: &mut Vec<u8>) -> Option<ProcessStat> {
     let directory = ProcDirectory::open(proc).ok()?;
     directory.read_stat(pid, buffer)
 }
@@ -76,12 +76,12 @@ pub fn read_stat(proc: &Path, pid: u32, buffer: &mut Vec<u8>) -> Option<ProcessS
 /// `/proc` opened once, so each process costs one `openat` relative to it, one `fstat` of the
 /// open file (a process's `/proc` files belong to its effective uid) and one read: no path
 /// walks from `/`, no second lookup of `/proc/PID` for the owner.
-pub struct ProcDirectory {
+pub(crate) struct ProcDirectory {
     fd: rustix::fd::OwnedFd,
 }
 
 impl ProcDirectory {
-    pub fn open(proc: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(proc: &Path) -> std::io::Result<Self> {
         let fd = rustix::fs::open(
             proc,
             rustix::fs::OFlags::RDONLY
@@ -92,7 +92,7 @@ impl ProcDirectory {
         Ok(Self { fd })
     }
 
-    pub fn read_stat(&self, pid: u32, buffer: &mut Vec<u8>) -> Option<ProcessStat> {
+    pub(crate) fn read_stat(&self, pid: u32, buffer: &mut Vec<u8>) -> Option<ProcessStat> {
         let file = rustix::fs::openat(
             &self.fd,
             format!("{pid}/stat").as_str(),
@@ -112,7 +112,7 @@ impl ProcDirectory {
 
 /// A whole `/proc` file. Its size reads as 0, so `std::fs::read` would start with a 32-byte
 /// probe and grow, one syscall each; a page-sized buffer takes most files in one read.
-pub fn read_proc_file(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn read_proc_file(path: &Path) -> Option<Vec<u8>> {
     let file = std::fs::File::open(path).ok()?;
     let mut bytes = Vec::with_capacity(4096);
     // Through `Take` (not `File::read_to_end`), which does not ask for the file's size.
@@ -121,7 +121,7 @@ pub fn read_proc_file(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// The pids of `/proc` now, in ascending order.
-pub fn pids(proc: &Path) -> std::io::Result<Vec<u32>> {
+pub(crate) fn pids(proc: &Path) -> std::io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = std::fs::read_dir(proc)?
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
@@ -131,7 +131,7 @@ pub fn pids(proc: &Path) -> std::io::Result<Vec<u32>> {
 }
 
 /// Every process now. Processes that exit while being read are left out.
-pub fn snapshot(proc: &Path) -> std::io::Result<Vec<ProcessStat>> {
+pub(crate) fn snapshot(proc: &Path) -> std::io::Result<Vec<ProcessStat>> {
     let directory = ProcDirectory::open(proc)?;
     let mut buffer = Vec::with_capacity(512);
     Ok(pids(proc)?
@@ -141,7 +141,7 @@ pub fn snapshot(proc: &Path) -> std::io::Result<Vec<ProcessStat>> {
 }
 
 /// pid → its children's pids, in ascending order.
-pub fn children_of(table: &[ProcessStat]) -> HashMap<u32, Vec<u32>> {
+pub(crate) fn children_of(table: &[ProcessStat]) -> HashMap<u32, Vec<u32>> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for process in table {
         if process.pid != process.ppid {
@@ -154,7 +154,7 @@ pub fn children_of(table: &[ProcessStat]) -> HashMap<u32, Vec<u32>> {
 /// What a row takes from `/proc/PID/status`: the exact RSS and effective uid, and the
 /// figures that change while a process runs, read now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub euid: u32,
     /// `VmRSS`; absent for kernel threads.
     pub rss_bytes: Option<u64>,
@@ -164,7 +164,7 @@ pub struct Status {
 }
 
 /// Reads the effective uid, exact RSS, state, parent and thread count of one process.
-pub fn status(proc: &Path, pid: u32) -> Option<Status> {
+pub(crate) fn status(proc: &Path, pid: u32) -> Option<Status> {
     let bytes = read_proc_file(&proc.join(pid.to_string()).join("status"))?;
     parse_status(std::str::from_utf8(&bytes).ok()?)
 }
@@ -198,7 +198,7 @@ fn parse_status(text: &str) -> Option<Status> {
 
 /// The direct children of a process, from `/proc/PID/task/TID/children` of each of its
 /// threads (kernels since 3.5 with CONFIG_PROC_CHILDREN); `None` when the kernel lacks them.
-pub fn children(proc: &Path, pid: u32) -> Option<Vec<u32>> {
+pub(crate) fn children(proc: &Path, pid: u32) -> Option<Vec<u32>> {
     let tasks = std::fs::read_dir(proc.join(pid.to_string()).join("task")).ok()?;
     let mut children = Vec::new();
     for task in tasks.filter_map(Result::ok) {
@@ -214,7 +214,7 @@ pub fn children(proc: &Path, pid: u32) -> Option<Vec<u32>> {
 
 /// The command line, arguments joined by spaces; `None` for kernel threads and zombies (an
 /// empty `cmdline`) or when unreadable.
-pub fn command_line(proc: &Path, pid: u32) -> Option<Vec<String>> {
+pub(crate) fn command_line(proc: &Path, pid: u32) -> Option<Vec<String>> {
     parse_command_line(&read_proc_file(
         &proc.join(pid.to_string()).join("cmdline"),
     )?)
@@ -222,7 +222,7 @@ pub fn command_line(proc: &Path, pid: u32) -> Option<Vec<String>> {
 
 /// The arguments in the bytes of `/proc/PID/cmdline` (NUL-separated, lossy UTF-8); `None` when
 /// empty (kernel threads, zombies).
-pub fn parse_command_line(bytes: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn parse_command_line(bytes: &[u8]) -> Option<Vec<String>> {
     if bytes.is_empty() {
         return None;
     }
@@ -236,7 +236,7 @@ pub fn parse_command_line(bytes: &[u8]) -> Option<Vec<String>> {
 }
 
 /// The cgroup paths of a process (`/proc/PID/cgroup`), one per hierarchy.
-pub fn cgroups(proc: &Path, pid: u32) -> Vec<String> {
+pub(crate) fn cgroups(proc: &Path, pid: u32) -> Vec<String> {
     cgroup_memberships(proc, pid)
         .into_iter()
         .map(|(_, path)| path)
@@ -245,7 +245,7 @@ pub fn cgroups(proc: &Path, pid: u32) -> Vec<String> {
 
 /// `/proc/PID/cgroup` line by line: each hierarchy's controllers (`cpu,cpuacct`,
 /// `name=systemd`; none for the v2 hierarchy, `0::PATH`) and the process's path in it.
-pub fn cgroup_memberships(proc: &Path, pid: u32) -> Vec<(Vec<String>, String)> {
+pub(crate) fn cgroup_memberships(proc: &Path, pid: u32) -> Vec<(Vec<String>, String)> {
     read_proc_file(&proc.join(pid.to_string()).join("cgroup"))
         .map(|bytes| {
             String::from_utf8_lossy(&bytes)
@@ -269,7 +269,7 @@ pub fn cgroup_memberships(proc: &Path, pid: u32) -> Vec<(Vec<String>, String)> {
 /// The container a process runs in, from its cgroup paths: the 64-hex-digit id that Docker
 /// (`/docker/ID`, `docker-ID.scope`), containerd (`cri-containerd-ID.scope`), CRI-O
 /// (`crio-ID.scope`) and Podman (`libpod-ID.scope`) put in the path.
-pub fn container_id(cgroup_paths: &[String]) -> Option<String> {
+pub(crate) fn container_id(cgroup_paths: &[String]) -> Option<String> {
     cgroup_paths.iter().find_map(|path| {
         path.split('/').rev().find_map(|component| {
             let component = component.strip_suffix(".scope").unwrap_or(component);
@@ -281,7 +281,7 @@ pub fn container_id(cgroup_paths: &[String]) -> Option<String> {
 }
 
 /// A process's state letter as a word.
-pub fn state_name(letter: char) -> &'static str {
+pub(crate) fn state_name(letter: char) -> &'static str {
     match letter {
         'R' => "running",
         'S' => "sleeping",

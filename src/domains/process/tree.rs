@@ -14,7 +14,7 @@ use crate::bounded::Bounded;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static PROCESS_TREE: Declaration = Declaration::read(
+pub(crate) static PROCESS_TREE: Declaration = Declaration::read(
     Domain::Process,
     "process_tree",
     "Process tree",
@@ -27,7 +27,7 @@ pub static PROCESS_TREE: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TreeArguments {
+pub(crate) struct TreeArguments {
     /// The root of the tree (default 1).
     pub pid: Option<Bounded<1, 4_194_304>>,
     /// Levels below the root to show (default 4).
@@ -38,7 +38,7 @@ pub struct TreeArguments {
 
 /// The answer of `process_tree`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProcessTree {
+pub(crate) struct ProcessTree {
     pub root: TreeNode,
     /// Processes shown.
     pub shown: usize,
@@ -47,7 +47,7 @@ pub struct ProcessTree {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct TreeNode {
+pub(crate) struct TreeNode {
     pub pid: u32,
     pub name: String,
     pub user: String,
@@ -83,18 +83,18 @@ impl Render for ProcessTree {
 }
 
 /// Answers `process_tree`.
-pub struct ProcessTreeBuilder {
+pub(crate) struct ProcessTreeBuilder {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
 }
 
 impl ProcessTreeBuilder {
-    pub fn new(usage: Arc<ProcessUsage>, users: Arc<UserNames>) -> Self {
+    pub(crate) fn new(usage: Arc<ProcessUsage>, users: Arc<UserNames>) -> Self {
         Self { usage, users }
     }
 
     /// Blocking: reads all of `/proc`.
-    pub fn tree(&self, arguments: &TreeArguments) -> Result<ProcessTree, ToolError> {
+    pub(crate) fn tree(&self, arguments: &TreeArguments) -> Result<ProcessTree, ToolError> {
         let root = arguments.pid.map_or(1, |pid| pid.get() as u32);
         let depth = arguments.depth.map_or(4, |depth| depth.get() as usize);
         let budget = arguments.max_nodes.map_or(300, |max| max.get() as usize);

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Cached<T> {
+pub(crate) struct Cached<T> {
     for_how_long: Duration,
     kept: Mutex<Option<(Instant, Arc<T>)>>,
 }
 
 impl<T> Cached<T> {
-    pub fn new(for_how_long: Duration) -> Self {
+    pub(crate) fn new(for_how_long: Duration) -> Self {
         Self {
             for_how_long,
             kept: Mutex::new(None),
@@ -18,7 +18,7 @@ impl<T> Cached<T> {
     }
 
     /// The kept value while it is fresh, else `read()`'s, kept from now.
-    pub fn get_or_read(&self, read: impl FnOnce() -> T) -> Arc<T> {
+    pub(crate) fn get_or_read(&self, read: impl FnOnce() -> T) -> Arc<T> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, value)) = kept.as_ref()
             && at.elapsed() < self.for_how_long

@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// `btime` from `/proc/stat`: the boot time the kernel itself records.
-pub fn boot_time(proc: &Path) -> Option<DateTime<Utc>> {
+pub(crate) fn boot_time(proc: &Path) -> Option<DateTime<Utc>> {
     let text = std::fs::read_to_string(proc.join("stat")).ok()?;
     let seconds: i64 = text
         .lines()
@@ -19,7 +19,7 @@ pub fn boot_time(proc: &Path) -> Option<DateTime<Utc>> {
 
 /// A process's start time as callers see it: the boot time plus the `starttime` clock ticks of
 /// `/proc/PID/stat`, RFC 3339 in UTC with milliseconds.
-pub fn process_start_time(boot: DateTime<Utc>, ticks: u64) -> String {
+pub(crate) fn process_start_time(boot: DateTime<Utc>, ticks: u64) -> String {
     let per_second = rustix::param::clock_ticks_per_second().max(1);
     let millis = ticks.saturating_mul(1000) / per_second;
     let started = boot + chrono::Duration::milliseconds(i64::try_from(millis).unwrap_or(i64::MAX));
@@ -28,7 +28,7 @@ pub fn process_start_time(boot: DateTime<Utc>, ticks: u64) -> String {
 
 /// Reads and parses one file under the host's `/proc` (or `/sys`), with an error that points at
 /// the `[host]` configuration when the file is missing.
-pub fn read_proc<T: procfs::FromRead>(
+pub(crate) fn read_proc<T: procfs::FromRead>(
     root: &Path,
     file: &str,
 ) -> Result<T, crate::tool::ToolError> {
@@ -42,18 +42,18 @@ pub fn read_proc<T: procfs::FromRead>(
 }
 
 /// Rounds a share or rate to one decimal: the precision a reader uses, without float noise.
-pub fn tenths(value: f64) -> f64 {
+pub(crate) fn tenths(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
 
 /// The kernel reports load averages with two decimals; keep them, not `f32` noise.
-pub fn hundredths(value: f32) -> f64 {
+pub(crate) fn hundredths(value: f32) -> f64 {
     (f64::from(value) * 100.0).round() / 100.0
 }
 
 /// `/proc/cpuinfo` keys that name the CPU model: x86's `model name`, then what ARM, POWER and
 /// others use.
-pub const CPU_MODEL_KEYS: &[&str] = &[
+pub(crate) const CPU_MODEL_KEYS: &[&str] = &[
     "model name",
     "Model",
     "cpu model",
@@ -63,13 +63,13 @@ pub const CPU_MODEL_KEYS: &[&str] = &[
 ];
 
 /// The first CPU's block of `/proc/cpuinfo` (empty when unreadable).
-pub fn first_cpuinfo_block(proc: &Path) -> String {
+pub(crate) fn first_cpuinfo_block(proc: &Path) -> String {
     let text = std::fs::read_to_string(proc.join("cpuinfo")).unwrap_or_default();
     text.split("\n\n").next().unwrap_or("").to_string()
 }
 
 /// The first non-empty value of any of `keys` in a `/proc/cpuinfo` block.
-pub fn cpuinfo_field(block: &str, keys: &[&str]) -> Option<String> {
+pub(crate) fn cpuinfo_field(block: &str, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|wanted| {
         block.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
@@ -79,7 +79,7 @@ pub fn cpuinfo_field(block: &str, keys: &[&str]) -> Option<String> {
 }
 
 /// A sysfs CPU list (`0-3,8-11`) as CPU numbers; `None` when empty or malformed.
-pub fn cpu_list(text: &str) -> Option<Vec<u32>> {
+pub(crate) fn cpu_list(text: &str) -> Option<Vec<u32>> {
     let mut cpus = Vec::new();
     for range in text.trim().split(',').filter(|part| !part.is_empty()) {
         match range.split_once('-') {
@@ -93,12 +93,12 @@ pub fn cpu_list(text: &str) -> Option<Vec<u32>> {
 }
 
 /// The online CPUs, from `/sys/devices/system/cpu/online`.
-pub fn online_cpus(sys: &Path) -> Option<Vec<u32>> {
+pub(crate) fn online_cpus(sys: &Path) -> Option<Vec<u32>> {
     cpu_list(&std::fs::read_to_string(sys.join("devices/system/cpu/online")).ok()?)
 }
 
 /// Physical cores and sockets of `online` CPUs, from their sysfs topology.
-pub fn topology(sys: &Path, online: &[u32]) -> Option<(u32, u32)> {
+pub(crate) fn topology(sys: &Path, online: &[u32]) -> Option<(u32, u32)> {
     let mut cores = BTreeSet::new();
     let mut sockets = BTreeSet::new();
     for cpu in online {

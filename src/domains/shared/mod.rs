@@ -1,10 +1,10 @@
 //! What more than one domain needs: kernel facts, paging, sampling, caching, user names, secret
 //! names. Not a domain: no tools, and it imports no domain.
 
-pub mod cached;
-pub mod kernel;
-pub mod paging;
-pub mod pressure;
-pub mod sampling;
-pub mod secret_names;
-pub mod users;
+pub(crate) mod cached;
+pub(crate) mod kernel;
+pub(crate) mod paging;
+pub(crate) mod pressure;
+pub(crate) mod sampling;
+pub(crate) mod secret_names;
+pub(crate) mod users;

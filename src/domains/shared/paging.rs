@@ -10,7 +10,7 @@ use crate::tool::ToolError;
 
 /// What a caller asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageRequest {
+pub(crate) struct PageRequest {
     pub limit: usize,
     pub offset: usize,
     /// Said in the answer when the limit was reduced.
@@ -19,7 +19,7 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// `limit` as given (any integer), `cursor` as a previous answer's `next_cursor`.
-    pub fn new(
+    pub(crate) fn new(
         limit: Option<i64>,
         cursor: Option<&str>,
         default: usize,
@@ -60,7 +60,7 @@ impl PageRequest {
 
     /// Cuts this page out of the whole sorted list: the rows, and the cursor for the next page
     /// when rows remain.
-    pub fn take<T>(&self, rows: Vec<T>) -> (Vec<T>, Option<String>) {
+    pub(crate) fn take<T>(&self, rows: Vec<T>) -> (Vec<T>, Option<String>) {
         let total = rows.len();
         let end = self.offset.saturating_add(self.limit).min(total);
         let next = (end < total).then(|| encode(end));
@@ -75,7 +75,7 @@ impl PageRequest {
 /// Cursors look like `o40`: short, and clearly not a row count a caller should edit.
 /// The last lines of a paged answer's text: how many of how many, where the next page starts,
 /// and any notes.
-pub fn footer(
+pub(crate) fn footer(
     shown: usize,
     total: usize,
     (singular, plural): (&str, &str),

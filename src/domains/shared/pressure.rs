@@ -12,7 +12,7 @@ use crate::domains::shared::kernel::tenths;
 
 /// Stall shares over the kernel's three windows.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Pressure {
+pub(crate) struct Pressure {
     /// Time at least one task was stalled.
     pub some: StallShares,
     /// Time all non-idle tasks were stalled at once (not reported for CPU, where the kernel
@@ -23,7 +23,7 @@ pub struct Pressure {
 
 /// Percent of wall time stalled, averaged over 10 s, 60 s and 300 s.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct StallShares {
+pub(crate) struct StallShares {
     pub avg10: f64,
     pub avg60: f64,
     pub avg300: f64,
@@ -42,7 +42,7 @@ impl From<&PressureRecord> for StallShares {
 
 impl Pressure {
     /// One-line form for text renderings: `some 1.2/0.8/0.3%`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let windows =
             |shares: &StallShares| format!("{}/{}/{}%", shares.avg10, shares.avg60, shares.avg300);
         match &self.full {
@@ -52,7 +52,7 @@ impl Pressure {
     }
 }
 
-pub fn cpu(proc: &Path) -> Option<Pressure> {
+pub(crate) fn cpu(proc: &Path) -> Option<Pressure> {
     let pressure = procfs::CpuPressure::from_file(proc.join("pressure/cpu")).ok()?;
     Some(Pressure {
         some: (&pressure.some).into(),
@@ -60,7 +60,7 @@ pub fn cpu(proc: &Path) -> Option<Pressure> {
     })
 }
 
-pub fn memory(proc: &Path) -> Option<Pressure> {
+pub(crate) fn memory(proc: &Path) -> Option<Pressure> {
     let pressure = procfs::MemoryPressure::from_file(proc.join("pressure/memory")).ok()?;
     Some(Pressure {
         some: (&pressure.some).into(),
@@ -68,7 +68,7 @@ pub fn memory(proc: &Path) -> Option<Pressure> {
     })
 }
 
-pub fn io(proc: &Path) -> Option<Pressure> {
+pub(crate) fn io(proc: &Path) -> Option<Pressure> {
     let pressure = procfs::IoPressure::from_file(proc.join("pressure/io")).ok()?;
     Some(Pressure {
         some: (&pressure.some).into(),

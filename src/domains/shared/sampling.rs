@@ -17,7 +17,7 @@ use crate::config::SamplerConfig;
 /// How a rate in an answer was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Basis {
+pub(crate) enum Basis {
     /// Over the last `window_seconds`, between two background readings.
     Interval,
     /// Averaged since the host booted: the first answer after a quiet spell. Ask again in a
@@ -26,18 +26,18 @@ pub enum Basis {
 }
 
 /// Readings closer together than this measure noise, not a rate.
-pub const SHORTEST_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const SHORTEST_WINDOW: Duration = Duration::from_millis(100);
 
 /// One reading and when it was taken.
 #[derive(Debug)]
-pub struct Reading<T> {
+pub(crate) struct Reading<T> {
     pub at: Instant,
     pub value: T,
 }
 
 /// What a tool gets: the latest reading, and the one before it when there is one.
 #[derive(Debug)]
-pub struct Readings<T> {
+pub(crate) struct Readings<T> {
     pub previous: Option<Arc<Reading<T>>>,
     pub latest: Arc<Reading<T>>,
 }
@@ -45,19 +45,19 @@ pub struct Readings<T> {
 impl<T> Readings<T> {
     /// The time between the two readings, when there are two far enough apart to measure a
     /// rate over.
-    pub fn window(&self) -> Option<Duration> {
+    pub(crate) fn window(&self) -> Option<Duration> {
         let previous = self.previous.as_ref()?;
         let window = self.latest.at.saturating_duration_since(previous.at);
         (window >= SHORTEST_WINDOW).then_some(window)
     }
 
     /// The earlier reading and the time since it, when rates can be measured over an interval.
-    pub fn earlier(&self) -> Option<(Duration, &T)> {
+    pub(crate) fn earlier(&self) -> Option<(Duration, &T)> {
         Some((self.window()?, &self.previous.as_ref()?.value))
     }
 
     /// The basis and window (seconds, two decimals) an answer built from these readings has.
-    pub fn basis(&self) -> (Basis, Option<f64>) {
+    pub(crate) fn basis(&self) -> (Basis, Option<f64>) {
         match self.window() {
             Some(window) => (
                 Basis::Interval,
@@ -78,7 +78,7 @@ struct State<T> {
 type Collect<T> = dyn Fn() -> Result<T, String> + Send + Sync;
 
 /// Takes readings of one kind of data on demand.
-pub struct Sampler<T: Send + Sync + 'static> {
+pub(crate) struct Sampler<T: Send + Sync + 'static> {
     collect: Arc<Collect<T>>,
     interval: Duration,
     idle_after: Duration,
@@ -88,7 +88,7 @@ pub struct Sampler<T: Send + Sync + 'static> {
 impl<T: Send + Sync + 'static> Sampler<T> {
     /// `collect` takes one reading: in the background on a blocking thread, and on the
     /// caller's thread when no recent reading is at hand.
-    pub fn new(
+    pub(crate) fn new(
         config: &SamplerConfig,
         collect: impl Fn() -> Result<T, String> + Send + Sync + 'static,
     ) -> Self {
@@ -108,7 +108,7 @@ impl<T: Send + Sync + 'static> Sampler<T> {
     /// The readings a tool answers from. Collects on the caller's thread when no reading is
     /// recent, so `collect` should be quick (procfs reads are). Starts the background readings (inside a Tokio runtime) when they are
     /// not running.
-    pub fn readings(&self) -> Result<Readings<T>, String> {
+    pub(crate) fn readings(&self) -> Result<Readings<T>, String> {
         let now = Instant::now();
         let recent = {
             let mut state = self.lock();
@@ -144,7 +144,7 @@ impl<T: Send + Sync + 'static> Sampler<T> {
     }
 
     /// How often background readings are taken.
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         self.interval
     }
 

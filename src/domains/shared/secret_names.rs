@@ -2,7 +2,7 @@
 //! audit log and the tools that show environments and arguments hide such values.
 
 /// Whether a key names a secret: the whole key, or one of its `_`/`-`-separated words.
-pub fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     const WORDS: [&str; 10] = [
         "password",
         "passwd",

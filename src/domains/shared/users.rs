@@ -11,16 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// uid → user name.
-pub type Table = HashMap<u32, String>;
+pub(crate) type Table = HashMap<u32, String>;
 
 /// The uid → name table, re-read when the file changes.
-pub struct UserNames {
+pub(crate) struct UserNames {
     passwd: PathBuf,
     cached: Mutex<Option<(SystemTime, Arc<Table>)>>,
 }
 
 impl UserNames {
-    pub fn new(rootfs: &std::path::Path) -> Self {
+    pub(crate) fn new(rootfs: &std::path::Path) -> Self {
         Self {
             passwd: rootfs.join("etc/passwd"),
             cached: Mutex::new(None),
@@ -28,7 +28,7 @@ impl UserNames {
     }
 
     /// The current table; empty when the file is unreadable.
-    pub fn table(&self) -> Arc<Table> {
+    pub(crate) fn table(&self) -> Arc<Table> {
         let modified = std::fs::metadata(&self.passwd)
             .and_then(|meta| meta.modified())
             .ok();
@@ -51,7 +51,7 @@ impl UserNames {
 }
 
 /// A name for `uid`: the user's, or the number when the host does not know it.
-pub fn name_of(table: &Table, uid: u32) -> String {
+pub(crate) fn name_of(table: &Table, uid: u32) -> String {
     table.get(&uid).cloned().unwrap_or_else(|| uid.to_string())
 }
 

@@ -21,7 +21,7 @@ use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
 const SECTOR_BYTES: u64 = 512;
 
-pub static DISK_IO: Declaration = Declaration::read(
+pub(crate) static DISK_IO: Declaration = Declaration::read(
     Domain::Storage,
     "disk_io",
     "Disk I/O",
@@ -35,7 +35,7 @@ pub static DISK_IO: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DiskIoArguments {
+pub(crate) struct DiskIoArguments {
     /// Only this device, by kernel name (`sda`, `nvme0n1`, `vda1`, `dm-0`).
     pub device: Option<String>,
     /// Also list partitions, not only whole disks.
@@ -46,7 +46,7 @@ pub struct DiskIoArguments {
 
 /// The answer of `disk_io`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DiskIo {
+pub(crate) struct DiskIo {
     pub basis: Basis,
     /// The time the rates are measured over, when `basis` is `interval`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,7 +60,7 @@ pub struct DiskIo {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DeviceIo {
+pub(crate) struct DeviceIo {
     /// Kernel name, as in `/dev/NAME`.
     pub device: String,
     /// A partition rather than a whole disk.
@@ -117,7 +117,7 @@ impl Render for DiskIo {
 
 /// One background reading: the counters, the uptime they accumulated over, and which devices
 /// are whole disks.
-pub struct DiskReading {
+pub(crate) struct DiskReading {
     stats: Vec<DiskStat>,
     uptime_seconds: f64,
     whole_disks: HashSet<String>,
@@ -145,13 +145,13 @@ fn read(host: &HostConfig) -> Result<DiskReading, String> {
 }
 
 /// Answers `disk_io` for the host `[host]` locates.
-pub struct DiskIoMonitor {
+pub(crate) struct DiskIoMonitor {
     proc: PathBuf,
     sampler: Sampler<DiskReading>,
 }
 
 impl DiskIoMonitor {
-    pub fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
+    pub(crate) fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
         let host_for_readings = host.clone();
         Self {
             proc: host.proc.clone(),
@@ -159,7 +159,7 @@ impl DiskIoMonitor {
         }
     }
 
-    pub fn io(&self, arguments: &DiskIoArguments) -> Result<DiskIo, ToolError> {
+    pub(crate) fn io(&self, arguments: &DiskIoArguments) -> Result<DiskIo, ToolError> {
         let readings = self.sampler.readings().map_err(|error| {
             ToolError::unavailable(format!("{error} (is [host] in the config right?)"))
         })?;

@@ -22,7 +22,7 @@ use crate::domains::shared::kernel::tenths;
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static DISK_USAGE: Declaration = Declaration::read(
+pub(crate) static DISK_USAGE: Declaration = Declaration::read(
     Domain::Storage,
     "disk_usage",
     "Disk usage",
@@ -35,7 +35,7 @@ pub static DISK_USAGE: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DiskUsageArguments {
+pub(crate) struct DiskUsageArguments {
     /// Also list pseudo filesystems, empty ones, and bind or hidden mounts (like `df -a`).
     pub include_pseudo: Option<bool>,
     /// Only the filesystem holding this absolute path (like `df PATH`).
@@ -44,7 +44,7 @@ pub struct DiskUsageArguments {
 
 /// The answer of `disk_usage`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DiskUsage {
+pub(crate) struct DiskUsage {
     pub filesystems: Vec<Filesystem>,
     /// Mounts left out: pseudo, empty, hidden under another mount, bind or duplicate mounts,
     /// and mounts that could not be measured (with include_pseudo, only the last).
@@ -54,7 +54,7 @@ pub struct DiskUsage {
 /// One mounted filesystem. Sizes count as `df` counts them: `used` is blocks in use;
 /// `available` is what unprivileged users may still write (reserved blocks excluded).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Filesystem {
+pub(crate) struct Filesystem {
     /// What is mounted: a device such as `/dev/sda1`, a remote share, or a name like `tmpfs`.
     pub device: String,
     /// Filesystem type: ext4, xfs, btrfs, tmpfs, nfs4, ...
@@ -72,7 +72,7 @@ pub struct Filesystem {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Inodes {
+pub(crate) struct Inodes {
     pub total: u64,
     pub used: u64,
     pub free: u64,
@@ -143,17 +143,17 @@ const PSEUDO_TYPES: &[&str] = &[
 ];
 
 /// Answers `disk_usage` for the host `[host]` locates.
-pub struct DiskUsageCollector {
+pub(crate) struct DiskUsageCollector {
     host: HostConfig,
 }
 
 impl DiskUsageCollector {
-    pub fn new(host: HostConfig) -> Self {
+    pub(crate) fn new(host: HostConfig) -> Self {
         Self { host }
     }
 
     /// Blocking: `statvfs` on a network filesystem can wait on the network.
-    pub fn usage(&self, arguments: &DiskUsageArguments) -> Result<DiskUsage, ToolError> {
+    pub(crate) fn usage(&self, arguments: &DiskUsageArguments) -> Result<DiskUsage, ToolError> {
         let mounts = self.mount_table()?;
         if let Some(path) = &arguments.path {
             return self.holding(&mounts, path);

@@ -21,7 +21,7 @@ use crate::domains::shared::pressure::{self, Pressure};
 use crate::domains::shared::sampling::{Basis, Readings, Sampler};
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
 
-pub static CPU_USAGE: Declaration = Declaration::read(
+pub(crate) static CPU_USAGE: Declaration = Declaration::read(
     Domain::System,
     "cpu_usage",
     "CPU usage",
@@ -33,7 +33,7 @@ pub static CPU_USAGE: Declaration = Declaration::read(
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CpuUsageArguments {
+pub(crate) struct CpuUsageArguments {
     /// Include one entry per CPU (default true); false gives only the overall figures.
     pub per_core: Option<bool>,
 }
@@ -61,7 +61,7 @@ impl Collect for CpuMonitor {
 
 /// The answer of `cpu_usage`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CpuUsage {
+pub(crate) struct CpuUsage {
     pub basis: Basis,
     /// The time the shares are measured over, when `basis` is `interval`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,7 +86,7 @@ pub struct CpuUsage {
 /// time, `system` includes hard and soft interrupts; `steal` is time the hypervisor gave
 /// another guest.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CpuShares {
+pub(crate) struct CpuShares {
     pub busy_percent: f64,
     pub user_percent: f64,
     pub system_percent: f64,
@@ -96,7 +96,7 @@ pub struct CpuShares {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CoreUsage {
+pub(crate) struct CoreUsage {
     /// The CPU number, as in `cpuN`.
     pub cpu: u32,
     #[serde(flatten)]
@@ -214,7 +214,7 @@ impl Ticks {
 
 /// One background reading.
 #[derive(Debug, Clone, Default)]
-pub struct CpuReading {
+pub(crate) struct CpuReading {
     all: Ticks,
     cores: Vec<(u32, Ticks)>,
     tasks_running: u32,
@@ -295,13 +295,13 @@ fn frequencies(proc: &Path, sys: &Path, cpus: &[(u32, Ticks)]) -> BTreeMap<u32, 
 }
 
 /// Answers `cpu_usage` for the host `[host]` locates.
-pub struct CpuMonitor {
+pub(crate) struct CpuMonitor {
     proc: PathBuf,
     sampler: Sampler<CpuReading>,
 }
 
 impl CpuMonitor {
-    pub fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
+    pub(crate) fn new(host: &HostConfig, sampler: &SamplerConfig) -> Self {
         let (proc, sys) = (host.proc.clone(), host.sys.clone());
         Self {
             proc: host.proc.clone(),
@@ -317,7 +317,7 @@ impl CpuMonitor {
     }
 
     /// The usage now. May read `/proc/stat` on the caller's thread (a fast in-memory read).
-    pub fn usage(&self) -> Result<CpuUsage, ToolError> {
+    pub(crate) fn usage(&self) -> Result<CpuUsage, ToolError> {
         let readings = self.sampler.readings().map_err(|error| {
             ToolError::unavailable(format!("{error} (is host.proc in the config right?)"))
         })?;

@@ -12,7 +12,7 @@ use crate::domains::shared::pressure::{self, Pressure};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, NoArguments, Render, ToolContext, ToolError};
 
-pub static MEMORY_USAGE: Declaration = Declaration::read(
+pub(crate) static MEMORY_USAGE: Declaration = Declaration::read(
     Domain::System,
     "memory_usage",
     "Memory usage",
@@ -36,7 +36,7 @@ impl Collect for MemoryMonitor {
 
 /// The answer of `memory_usage`. Sizes in bytes, counted as `free(1)` counts them.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct MemoryUsage {
+pub(crate) struct MemoryUsage {
     pub total_bytes: u64,
     /// `total - available`: what new work cannot have without swapping.
     pub used_bytes: u64,
@@ -61,7 +61,7 @@ pub struct MemoryUsage {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SwapUsage {
+pub(crate) struct SwapUsage {
     pub total_bytes: u64,
     pub used_bytes: u64,
     pub free_bytes: u64,
@@ -94,16 +94,16 @@ impl Render for MemoryUsage {
 }
 
 /// Answers `memory_usage` for the host whose `/proc` is at `proc`.
-pub struct MemoryMonitor {
+pub(crate) struct MemoryMonitor {
     proc: PathBuf,
 }
 
 impl MemoryMonitor {
-    pub fn new(proc: PathBuf) -> Self {
+    pub(crate) fn new(proc: PathBuf) -> Self {
         Self { proc }
     }
 
-    pub fn usage(&self) -> Result<MemoryUsage, ToolError> {
+    pub(crate) fn usage(&self) -> Result<MemoryUsage, ToolError> {
         let meminfo: Meminfo = kernel::read_proc(&self.proc, "meminfo")?;
         Ok(usage_from(&meminfo, pressure::memory(&self.proc)))
     }

@@ -1,13 +1,13 @@
 //! The `system` domain: what the host is and how it is doing — the overview, CPU and memory.
 
-pub mod cpu;
-pub mod memory;
-pub mod overview;
+pub(crate) mod cpu;
+pub(crate) mod memory;
+pub(crate) mod overview;
 
 use crate::config::Config;
 use crate::tool::Registry;
 
-pub fn register(registry: &mut Registry, config: &Config) {
+pub(crate) fn register(registry: &mut Registry, config: &Config) {
     registry.register_collector(overview::OverviewCollector::new(config.host.clone()));
     registry.register_collector(cpu::CpuMonitor::new(&config.host, &config.sampler));
     registry.register_collector(memory::MemoryMonitor::new(config.host.proc.clone()));

@@ -20,7 +20,7 @@ use crate::tool::{Collect, Declaration, Domain, NoArguments, Render, ToolContext
 
 /// The answer of `system_overview`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SystemOverview {
+pub(crate) struct SystemOverview {
     /// The host name (`uname -n`).
     pub hostname: String,
     pub os: OperatingSystem,
@@ -42,7 +42,7 @@ pub struct SystemOverview {
 
 /// The distribution, from `os-release`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct OperatingSystem {
+pub(crate) struct OperatingSystem {
     /// `NAME`, e.g. "Debian GNU/Linux".
     pub name: String,
     /// `VERSION`, e.g. "12 (bookworm)", when the distribution has one.
@@ -56,7 +56,7 @@ pub struct OperatingSystem {
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CpuSummary {
+pub(crate) struct CpuSummary {
     pub model: String,
     /// Online logical CPUs (hardware threads).
     pub logical_cpus: u32,
@@ -67,7 +67,7 @@ pub struct CpuSummary {
 
 /// Run-queue load averages over 1, 5 and 15 minutes.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct LoadAverages {
+pub(crate) struct LoadAverages {
     pub one: f64,
     pub five: f64,
     pub fifteen: f64,
@@ -75,14 +75,14 @@ pub struct LoadAverages {
 
 /// RAM in bytes. `used` is `total - available`, what is not available to new work.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct MemorySummary {
+pub(crate) struct MemorySummary {
     pub total_bytes: u64,
     pub used_bytes: u64,
     pub available_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SwapSummary {
+pub(crate) struct SwapSummary {
     pub total_bytes: u64,
     pub used_bytes: u64,
 }
@@ -90,7 +90,7 @@ pub struct SwapSummary {
 /// Sizes as `df` reports them: `used` counts blocks in use, `available` what unprivileged users
 /// may still write (reserved blocks excluded).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct FilesystemSummary {
+pub(crate) struct FilesystemSummary {
     pub mount_point: String,
     pub size_bytes: u64,
     pub used_bytes: u64,
@@ -144,7 +144,7 @@ impl Render for SystemOverview {
     }
 }
 
-pub static SYSTEM_OVERVIEW: Declaration = Declaration::read(
+pub(crate) static SYSTEM_OVERVIEW: Declaration = Declaration::read(
     Domain::System,
     "system_overview",
     "System overview",
@@ -177,13 +177,13 @@ struct StaticFacts {
 }
 
 /// Reads the overview of the host whose filesystems [`HostConfig`] locates.
-pub struct OverviewCollector {
+pub(crate) struct OverviewCollector {
     host: HostConfig,
     facts: OnceLock<StaticFacts>,
 }
 
 impl OverviewCollector {
-    pub fn new(host: HostConfig) -> Self {
+    pub(crate) fn new(host: HostConfig) -> Self {
         Self {
             host,
             facts: OnceLock::new(),
@@ -191,7 +191,7 @@ impl OverviewCollector {
     }
 
     /// Collects the overview. Blocking: call it from a blocking thread.
-    pub fn overview(&self) -> Result<SystemOverview, ToolError> {
+    pub(crate) fn overview(&self) -> Result<SystemOverview, ToolError> {
         let proc = &self.host.proc;
         let facts = self.facts.get_or_init(|| self.static_facts());
         let uname = rustix::system::uname();

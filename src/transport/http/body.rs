@@ -22,7 +22,7 @@ use crate::transport::jsonrpc::{Decoded, decode};
 
 /// What the body layer learnt of a request, for the layers after it.
 #[derive(Debug, Clone)]
-pub struct DecodedRequest {
+pub(super) struct DecodedRequest {
     pub method: String,
     pub id: NumberOrString,
     /// For `tools/call`, the tool's name.
@@ -31,7 +31,7 @@ pub struct DecodedRequest {
 
 /// The body limit in bytes and time, and the audit log a refused body is recorded in.
 #[derive(Clone)]
-pub struct BodyLimit {
+pub(super) struct BodyLimit {
     pub bytes: usize,
     /// The whole body must arrive within this (`http.body_read_timeout_seconds`).
     pub read_within: Duration,
@@ -45,7 +45,11 @@ pub struct BodyLimit {
 const DISCARD_BYTES: u64 = 16 * 1024 * 1024;
 const DISCARD_TIME: Duration = Duration::from_secs(5);
 
-pub async fn check(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub(super) async fn check(
+    State(limit): State<BodyLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
     let occupant = request.extensions().get::<Arc<Occupant>>().cloned();
     let answering = || {
         if let Some(occupant) = &occupant {

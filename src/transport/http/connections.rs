@@ -40,7 +40,7 @@ const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// The bounds on connections, from `[http]` and the process's descriptor limit.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub(super) struct ConnectionLimits {
     /// How long a connection may take to send a request's headers, and may sit idle between
     /// requests.
     pub header_read_timeout: Duration,
@@ -51,7 +51,7 @@ pub struct ConnectionLimits {
 impl ConnectionLimits {
     /// `http.max_connections`, held to half of the descriptor limit (`RLIMIT_NOFILE`) less a
     /// reserve.
-    pub fn from_config(http: &HttpConfig) -> Self {
+    pub(super) fn from_config(http: &HttpConfig) -> Self {
         let descriptors = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
         Self::within(http, descriptors.unwrap_or(u64::MAX))
     }
@@ -67,7 +67,7 @@ impl ConnectionLimits {
 }
 
 /// A listener: TCP or a unix socket.
-pub trait Listener: Send + 'static {
+pub(super) trait Listener: Send + 'static {
     type Stream: Send + 'static;
     fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
     /// The peer address of an accepted stream, for the record of a refusal.
@@ -100,7 +100,7 @@ impl Listener for UnixListener {
 
 /// How an accepted stream becomes a connection HTTP can be spoken on, and who is at the other
 /// end. `None` drops the connection (a failed TLS handshake, say).
-pub trait Establish<S>: Clone + Send + Sync + 'static {
+pub(super) trait Establish<S>: Clone + Send + Sync + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     type Peer: ConnectionPeer;
     fn establish(&self, stream: S) -> impl Future<Output = Option<(Self::Io, Self::Peer)>> + Send;
@@ -108,7 +108,7 @@ pub trait Establish<S>: Clone + Send + Sync + 'static {
 
 /// Serves `app` on every connection `listener` accepts until `stop_accepting` fires, then waits
 /// for open connections to finish.
-pub async fn serve<L, E>(
+pub(super) async fn serve<L, E>(
     listener: L,
     establish: E,
     app: Router,

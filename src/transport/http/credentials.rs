@@ -32,7 +32,7 @@ use crate::auth::Authenticator;
 use crate::auth::tailscale::TailnetRefusal;
 
 /// Authenticates the request and attaches its [`Caller`], where the MCP face finds it.
-pub async fn authenticate<P: ConnectionPeer>(
+pub(super) async fn authenticate<P: ConnectionPeer>(
     State(authenticator): State<Arc<Authenticator>>,
     ConnectInfo(peer): ConnectInfo<P>,
     mut request: Request,

@@ -20,14 +20,14 @@ use crate::config::{HostPattern, OriginPattern, normalize_host};
 
 /// What a request's `Host` and `Origin` must satisfy.
 #[derive(Debug, Clone)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     pub allowed_hosts: Vec<HostPattern>,
     pub allowed_origins: Vec<OriginPattern>,
 }
 
 /// Why a request was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     MissingHost,
     HostNotAllowed(String),
     OriginNotAllowed(String),
@@ -56,7 +56,7 @@ impl fmt::Display for Refusal {
 impl OriginPolicy {
     /// Checks the headers of one request. A request without `Origin` (every non-browser client)
     /// passes the origin rule; one with an `Origin` must match the allow-list exactly.
-    pub fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+    pub(crate) fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
         // One Host header (RFC 9112: two are a bad request), and a request-target in absolute
         // form names its host too: every host the request names must be allowed, so that no
         // component downstream can read another one than the one checked here.
@@ -109,13 +109,13 @@ fn quoted(value: &str) -> String {
 }
 
 /// The guard's state: the policy, and the audit log its refusals go to.
-pub struct Guard {
+pub(crate) struct Guard {
     pub policy: OriginPolicy,
     pub audit: Arc<AuditLog>,
 }
 
 /// Axum middleware applying [`OriginPolicy`] before anything else sees the request.
-pub async fn enforce<P: ConnectionPeer>(
+pub(crate) async fn enforce<P: ConnectionPeer>(
     State(guard): State<Arc<Guard>>,
     ConnectInfo(peer): ConnectInfo<P>,
     request: Request,

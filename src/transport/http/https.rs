@@ -25,7 +25,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The peer of a TLS connection.
 #[derive(Debug, Clone)]
-pub struct TlsPeer {
+pub(super) struct TlsPeer {
     address: SocketAddr,
     /// The server's end, to find the owner of a loopback client's socket.
     local: SocketAddr,
@@ -55,25 +55,28 @@ impl ConnectionPeer for TlsPeer {
 }
 
 /// A bound TLS listener, ready to serve.
-pub struct TlsServer {
+pub(crate) struct TlsServer {
     listener: TcpListener,
     acceptor: TlsAcceptor,
 }
 
 impl TlsServer {
-    pub async fn bind(address: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+    pub(crate) async fn bind(
+        address: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Self> {
         Ok(Self {
             listener: TcpListener::bind(address).await?,
             acceptor: TlsAcceptor::from(config),
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Serves until `stop_accepting` fires and every connection has closed.
-    pub fn serve(
+    pub(crate) fn serve(
         self,
         gate: Arc<Gate>,
         authenticator: Arc<Authenticator>,

@@ -12,7 +12,7 @@
 mod body;
 mod connections;
 mod credentials;
-pub mod guard;
+pub(crate) mod guard;
 mod https;
 mod occupancy;
 mod peer;
@@ -21,7 +21,7 @@ mod reply;
 mod sessions;
 mod too_many_requests;
 
-pub use https::TlsServer;
+pub(crate) use https::TlsServer;
 
 use std::io;
 use std::net::SocketAddr;
@@ -114,22 +114,22 @@ async fn healthz() -> impl axum::response::IntoResponse {
 }
 
 /// A bound TCP listener, ready to serve.
-pub struct TcpServer {
+pub(crate) struct TcpServer {
     listener: TcpListener,
 }
 
 impl TcpServer {
-    pub async fn bind(address: SocketAddr) -> io::Result<Self> {
+    pub(crate) async fn bind(address: SocketAddr) -> io::Result<Self> {
         let listener = TcpListener::bind(address).await?;
         Ok(Self { listener })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Serves until `stop_accepting` fires and every connection has closed.
-    pub fn serve(
+    pub(crate) fn serve(
         self,
         gate: Arc<Gate>,
         authenticator: Arc<Authenticator>,
@@ -145,7 +145,7 @@ impl TcpServer {
 }
 
 /// A bound unix-socket listener (mode 0660), removed again when dropped.
-pub struct UnixServer {
+pub(crate) struct UnixServer {
     listener: UnixListener,
     path: PathBuf,
 }
@@ -153,7 +153,7 @@ pub struct UnixServer {
 impl UnixServer {
     /// Binds `path`. A stale socket left by a previous run is replaced; a live one, or a file
     /// that is not a socket, is an error rather than something to delete.
-    pub fn bind(path: &Path) -> io::Result<Self> {
+    pub(crate) fn bind(path: &Path) -> io::Result<Self> {
         if let Ok(metadata) = std::fs::symlink_metadata(path) {
             if !metadata.file_type().is_socket() {
                 return Err(io::Error::new(
@@ -182,13 +182,9 @@ impl UnixServer {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Serves until `stop_accepting` fires and every connection has closed, then removes the
     /// socket file.
-    pub fn serve(
+    pub(crate) fn serve(
         self,
         gate: Arc<Gate>,
         authenticator: Arc<Authenticator>,

@@ -32,7 +32,7 @@ const STREAMING: u8 = 2;
 
 /// One connection's state.
 #[derive(Debug)]
-pub struct Occupant {
+pub(super) struct Occupant {
     state: AtomicU8,
     /// Who authenticated on it (for a fair choice among event streams).
     identity: Mutex<Option<String>>,
@@ -44,7 +44,7 @@ pub struct Occupant {
 
 /// The open connections of one listener.
 #[derive(Debug)]
-pub struct Occupancy {
+pub(super) struct Occupancy {
     started: Instant,
     next_id: AtomicU64,
     occupants: Mutex<HashMap<u64, Arc<Occupant>>>,
@@ -66,7 +66,7 @@ impl Occupancy {
     }
 
     /// A new connection, waiting for its first request; forgotten when the guard drops.
-    pub fn admit(self: &Arc<Self>) -> (Arc<Occupant>, Leaving) {
+    pub(super) fn admit(self: &Arc<Self>) -> (Arc<Occupant>, Leaving) {
         let occupant = Arc::new(Occupant {
             state: AtomicU8::new(WAITING),
             identity: Mutex::new(None),
@@ -90,7 +90,7 @@ impl Occupancy {
     /// Closes the connection that has waited longest; if none is waiting, the oldest event
     /// stream of the identity holding the most streams (when it holds more than one). Returns
     /// whether one was closed.
-    pub fn evict_the_longest_waiting(&self) -> bool {
+    pub(super) fn evict_the_longest_waiting(&self) -> bool {
         let occupants = self.occupants.lock().unwrap_or_else(|p| p.into_inner());
         let open = || {
             occupants
@@ -128,7 +128,7 @@ impl Occupancy {
 }
 
 /// Forgets a connection when it ends.
-pub struct Leaving {
+pub(super) struct Leaving {
     occupancy: Arc<Occupancy>,
     id: u64,
 }
@@ -145,12 +145,12 @@ impl Drop for Leaving {
 
 impl Occupant {
     /// The request's body is in: from now on it is being answered (never closed to make room).
-    pub fn answering(&self) {
+    pub(super) fn answering(&self) {
         self.state.store(ANSWERING, Ordering::Release);
     }
 
     /// The identity that authenticated on this connection.
-    pub fn identify(&self, identity: String) {
+    pub(super) fn identify(&self, identity: String) {
         *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity);
     }
 }
@@ -158,7 +158,7 @@ impl Occupant {
 /// The layer that follows a connection's requests: still waiting while the headers are in but
 /// the body is not (the body layer calls [`Occupant::answering`]), waiting again after the answer
 /// (or streaming, for an event stream).
-pub async fn track(
+pub(super) async fn track(
     Extension(occupant): Extension<Arc<Occupant>>,
     Extension(occupancy): Extension<Arc<Occupancy>>,
     request: Request,

@@ -18,7 +18,7 @@ use super::connections::Establish;
 use crate::access::{Identity, TransportKind};
 
 /// A connection's peer, as the connection-info extension carries it.
-pub trait ConnectionPeer: Clone + Send + Sync + 'static {
+pub(crate) trait ConnectionPeer: Clone + Send + Sync + 'static {
     fn transport(&self) -> TransportKind;
     /// The peer for logs and the audit trail: an address, or `pid N`.
     fn remote(&self) -> Option<String>;
@@ -40,7 +40,7 @@ pub trait ConnectionPeer: Clone + Send + Sync + 'static {
 
 /// A plain TCP connection's two ends.
 #[derive(Debug, Clone)]
-pub struct TcpPeer {
+pub(super) struct TcpPeer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
 }
@@ -66,7 +66,7 @@ impl ConnectionPeer for TcpPeer {
 /// Accepts plain TCP: no handshake; `TCP_NODELAY` because replies are small and written in more
 /// than one piece (without it a keep-alive client waits ~40 ms for each: Nagle meets delayed ACK).
 #[derive(Debug, Clone, Copy)]
-pub struct PlainTcp;
+pub(super) struct PlainTcp;
 
 impl Establish<(TcpStream, SocketAddr)> for PlainTcp {
     type Io = TcpStream;
@@ -85,7 +85,7 @@ impl Establish<(TcpStream, SocketAddr)> for PlainTcp {
 
 /// The peer of a unix-socket connection; the user name is looked up once per connection.
 #[derive(Debug, Clone)]
-pub struct UnixPeer {
+pub(super) struct UnixPeer {
     uid: Option<u32>,
     user: Option<Identity>,
     remote: Option<String>,
@@ -93,7 +93,7 @@ pub struct UnixPeer {
 
 /// Accepts unix-socket connections, reading the peer's credentials.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerCredentials;
+pub(super) struct PeerCredentials;
 
 impl Establish<UnixStream> for PeerCredentials {
     type Io = UnixStream;
@@ -139,7 +139,7 @@ impl ConnectionPeer for UnixPeer {
 /// The uid owning the client end of a loopback TCP connection from `remote` to `local`: the
 /// kernel's record of the socket (`sock_diag`, one exact lookup, no dump). `None` when the peer
 /// is not on loopback or the kernel does not answer.
-pub fn loopback_owner(remote: SocketAddr, local: SocketAddr) -> Option<u32> {
+pub(super) fn loopback_owner(remote: SocketAddr, local: SocketAddr) -> Option<u32> {
     if !remote.ip().is_loopback() {
         return None;
     }

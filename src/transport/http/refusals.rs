@@ -18,7 +18,11 @@ use crate::audit::{AuditLog, Entry};
 /// An error body longer than this is not read for its message (rmcp's are a few hundred bytes).
 const ERROR_BODY_BYTES: usize = 8192;
 
-pub async fn record(State(audit): State<Arc<AuditLog>>, request: Request, next: Next) -> Response {
+pub(super) async fn record(
+    State(audit): State<Arc<AuditLog>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let caller = request.extensions().get::<Arc<Caller>>().cloned();
     let decoded = request.extensions().get::<DecodedRequest>().cloned();
     let method = request.method().clone();

@@ -6,10 +6,10 @@ use axum::response::Response;
 use rmcp::ErrorData;
 use rmcp::model::{ErrorCode, NumberOrString, ServerJsonRpcMessage};
 
-pub use crate::mcp::codes::{FORBIDDEN, RATE_LIMITED, UNAUTHORIZED};
+pub(super) use crate::mcp::codes::{FORBIDDEN, RATE_LIMITED, UNAUTHORIZED};
 
 /// A response with `status` and a JSON-RPC error body.
-pub fn jsonrpc_error(
+pub(super) fn jsonrpc_error(
     status: StatusCode,
     id: Option<NumberOrString>,
     code: i32,
@@ -20,7 +20,7 @@ pub fn jsonrpc_error(
 }
 
 /// A response with `status` carrying one JSON-RPC message.
-pub fn jsonrpc_message(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
+pub(super) fn jsonrpc_message(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
     let body = serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;

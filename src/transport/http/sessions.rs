@@ -72,7 +72,7 @@ impl Book {
 }
 
 /// The owners and bounds of one listener's sessions.
-pub struct Sessions {
+pub(super) struct Sessions {
     manager: Arc<LocalSessionManager>,
     book: Mutex<Book>,
     per_identity: usize,
@@ -84,7 +84,11 @@ pub struct Sessions {
 impl Sessions {
     /// rmcp's session manager with the idle timeout of `http`, and the book of owners around
     /// it. The sweep for idle sessions runs until `closed` fires.
-    pub fn new(http: &HttpConfig, audit: Arc<AuditLog>, closed: CancellationToken) -> Arc<Self> {
+    pub(super) fn new(
+        http: &HttpConfig,
+        audit: Arc<AuditLog>,
+        closed: CancellationToken,
+    ) -> Arc<Self> {
         let idle = Duration::from_secs(http.session_idle_seconds.get());
         let sweep_every = (idle / 2).clamp(Duration::from_millis(500), SWEEP_EVERY);
         let mut manager = LocalSessionManager::default();
@@ -113,7 +117,7 @@ impl Sessions {
     }
 
     /// The session manager rmcp's service uses.
-    pub fn manager(&self) -> Arc<LocalSessionManager> {
+    pub(super) fn manager(&self) -> Arc<LocalSessionManager> {
         Arc::clone(&self.manager)
     }
 
@@ -220,7 +224,7 @@ fn not_found() -> Response {
 
 /// The layer: checks the owner of a presented session, bounds new ones, and learns the ids rmcp
 /// hands out.
-pub async fn enforce(
+pub(super) async fn enforce(
     State(sessions): State<Arc<Sessions>>,
     request: Request,
     next: Next,

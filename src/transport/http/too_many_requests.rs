@@ -16,7 +16,11 @@ use crate::audit::{Decision, Entry};
 use crate::gate::Gate;
 use crate::mcp::PreAdmitted;
 
-pub async fn admit(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+pub(super) async fn admit(
+    State(gate): State<Arc<Gate>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let is_call = request
         .extensions()
         .get::<DecodedRequest>()
