@@ -9,10 +9,13 @@
 //! | [`gate`]      | the one door: identity, timeout, output cap, the call log    |
 //! | [`domains`]   | the host: collectors and the tools declared over them        |
 //!
-//! [`tool`] is the vocabulary they share (a tool's declaration and signature), [`auth`] turns
-//! credentials into identities for the transports, [`config`] is what the operator chose,
-//! [`state_file`] writes the files the server keeps, and [`serve`] wires them together for the
-//! `serve` command.
+//! Each imports only the layers below it. [`access`] (who calls and what they may do) and
+//! [`tool`] (a tool's declaration and signature) are the vocabulary they share, [`auth`] turns
+//! credentials into identities for the transports, [`audit`] keeps the tamper-evident record,
+//! [`config`] is what the operator chose, [`state_file`] writes the files the server keeps, and
+//! [`serve`] wires them together for the `serve` command. `tests/architecture.rs` fails when an
+//! import runs against the flow, or one domain imports another; everything outside the
+//! library's surface is `pub(crate)`, and the `unreachable_pub` lint keeps it so.
 
 pub mod access;
 pub mod audit;

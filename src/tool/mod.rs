@@ -31,8 +31,6 @@ pub enum Domain {
     Hardware,
     Files,
     Docker,
-    Services,
-    Tailscale,
 }
 
 impl Domain {
@@ -45,8 +43,6 @@ impl Domain {
             Domain::Hardware => "hardware",
             Domain::Files => "files",
             Domain::Docker => "docker",
-            Domain::Services => "services",
-            Domain::Tailscale => "tailscale",
         }
     }
 }

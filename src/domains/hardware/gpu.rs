@@ -122,7 +122,7 @@ mod nvml {
     use super::{Gpu, NVIDIA};
 
     /// NVIDIA cards (matched by PCI address) get NVML's figures.
-    pub fn enrich(gpus: &mut [Gpu], notes: &mut Vec<String>) {
+    pub(super) fn enrich(gpus: &mut [Gpu], notes: &mut Vec<String>) {
         if !gpus.iter().any(|gpu| gpu.vendor_id == NVIDIA) {
             return;
         }
