@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{short_id, time_text, unix_time_text};
-use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::secret_names::is_secret_key;
 use crate::tool::{Declaration, Domain, Render, Tier, Tool, ToolContext, ToolError};
 
@@ -87,10 +87,8 @@ pub(crate) struct ContainerListArguments {
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ContainerList {
     pub containers: Vec<ContainerRow>,
-    /// Containers matching, across all pages.
-    pub total: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+    #[serde(flatten)]
+    pub page: PageInfo,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -134,11 +132,9 @@ impl Render for ContainerList {
                 line
             })
             .collect();
-        lines.extend(crate::domains::shared::paging::footer(
+        lines.extend(self.page.footer(
             self.containers.len(),
-            self.total,
             ("container", "containers"),
-            self.next_cursor.as_deref(),
             &self.notes,
         ));
         lines.join("\n")
@@ -242,12 +238,10 @@ impl Tool for ContainerListTool {
                 .cmp(&a.created)
                 .then_with(|| a.names.cmp(&b.names))
         });
-        let total = summaries.len();
-        let (containers, next_cursor) = page.take(summaries.into_iter().map(row).collect());
+        let (containers, page_info) = page.take(summaries.into_iter().map(row).collect());
         Ok(ContainerList {
             containers,
-            total,
-            next_cursor,
+            page: page_info,
             notes: page.note.into_iter().collect(),
         })
     }

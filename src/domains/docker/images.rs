@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
 use super::names::{short_id, unix_time_text};
-use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 pub(crate) static DOCKER_IMAGE_LIST: Declaration = Declaration::read(
@@ -37,9 +37,8 @@ pub(crate) struct ImageListArguments {
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ImageList {
     pub images: Vec<ImageRow>,
-    pub total: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+    #[serde(flatten)]
+    pub page: PageInfo,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -89,13 +88,10 @@ impl Render for ImageList {
                 )
             })
             .collect();
-        lines.extend(crate::domains::shared::paging::footer(
-            self.images.len(),
-            self.total,
-            ("image", "images"),
-            self.next_cursor.as_deref(),
-            &self.notes,
-        ));
+        lines.extend(
+            self.page
+                .footer(self.images.len(), ("image", "images"), &self.notes),
+        );
         lines.join("\n")
     }
 }
@@ -139,7 +135,6 @@ impl Tool for ImageListTool {
         } else {
             None
         };
-        let total = images.len();
         let rows = images
             .into_iter()
             .map(|image| ImageRow {
@@ -163,11 +158,10 @@ impl Tool for ImageListTool {
                 },
             })
             .collect();
-        let (images, next_cursor) = page.take(rows);
+        let (images, page_info) = page.take(rows);
         Ok(ImageList {
             images,
-            total,
-            next_cursor,
+            page: page_info,
             notes: page.note.into_iter().collect(),
         })
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::confine::{Roots, kind_of, name_text, path_text};
 use super::stat::time_of;
-use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
@@ -78,10 +78,8 @@ pub(crate) struct Entry {
 pub(crate) struct Listing {
     pub path: String,
     pub entries: Vec<Entry>,
-    /// Entries in the directory (hidden ones counted only when shown).
-    pub total: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+    #[serde(flatten)]
+    pub page: PageInfo,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -93,7 +91,7 @@ impl Render for Listing {
         let mut lines = vec![format!(
             "{}: {}",
             self.path,
-            render::count(self.total, "entry", "entries")
+            render::count(self.page.total, "entry", "entries")
         )];
         for entry in &self.entries {
             let mut line = format!(
@@ -115,13 +113,9 @@ impl Render for Listing {
             }
             lines.push(line);
         }
-        if let Some(cursor) = &self.next_cursor {
-            lines.push(format!("more: cursor {cursor}"));
-        }
         lines.extend(
-            self.notes
-                .iter()
-                .map(|note| render::sentence(note).into_owned()),
+            self.page
+                .footer(self.entries.len(), ("entry", "entries"), &self.notes),
         );
         lines.join("\n")
     }
@@ -180,8 +174,7 @@ impl DirectoryLister {
             .collect();
         let users = self.users.table();
         let sort = arguments.sort.unwrap_or_default();
-        let total = names.len();
-        let (entries, next_cursor) = match sort {
+        let (entries, page_info) = match sort {
             SortKey::Name | SortKey::None => {
                 if sort == SortKey::Name {
                     names.sort();
@@ -212,8 +205,7 @@ impl DirectoryLister {
         Ok(Listing {
             path: shown,
             entries,
-            total,
-            next_cursor,
+            page: page_info,
             notes: page.note.into_iter().collect(),
         })
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::socket_table::{self, Socket};
 use crate::config::HostConfig;
-use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
@@ -70,11 +70,8 @@ pub(crate) enum Protocol {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct NetworkConnections {
     pub connections: Vec<Connection>,
-    /// Sockets matching the filters, on all pages.
-    pub total: usize,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+    #[serde(flatten)]
+    pub page: PageInfo,
     /// What the caller should know about this answer (a reduced limit, unknown owners).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -130,17 +127,9 @@ impl Render for NetworkConnections {
                 )
             })
             .collect();
-        if let Some(cursor) = &self.next_cursor {
-            lines.push(format!(
-                "({} of {} shown; cursor \"{cursor}\" for more)",
-                self.connections.len(),
-                self.total
-            ));
-        }
         lines.extend(
-            self.notes
-                .iter()
-                .map(|note| format!("({})", render::sentence(note))),
+            self.page
+                .footer(self.connections.len(), ("socket", "sockets"), &self.notes),
         );
         lines.join("\n")
     }
@@ -298,8 +287,7 @@ impl ConnectionCollector {
             ));
         }
         let users = self.users.table();
-        let total = sockets.len();
-        let (sockets, next_cursor) = page.take(sockets);
+        let (sockets, page_info) = page.take(sockets);
         let connections = sockets
             .into_iter()
             .map(|socket| {
@@ -332,8 +320,7 @@ impl ConnectionCollector {
             .collect();
         Ok(NetworkConnections {
             connections,
-            total,
-            next_cursor,
+            page: page_info,
             notes,
         })
     }

@@ -11,7 +11,7 @@ use super::cpu_percent::{CpuBasis, ProcessUsage};
 use super::fingerprint::{self, Fingerprints};
 use super::table::{self, ProcessStat};
 use crate::domains::shared::kernel::{self, tenths};
-use crate::domains::shared::paging::PageRequest;
+use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
@@ -145,15 +145,12 @@ pub(crate) struct ListArguments {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct ProcessList {
     pub processes: Vec<ProcessRow>,
-    /// Processes matching the filters, on all pages.
-    pub total: usize,
+    #[serde(flatten)]
+    pub page: PageInfo,
     pub cpu_basis: CpuBasis,
     /// The time CPU % is measured over, when `cpu_basis` is `interval`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<f64>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -197,20 +194,13 @@ pub(crate) struct ProcessRow {
 impl Render for ProcessList {
     fn render_text(&self) -> String {
         let mut lines: Vec<String> = self.processes.iter().map(render_row).collect();
-        if let Some(cursor) = &self.next_cursor {
-            lines.push(format!(
-                "({} of {} shown; cursor \"{cursor}\" for more)",
-                self.processes.len(),
-                self.total
-            ));
-        }
+        let mut notes = self.notes.clone();
         if self.cpu_basis == CpuBasis::SinceStart {
-            lines.push("(CPU % since each process started; ask again for current use)".into());
+            notes.push("CPU % since each process started; ask again for current use".into());
         }
         lines.extend(
-            self.notes
-                .iter()
-                .map(|note| format!("({})", render::sentence(note))),
+            self.page
+                .footer(self.processes.len(), ("process", "processes"), &notes),
         );
         lines.join("\n")
     }
@@ -397,8 +387,7 @@ impl ProcessLister {
             arguments.sort.unwrap_or_default(),
             arguments.order,
         );
-        let total = candidates.len();
-        let (rows, next_cursor) = page.take(candidates);
+        let (rows, page_info) = page.take(candidates);
         let fields = arguments.fields.as_deref().unwrap_or(DEFAULT_FIELDS);
         let mut context = RowContext::new(&proc, self.usage.boot_time()?)?;
         if fields.contains(&Field::StartTime) && fingerprint::same_pid_namespace(&proc) {
@@ -411,10 +400,9 @@ impl ProcessLister {
         let (cpu_basis, window_seconds) = meter.basis();
         Ok(ProcessList {
             processes,
-            total,
+            page: page_info,
             cpu_basis,
             window_seconds,
-            next_cursor,
             notes: page.note.into_iter().collect(),
         })
     }

@@ -42,7 +42,8 @@ pub(crate) static PROCESS_SIGNAL: Declaration = Declaration::operate(
 )
 .destructive();
 
-/// The signals this tool sends, spelled as `kill -l` spells them (the wire names).
+/// The signals this tool sends.
+// Spelled as `kill -l` spells them: these are the wire names.
 #[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub(crate) enum SignalName {

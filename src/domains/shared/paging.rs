@@ -6,7 +6,41 @@
 //! page is exact for the moment it was read. An absurd limit is not an error: it is reduced to
 //! the maximum, and the answer says so.
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::render;
 use crate::tool::ToolError;
+
+/// Where a page sits in the whole list: every paged answer carries it, flattened (`total`,
+/// `next_cursor`), and ends its text with its [`footer`](PageInfo::footer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub(crate) struct PageInfo {
+    /// Rows matching the request, across all pages.
+    pub total: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// The last lines of a paged answer's text: how many of how many, where the next page
+    /// starts, then the answer's notes, each a sentence.
+    pub(crate) fn footer(
+        &self,
+        shown: usize,
+        (singular, plural): (&str, &str),
+        notes: &[String],
+    ) -> Vec<String> {
+        let mut line = format!("{shown} of {}", render::count(self.total, singular, plural));
+        if let Some(cursor) = &self.next_cursor {
+            line.push_str(&format!("; more with cursor {cursor}"));
+        }
+        let mut lines = vec![line];
+        lines.extend(notes.iter().map(|note| render::sentence(note).into_owned()));
+        lines
+    }
+}
 
 /// What a caller asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,45 +92,21 @@ impl PageRequest {
         })
     }
 
-    /// Cuts this page out of the whole sorted list: the rows, and the cursor for the next page
-    /// when rows remain.
-    pub(crate) fn take<T>(&self, rows: Vec<T>) -> (Vec<T>, Option<String>) {
+    /// Cuts this page out of the whole sorted list: the rows, and where they sit in it (the
+    /// cursor for the next page when rows remain).
+    pub(crate) fn take<T>(&self, rows: Vec<T>) -> (Vec<T>, PageInfo) {
         let total = rows.len();
         let end = self.offset.saturating_add(self.limit).min(total);
-        let next = (end < total).then(|| encode(end));
+        let next_cursor = (end < total).then(|| encode(end));
         let page = rows
             .into_iter()
             .skip(self.offset)
             .take(end.saturating_sub(self.offset));
-        (page.collect(), next)
+        (page.collect(), PageInfo { total, next_cursor })
     }
 }
 
 /// Cursors look like `o40`: short, and clearly not a row count a caller should edit.
-/// The last lines of a paged answer's text: how many of how many, where the next page starts,
-/// and any notes.
-pub(crate) fn footer(
-    shown: usize,
-    total: usize,
-    (singular, plural): (&str, &str),
-    next_cursor: Option<&str>,
-    notes: &[String],
-) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{shown} of {}",
-        crate::render::count(total, singular, plural)
-    )];
-    if let Some(cursor) = next_cursor {
-        lines.push(format!("more: cursor {cursor}"));
-    }
-    lines.extend(
-        notes
-            .iter()
-            .map(|note| crate::render::sentence(note).into_owned()),
-    );
-    lines
-}
-
 fn encode(offset: usize) -> String {
     format!("o{offset}")
 }
@@ -132,10 +142,17 @@ mod tests {
     #[test]
     fn cursors_walk_the_list_to_its_end() {
         let first = PageRequest::new(Some(2), None, 20, 500).expect("first");
-        let (rows, next) = first.take(vec![1, 2, 3, 4, 5]);
-        assert_eq!((rows, next.as_deref()), (vec![1, 2], Some("o2")));
+        let (rows, page) = first.take(vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            (rows, page.next_cursor.as_deref()),
+            (vec![1, 2], Some("o2"))
+        );
         let last = PageRequest::new(Some(10), Some("o2"), 20, 500).expect("next");
-        assert_eq!(last.take(vec![1, 2, 3, 4, 5]), (vec![3, 4, 5], None));
+        let (rows, page) = last.take(vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            (rows, page.total, page.next_cursor),
+            (vec![3, 4, 5], 5, None)
+        );
         let bad = PageRequest::new(None, Some("40"), 20, 500).expect_err("foreign cursor");
         assert!(
             bad.message
