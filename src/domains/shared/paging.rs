@@ -24,19 +24,23 @@ pub(crate) struct PageInfo {
 }
 
 impl PageInfo {
-    /// The last lines of a paged answer's text: how many of how many, where the next page
-    /// starts, then the answer's notes, each a sentence.
+    /// The last lines of a paged answer's text: when the rows shown are not the whole list,
+    /// how many of how many and where the next page starts; then the answer's notes, each a
+    /// sentence.
     pub(crate) fn footer(
         &self,
         shown: usize,
         (singular, plural): (&str, &str),
         notes: &[String],
     ) -> Vec<String> {
-        let mut line = format!("{shown} of {}", render::count(self.total, singular, plural));
-        if let Some(cursor) = &self.next_cursor {
-            line.push_str(&format!("; more with cursor {cursor}"));
+        let mut lines = Vec::new();
+        if shown < self.total {
+            let mut line = format!("{shown} of {}", render::count(self.total, singular, plural));
+            if let Some(cursor) = &self.next_cursor {
+                line.push_str(&format!("; more with cursor {cursor}"));
+            }
+            lines.push(line);
         }
-        let mut lines = vec![line];
         lines.extend(notes.iter().map(|note| render::sentence(note).into_owned()));
         lines
     }
