@@ -52,98 +52,24 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     // line must find the handler, not the default action (exit without draining).
     let signals = ShutdownSignals::install()?;
     raise_descriptor_limit();
-    let registry = domains::registry(&config);
-    let tool_count = registry.len();
-    let policy = Arc::new(Policy::from_config(&config));
-    let audit = Arc::new(AuditLog::open(&config.audit).context(
-        "the audit log must be writable before the server takes calls (audit.path, or \
-         audit.enabled = false for a throwaway setup)",
-    )?);
-    if let Some(path) = audit.path() {
-        tracing::info!(path = %path.display(), "auditing every decision");
-    } else {
-        tracing::warn!("the audit log is off (audit.enabled = false)");
-    }
-    let gate = Arc::new(Gate::new(
-        registry,
-        policy,
-        Throttle::from_config(&config.limits),
-        audit,
-        Limits::from(&config.limits),
-    ));
-    let stop_accepting = CancellationToken::new();
-    let sessions_closed = CancellationToken::new();
-    let stdio_closed = CancellationToken::new();
+    let gate = open_gate(&config)?;
+    let stages = Stages::default();
     let mut listeners = JoinSet::new();
-
-    let mut stdio_session = None;
-    if transports.stdio() {
-        let max_line = usize::try_from(config.limits.max_request_bytes.get()).unwrap_or(usize::MAX);
-        stdio_session = Some(tokio::spawn(stdio::serve(
-            Arc::clone(&gate),
-            max_line,
-            stdio_closed.clone(),
-        )));
-        tracing::info!(tools = tool_count, "serving MCP over stdio");
-    }
+    let mut stdio_session = transports
+        .stdio()
+        .then(|| start_stdio(&gate, &config, &stages));
     let authenticator = if transports.stdio() {
         None
     } else {
         Some(open_authenticator(&config, &gate)?)
     };
     if let (Some(address), Some(authenticator)) = (transports.http, &authenticator) {
-        let (serving, bound, scheme) = if config.tls.enabled() {
-            let tls = crate::auth::certificates::server_config(&config.tls)?;
-            let server = TlsServer::bind(address, tls)
-                .await
-                .with_context(|| format!("cannot listen on {address}"))?;
-            let bound = server.local_addr()?;
-            let serving = server.serve(
-                Arc::clone(&gate),
-                Arc::clone(authenticator),
-                &config,
-                stop_accepting.clone(),
-                sessions_closed.clone(),
-            );
-            (serving.boxed(), bound, "https")
-        } else {
-            refuse_plaintext_beyond_loopback(address, &config)?;
-            let server = TcpServer::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address}"))?;
-            let bound = server.local_addr()?;
-            let serving = server.serve(
-                Arc::clone(&gate),
-                Arc::clone(authenticator),
-                &config,
-                stop_accepting.clone(),
-                sessions_closed.clone(),
-            );
-            (serving.boxed(), bound, "http")
-        };
+        let serving = start_http(address, &gate, authenticator, &config, &stages).await?;
         listeners.spawn(async move { log_failure("http", serving.await) });
-        tracing::info!(
-            tools = tool_count,
-            "serving MCP over {} at {scheme}://{bound}/mcp",
-            scheme.to_uppercase()
-        );
     }
     if let (Some(path), Some(authenticator)) = (&transports.unix, &authenticator) {
-        let server = UnixServer::bind(path)
-            .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
-        let serving = server.serve(
-            Arc::clone(&gate),
-            Arc::clone(authenticator),
-            &config,
-            stop_accepting.clone(),
-            sessions_closed.clone(),
-        );
+        let serving = start_unix(path, &gate, authenticator, &config, &stages)?;
         listeners.spawn(async move { log_failure("unix", serving.await) });
-        tracing::info!(
-            tools = tool_count,
-            "serving MCP over HTTP on unix socket {} at /mcp",
-            path.display()
-        );
     }
 
     // Run until a signal, or until every transport has ended by itself (the stdio client closed
@@ -164,32 +90,8 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
             }
         } => true,
     };
-
-    stop_accepting.cancel();
-    let grace = Duration::from_secs(config.limits.shutdown_grace_seconds.get());
-    gate.drain(grace).await;
-
-    // The answers of the calls that just finished are still on their way out through rmcp.
-    if let Some(session) = stdio_session.filter(|_| !ended_by_itself) {
-        tokio::time::sleep(STDIO_FLUSH).await;
-        stdio_closed.cancel();
-        let _ = tokio::time::timeout(CLOSE_BOUND, session).await;
-    }
-    // Graceful HTTP shutdown closes each connection once its answer is written, so listeners
-    // stop by themselves unless a session's event stream holds a connection open.
-    if tokio::time::timeout(SETTLE_BOUND, wait_all(&mut listeners))
-        .await
-        .is_err()
-    {
-        sessions_closed.cancel();
-        if tokio::time::timeout(CLOSE_BOUND, wait_all(&mut listeners))
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after shutdown; closing them");
-            listeners.abort_all();
-        }
-    }
+    let stdio_session = stdio_session.filter(|_| !ended_by_itself);
+    shut_down(&config, &gate, &stages, stdio_session, &mut listeners).await;
     if let Some(authenticator) = &authenticator
         && let Err(error) = authenticator.tokens().flush_last_used()
     {
@@ -197,6 +99,156 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The stages of shutdown, each a token the transports watch.
+#[derive(Default)]
+struct Stages {
+    /// Listeners take no new connections.
+    stop_accepting: CancellationToken,
+    /// HTTP sessions, and the event streams that hold connections open, are closed.
+    sessions_closed: CancellationToken,
+    /// The stdio session is closed.
+    stdio_closed: CancellationToken,
+}
+
+/// The registry, roles, rate limits and audit log behind the one gate every call passes.
+fn open_gate(config: &Config) -> anyhow::Result<Arc<Gate>> {
+    let registry = domains::registry(config);
+    let policy = Arc::new(Policy::from_config(config));
+    let audit = Arc::new(AuditLog::open(&config.audit).context(
+        "the audit log must be writable before the server takes calls (audit.path, or \
+         audit.enabled = false for a throwaway setup)",
+    )?);
+    if let Some(path) = audit.path() {
+        tracing::info!(path = %path.display(), "auditing every decision");
+    } else {
+        tracing::warn!("the audit log is off (audit.enabled = false)");
+    }
+    Ok(Arc::new(Gate::new(
+        registry,
+        policy,
+        Throttle::from_config(&config.limits),
+        audit,
+        Limits::from(&config.limits),
+    )))
+}
+
+fn start_stdio(gate: &Arc<Gate>, config: &Config, stages: &Stages) -> tokio::task::JoinHandle<()> {
+    let max_line = usize::try_from(config.limits.max_request_bytes.get()).unwrap_or(usize::MAX);
+    let session = tokio::spawn(stdio::serve(
+        Arc::clone(gate),
+        max_line,
+        stages.stdio_closed.clone(),
+    ));
+    tracing::info!(tools = gate.registry().len(), "serving MCP over stdio");
+    session
+}
+
+/// Listens on `address`, over TLS when `[tls]` configures it; answers the serving future.
+async fn start_http(
+    address: SocketAddr,
+    gate: &Arc<Gate>,
+    authenticator: &Arc<Authenticator>,
+    config: &Config,
+    stages: &Stages,
+) -> anyhow::Result<futures::future::BoxFuture<'static, std::io::Result<()>>> {
+    let (serving, bound, scheme) = if config.tls.enabled() {
+        let tls = crate::auth::certificates::server_config(&config.tls)?;
+        let server = TlsServer::bind(address, tls)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let bound = server.local_addr()?;
+        let serving = server.serve(
+            Arc::clone(gate),
+            Arc::clone(authenticator),
+            config,
+            stages.stop_accepting.clone(),
+            stages.sessions_closed.clone(),
+        );
+        (serving.boxed(), bound, "https")
+    } else {
+        refuse_plaintext_beyond_loopback(address, config)?;
+        let server = TcpServer::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let bound = server.local_addr()?;
+        let serving = server.serve(
+            Arc::clone(gate),
+            Arc::clone(authenticator),
+            config,
+            stages.stop_accepting.clone(),
+            stages.sessions_closed.clone(),
+        );
+        (serving.boxed(), bound, "http")
+    };
+    tracing::info!(
+        tools = gate.registry().len(),
+        "serving MCP over {} at {scheme}://{bound}/mcp",
+        scheme.to_uppercase()
+    );
+    Ok(serving)
+}
+
+/// Listens on the unix socket at `path`; answers the serving future.
+fn start_unix(
+    path: &std::path::Path,
+    gate: &Arc<Gate>,
+    authenticator: &Arc<Authenticator>,
+    config: &Config,
+    stages: &Stages,
+) -> anyhow::Result<impl std::future::Future<Output = std::io::Result<()>> + Send + 'static> {
+    let server = UnixServer::bind(path)
+        .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+    let serving = server.serve(
+        Arc::clone(gate),
+        Arc::clone(authenticator),
+        config,
+        stages.stop_accepting.clone(),
+        stages.sessions_closed.clone(),
+    );
+    tracing::info!(
+        tools = gate.registry().len(),
+        "serving MCP over HTTP on unix socket {} at /mcp",
+        path.display()
+    );
+    Ok(serving)
+}
+
+/// Stops taking connections, lets the calls in flight finish within the grace period, then
+/// closes what is still open, in stages.
+async fn shut_down(
+    config: &Config,
+    gate: &Gate,
+    stages: &Stages,
+    stdio_session: Option<tokio::task::JoinHandle<()>>,
+    listeners: &mut JoinSet<()>,
+) {
+    stages.stop_accepting.cancel();
+    let grace = Duration::from_secs(config.limits.shutdown_grace_seconds.get());
+    gate.drain(grace).await;
+
+    // The answers of the calls that just finished are still on their way out through rmcp.
+    if let Some(session) = stdio_session {
+        tokio::time::sleep(STDIO_FLUSH).await;
+        stages.stdio_closed.cancel();
+        let _ = tokio::time::timeout(CLOSE_BOUND, session).await;
+    }
+    // Graceful HTTP shutdown closes each connection once its answer is written, so listeners
+    // stop by themselves unless a session's event stream holds a connection open.
+    if tokio::time::timeout(SETTLE_BOUND, wait_all(listeners))
+        .await
+        .is_err()
+    {
+        stages.sessions_closed.cancel();
+        if tokio::time::timeout(CLOSE_BOUND, wait_all(listeners))
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after shutdown; closing them");
+            listeners.abort_all();
+        }
+    }
 }
 
 /// Raises the soft limit on open descriptors (`RLIMIT_NOFILE`) to the hard limit. The soft

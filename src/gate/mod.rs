@@ -25,8 +25,8 @@ use crate::access::{Caller, Role};
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
 use crate::tool::{
-    Answer, ClientRoots, Declaration, OutputCap, Prepared, Progress, Registry, Tier, ToolContext,
-    ToolError, json_len,
+    Answer, ClientRoots, Declaration, OutputCap, Prepared, Progress, RegisteredTool, Registry,
+    Tier, ToolContext, ToolError, json_len,
 };
 
 pub use authorization::{Denial, Policy};
@@ -235,7 +235,7 @@ impl Gate {
             progress,
             client_roots,
         } = call;
-        let trail = CallRecord {
+        let record = CallRecord {
             audit: &self.audit,
             caller: &caller,
             tool: &name,
@@ -246,7 +246,7 @@ impl Gate {
         let Some(tool) = self.registry.get(&name) else {
             let message = format!("Unknown tool: {name}");
             // Refused whether or not the record could be written (its failure is logged).
-            let _ = trail.record(
+            let _ = record.record(
                 Decision::Refused,
                 Outcome::UnknownTool,
                 None,
@@ -255,93 +255,133 @@ impl Gate {
             );
             return Err(ErrorData::invalid_params(message, None));
         };
+        let cleared = match self.clear(&record, &caller, tool, arguments, admission) {
+            Ok(cleared) => cleared,
+            Err(stopped) => return Ok(*stopped),
+        };
+        let context = ToolContext::new(
+            Arc::clone(&caller),
+            cancel.child_token(),
+            progress,
+            client_roots,
+            OutputCap {
+                max_bytes: self.limits.max_output_bytes as u64,
+            },
+        );
+        let (result, outcome) = self
+            .run(
+                &name,
+                tool.declaration(),
+                cleared.prepared,
+                &cancel,
+                context,
+            )
+            .await;
+        Ok(self.finish(&record, cleared.tier, result, outcome))
+    }
+
+    /// Everything a call passes before its tool runs, in order: the server is taking calls,
+    /// the caller's budget admits it, its role grants the declared tier, its arguments parse,
+    /// its role grants the tier those arguments need, and a change is recorded before it is
+    /// made. The first that fails answers the call.
+    fn clear(
+        &self,
+        record: &CallRecord<'_>,
+        caller: &Caller,
+        tool: &RegisteredTool,
+        arguments: Option<JsonObject>,
+        admission: Option<Admission>,
+    ) -> Result<Cleared, Stopped> {
         if self.draining.load(Ordering::Acquire) {
             let text = "the server is shutting down and takes no new calls; retry once it is back";
-            return Ok((
-                trail.refuse(Decision::Refused, Outcome::ShuttingDown, None, text.into()),
-                Outcome::ShuttingDown,
-            ));
+            let result = record.refuse(Decision::Refused, Outcome::ShuttingDown, None, text.into());
+            return Err(Box::new((result, Outcome::ShuttingDown)));
         }
         // Every attempt counts against the caller's budget, allowed or not.
-        let _admission = match admission.map_or_else(|| self.throttle.admit(&caller), Ok) {
+        let admission = match admission.map_or_else(|| self.throttle.admit(caller), Ok) {
             Ok(admission) => admission,
             Err(throttled) => {
                 let text = throttled.to_string();
-                let result = trail.refuse(Decision::RateLimited, Outcome::RateLimited, None, text);
-                return Ok((result, Outcome::RateLimited));
+                let result = record.refuse(Decision::RateLimited, Outcome::RateLimited, None, text);
+                return Err(Box::new((result, Outcome::RateLimited)));
             }
         };
+        let (prepared, tier) = self.authorize(record, caller, tool, arguments)?;
+        // A change is recorded before it is made: if that record cannot be written, it is not.
+        if tier > Tier::Read
+            && record
+                .record(Decision::Allowed, Outcome::Started, Some(tier), 0, None)
+                .is_err()
+            && self.audit.fails_closed()
+        {
+            let result = CallToolResult::error(vec![Content::text(AUDIT_REFUSAL)]);
+            return Err(Box::new((result, Outcome::AuditUnavailable)));
+        }
+        Ok(Cleared {
+            _admission: admission,
+            prepared,
+            tier,
+        })
+    }
 
-        // The declared tier first, so an unauthorized caller learns nothing from argument
-        // validation; then the tier the arguments need, if higher.
+    /// The declared tier first, so an unauthorized caller learns nothing from argument
+    /// validation; then the arguments; then the tier they need, if higher. Answers the
+    /// prepared call and the tier it runs at.
+    fn authorize(
+        &self,
+        record: &CallRecord<'_>,
+        caller: &Caller,
+        tool: &RegisteredTool,
+        arguments: Option<JsonObject>,
+    ) -> Result<(Prepared, Tier), Stopped> {
         let declaration = tool.declaration();
         if let Err(denial) =
             self.policy
                 .authorize(&caller.role, declaration, declaration.tier, None)
         {
             let tier = Some(declaration.tier);
-            let result = trail.refuse(Decision::Denied, Outcome::Denied, tier, denial.to_string());
-            return Ok((result, Outcome::Denied));
+            let result = record.refuse(Decision::Denied, Outcome::Denied, tier, denial.to_string());
+            return Err(Box::new((result, Outcome::Denied)));
         }
         let prepared = match tool.prepare(arguments.unwrap_or_default()) {
             Ok(prepared) => prepared,
             Err(error) => {
                 let (result, outcome) = tool_error(error);
-                let tier = Some(declaration.tier);
                 // Nothing ran: the result stands whether or not it could be recorded.
-                let _ = trail.record(
+                let _ = record.record(
                     Decision::Allowed,
                     outcome,
-                    tier,
+                    Some(declaration.tier),
                     result_len(&result),
                     first_text(&result),
                 );
-                return Ok((result, outcome));
+                return Err(Box::new((result, outcome)));
             }
         };
-        let tier = match prepared.escalation.clone() {
-            Some((tier, reason)) => {
-                if let Err(denial) =
-                    self.policy
-                        .authorize(&caller.role, declaration, tier, Some(reason))
-                {
-                    let text = denial.to_string();
-                    let result = trail.refuse(Decision::Denied, Outcome::Denied, Some(tier), text);
-                    return Ok((result, Outcome::Denied));
-                }
-                tier
-            }
-            None => declaration.tier,
+        let Some((tier, reason)) = prepared.escalation.clone() else {
+            return Ok((prepared, declaration.tier));
         };
-        // A change is recorded before it is made: if that record cannot be written, it is not.
-        if tier > Tier::Read
-            && trail
-                .record(Decision::Allowed, Outcome::Started, Some(tier), 0, None)
-                .is_err()
-            && self.audit.fails_closed()
+        if let Err(denial) = self
+            .policy
+            .authorize(&caller.role, declaration, tier, Some(reason))
         {
-            let result = CallToolResult::error(vec![Content::text(AUDIT_REFUSAL)]);
-            return Ok((result, Outcome::AuditUnavailable));
+            let text = denial.to_string();
+            let result = record.refuse(Decision::Denied, Outcome::Denied, Some(tier), text);
+            return Err(Box::new((result, Outcome::Denied)));
         }
+        Ok((prepared, tier))
+    }
 
-        let (result, outcome) = self
-            .run(
-                &name,
-                declaration,
-                prepared,
-                &cancel,
-                ToolContext::new(
-                    Arc::clone(&caller),
-                    cancel.child_token(),
-                    progress,
-                    client_roots,
-                    OutputCap {
-                        max_bytes: self.limits.max_output_bytes as u64,
-                    },
-                ),
-            )
-            .await;
-        let recorded = trail.record(
+    /// Records how a call that ran ended. Nothing read leaves without its record; a change
+    /// already made is reported anyway.
+    fn finish(
+        &self,
+        record: &CallRecord<'_>,
+        tier: Tier,
+        result: CallToolResult,
+        outcome: Outcome,
+    ) -> (CallToolResult, Outcome) {
+        let recorded = record.record(
             Decision::Allowed,
             outcome,
             Some(tier),
@@ -352,12 +392,11 @@ impl Gate {
                 .then(|| first_text(&result))
                 .flatten(),
         );
-        // Nothing read leaves without its record; a change already made is reported anyway.
         if recorded.is_err() && self.audit.fails_closed() && tier == Tier::Read {
             let result = CallToolResult::error(vec![Content::text(AUDIT_WITHHELD)]);
-            return Ok((result, Outcome::AuditUnavailable));
+            return (result, Outcome::AuditUnavailable);
         }
-        Ok((result, outcome))
+        (result, outcome)
     }
 
     /// Runs a prepared call under the timeout, cancellation, panic catching and the output cap.
@@ -497,6 +536,17 @@ fn first_text(result: &CallToolResult) -> Option<&str> {
         .content
         .iter()
         .find_map(|block| block.as_text().map(|text| text.text.as_str()))
+}
+
+/// A call that stopped before its tool ran: the answer to give, and why (boxed: the refusal
+/// path is the rare one, and keeps the cleared path's value small).
+type Stopped = Box<(CallToolResult, Outcome)>;
+
+/// A call cleared to run: its admission (held until it ends), the call, and its tier.
+struct Cleared {
+    _admission: Admission,
+    prepared: Prepared,
+    tier: Tier,
 }
 
 /// What the log event and the audit record of one call share.
