@@ -128,151 +128,177 @@ async fn candidates(
     all_images: bool,
     label: Option<&str>,
 ) -> Result<PrunedKind, DockerError> {
-    let mut note = None;
-    let with_label = |mut filters: HashMap<String, Vec<String>>| {
-        if let Some(label) = label {
-            filters.insert("label".into(), vec![label.to_string()]);
-        }
-        filters
-    };
-    let (items, space): (Vec<String>, u64) = match kind {
-        Prunable::Containers => {
-            let filters = with_label(HashMap::from([(
-                "status".to_string(),
-                vec!["created".into(), "exited".into(), "dead".into()],
-            )]));
-            let stopped = docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    size: true,
-                    filters: Some(filters),
-                    ..Default::default()
-                }))
-                .await?;
-            (
-                stopped
-                    .iter()
-                    .map(|container| {
-                        container
-                            .names
-                            .as_ref()
-                            .and_then(|names| names.first())
-                            .map(|name| name.trim_start_matches('/').to_string())
-                            .unwrap_or_else(|| {
-                                short_id(container.id.as_deref().unwrap_or_default())
-                            })
-                    })
-                    .collect(),
-                stopped
-                    .iter()
-                    .map(|container| positive(container.size_rw))
-                    .sum(),
-            )
-        }
-        Prunable::Images => {
-            let images = docker
-                .list_images(Some(ListImagesOptions {
-                    all: false,
-                    filters: Some(with_label(HashMap::new())),
-                    ..Default::default()
-                }))
-                .await?;
-            let used: HashSet<String> = docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    ..Default::default()
-                }))
-                .await?
-                .into_iter()
-                .filter_map(|container| container.image_id)
-                .collect();
-            let going: Vec<_> = images
-                .into_iter()
-                .filter(|image| !used.contains(&image.id))
-                .filter(|image| {
-                    let dangling = image.repo_tags.iter().all(|tag| tag == "<none>:<none>");
-                    all_images || dangling
-                })
-                .collect();
-            note = Some("sizes count shared layers once per image".into());
-            (
-                going
-                    .iter()
-                    .map(|image| {
-                        image
-                            .repo_tags
-                            .iter()
-                            .find(|tag| *tag != "<none>:<none>")
-                            .cloned()
-                            .unwrap_or_else(|| short_id(&image.id))
-                    })
-                    .collect(),
-                going.iter().map(|image| positive(Some(image.size))).sum(),
-            )
-        }
-        Prunable::Networks => {
-            let mut unused = Vec::new();
-            for network in docker.list_networks(None::<ListNetworksOptions>).await? {
-                let name = network.name.unwrap_or_default();
-                if BUILT_IN_NETWORKS.contains(&name.as_str())
-                    || network.scope.as_deref() == Some("swarm")
-                {
-                    continue;
-                }
-                let inspected = docker
-                    .inspect_network(&name, None::<InspectNetworkOptions>)
-                    .await?;
-                let labelled = label.is_none_or(|label| {
-                    let labels = inspected.labels.clone().unwrap_or_default();
-                    match label.split_once('=') {
-                        Some((key, value)) => labels.get(key).is_some_and(|found| found == value),
-                        None => labels.contains_key(label),
-                    }
-                });
-                if labelled && inspected.containers.unwrap_or_default().is_empty() {
-                    unused.push(name);
-                }
-            }
-            (unused, 0)
-        }
-        Prunable::Volumes => {
-            let filters = with_label(HashMap::from([(
-                "dangling".to_string(),
-                vec!["true".to_string()],
-            )]));
-            let listed = docker
-                .list_volumes(Some(ListVolumesOptions {
-                    filters: Some(filters),
-                }))
-                .await?;
-            note = Some("volume sizes are not listed by this engine API".into());
-            (
-                listed
-                    .volumes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|volume| volume.name)
-                    .collect(),
-                0,
-            )
-        }
+    let (mut items, space_bytes, note) = match kind {
+        Prunable::Containers => stopped_containers(docker, label).await?,
+        Prunable::Images => unused_images(docker, all_images, label).await?,
+        Prunable::Networks => unused_networks(docker, label).await?,
+        Prunable::Volumes => dangling_volumes(docker, label).await?,
         Prunable::BuildCache if label.is_some() => {
-            note = Some("build cache has no labels: left alone".into());
-            (Vec::new(), 0)
+            (Vec::new(), 0, Some("build cache has no labels: left alone"))
         }
-        Prunable::BuildCache => {
-            note = Some("the engine does not list build cache before pruning it".into());
-            (Vec::new(), 0)
-        }
+        Prunable::BuildCache => (
+            Vec::new(),
+            0,
+            Some("the engine does not list build cache before pruning it"),
+        ),
     };
-    let mut items = items;
     items.sort();
     Ok(PrunedKind {
         kind,
         items,
-        space_bytes: space,
-        note,
+        space_bytes,
+        note: note.map(str::to_string),
     })
+}
+
+/// What a prune of one kind would remove: names, the bytes they hold, and a note.
+type Candidates = (Vec<String>, u64, Option<&'static str>);
+
+/// The engine's filters, with `label` (`key` or `key=value`) when the caller gave one.
+fn with_label(
+    mut filters: HashMap<String, Vec<String>>,
+    label: Option<&str>,
+) -> HashMap<String, Vec<String>> {
+    if let Some(label) = label {
+        filters.insert("label".into(), vec![label.to_string()]);
+    }
+    filters
+}
+
+/// Created, exited and dead containers, by name, with their writable layers' size.
+async fn stopped_containers(
+    docker: &Docker,
+    label: Option<&str>,
+) -> Result<Candidates, DockerError> {
+    let filters = with_label(
+        HashMap::from([(
+            "status".to_string(),
+            vec!["created".into(), "exited".into(), "dead".into()],
+        )]),
+        label,
+    );
+    let stopped = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            size: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let names = stopped
+        .iter()
+        .map(|container| {
+            container
+                .names
+                .as_ref()
+                .and_then(|names| names.first())
+                .map(|name| name.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| short_id(container.id.as_deref().unwrap_or_default()))
+        })
+        .collect();
+    let space = stopped
+        .iter()
+        .map(|container| positive(container.size_rw))
+        .sum();
+    Ok((names, space, None))
+}
+
+/// Images no container uses: dangling ones, or every one with `all_images`.
+async fn unused_images(
+    docker: &Docker,
+    all_images: bool,
+    label: Option<&str>,
+) -> Result<Candidates, DockerError> {
+    let images = docker
+        .list_images(Some(ListImagesOptions {
+            all: false,
+            filters: Some(with_label(HashMap::new(), label)),
+            ..Default::default()
+        }))
+        .await?;
+    let used: HashSet<String> = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await?
+        .into_iter()
+        .filter_map(|container| container.image_id)
+        .collect();
+    let going: Vec<_> = images
+        .into_iter()
+        .filter(|image| !used.contains(&image.id))
+        .filter(|image| {
+            let dangling = image.repo_tags.iter().all(|tag| tag == "<none>:<none>");
+            all_images || dangling
+        })
+        .collect();
+    let names = going
+        .iter()
+        .map(|image| {
+            image
+                .repo_tags
+                .iter()
+                .find(|tag| *tag != "<none>:<none>")
+                .cloned()
+                .unwrap_or_else(|| short_id(&image.id))
+        })
+        .collect();
+    let space = going.iter().map(|image| positive(Some(image.size))).sum();
+    Ok((
+        names,
+        space,
+        Some("sizes count shared layers once per image"),
+    ))
+}
+
+/// Networks no container is attached to, never the built-in ones or swarm's.
+async fn unused_networks(docker: &Docker, label: Option<&str>) -> Result<Candidates, DockerError> {
+    let mut unused = Vec::new();
+    for network in docker.list_networks(None::<ListNetworksOptions>).await? {
+        let name = network.name.unwrap_or_default();
+        if BUILT_IN_NETWORKS.contains(&name.as_str()) || network.scope.as_deref() == Some("swarm") {
+            continue;
+        }
+        let inspected = docker
+            .inspect_network(&name, None::<InspectNetworkOptions>)
+            .await?;
+        let labelled = label.is_none_or(|label| {
+            let labels = inspected.labels.clone().unwrap_or_default();
+            match label.split_once('=') {
+                Some((key, value)) => labels.get(key).is_some_and(|found| found == value),
+                None => labels.contains_key(label),
+            }
+        });
+        if labelled && inspected.containers.unwrap_or_default().is_empty() {
+            unused.push(name);
+        }
+    }
+    Ok((unused, 0, None))
+}
+
+/// Volumes no container mounts.
+async fn dangling_volumes(docker: &Docker, label: Option<&str>) -> Result<Candidates, DockerError> {
+    let filters = with_label(
+        HashMap::from([("dangling".to_string(), vec!["true".to_string()])]),
+        label,
+    );
+    let listed = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await?;
+    let names = listed
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|volume| volume.name)
+        .collect();
+    Ok((
+        names,
+        0,
+        Some("volume sizes are not listed by this engine API"),
+    ))
 }
 
 /// Prunes `kind` and reports what the engine removed.

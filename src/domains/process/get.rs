@@ -243,6 +243,63 @@ impl Render for ProcessDetails {
 
 /// The entries of `/proc/PID/fd`. (procfs's `fd_count` counts `.` and `..` when the kernel
 /// does not give the count as the directory's size, so a process with no open files had 2.)
+/// Open descriptors against the soft `RLIMIT_NOFILE`, from `/proc/PID/fd`.
+fn open_files(
+    proc: &std::path::Path,
+    pid: u32,
+    limits: Option<&procfs::process::Limits>,
+) -> Option<OpenFiles> {
+    let count = open_descriptors(proc, pid).ok()?;
+    let limit = limits.and_then(|l| match l.max_open_files.soft_limit {
+        LimitValue::Value(value) => Some(value),
+        LimitValue::Unlimited => None,
+    });
+    Some(OpenFiles { count, limit })
+}
+
+/// `/proc/PID/io`, readable only for the process's owner (or root).
+fn io_counters(process: &Process) -> Option<ProcessIo> {
+    let io = process.io().ok()?;
+    Some(ProcessIo {
+        read_bytes: io.read_bytes,
+        write_bytes: io.write_bytes,
+        read_chars: io.rchar,
+        write_chars: io.wchar,
+        read_syscalls: io.syscr,
+        write_syscalls: io.syscw,
+    })
+}
+
+/// `/proc/PID/environ`, each value under a secret-looking name redacted.
+fn environment(process: &Process) -> Option<BTreeMap<String, String>> {
+    let variables = process.environ().ok()?;
+    Some(
+        variables
+            .into_iter()
+            .map(|(key, value)| {
+                let key = key.to_string_lossy().into_owned();
+                let value = if is_secret_key(&key) {
+                    "[redacted]".to_string()
+                } else {
+                    value.to_string_lossy().into_owned()
+                };
+                (key, value)
+            })
+            .collect(),
+    )
+}
+
+/// The pids whose parent is `pid`: from `/proc/PID/task/*/children` where the kernel has it,
+/// else from a walk of the whole table.
+fn children(proc: &std::path::Path, pid: u32) -> Vec<u32> {
+    match table::children(proc, pid) {
+        Some(children) => children,
+        None => table::snapshot(proc)
+            .map(|all| table::children_of(&all).remove(&pid).unwrap_or_default())
+            .unwrap_or_default(),
+    }
+}
+
 fn open_descriptors(proc: &std::path::Path, pid: u32) -> std::io::Result<u64> {
     let directory = proc.join(pid.to_string()).join("fd");
     let size = std::fs::metadata(&directory)?.len();
@@ -335,67 +392,26 @@ impl ProcessInspector {
         if cwd.is_none() {
             note("cwd");
         }
-        let open_files = match open_descriptors(proc, pid) {
-            Ok(count) => Some(OpenFiles {
-                count,
-                limit: limits
-                    .as_ref()
-                    .and_then(|l| match l.max_open_files.soft_limit {
-                        LimitValue::Value(value) => Some(value),
-                        LimitValue::Unlimited => None,
-                    }),
-            }),
-            Err(_) => {
-                note("fd");
-                None
-            }
-        };
-        let io = match process.io() {
-            Ok(io) => Some(ProcessIo {
-                read_bytes: io.read_bytes,
-                write_bytes: io.write_bytes,
-                read_chars: io.rchar,
-                write_chars: io.wchar,
-                read_syscalls: io.syscr,
-                write_syscalls: io.syscw,
-            }),
-            Err(_) => {
-                note("io");
-                None
-            }
-        };
+        let open_files = open_files(proc, pid, limits.as_ref());
+        if open_files.is_none() {
+            note("fd");
+        }
+        let io = io_counters(&process);
+        if io.is_none() {
+            note("io");
+        }
         let environment = if arguments.include_environment == Some(true) {
-            match process.environ() {
-                Ok(variables) => Some(
-                    variables
-                        .into_iter()
-                        .map(|(key, value)| {
-                            let key = key.to_string_lossy().into_owned();
-                            let value = if is_secret_key(&key) {
-                                "[redacted]".to_string()
-                            } else {
-                                value.to_string_lossy().into_owned()
-                            };
-                            (key, value)
-                        })
-                        .collect(),
-                ),
-                Err(_) => {
-                    note("environ");
-                    None
-                }
+            let environment = environment(&process);
+            if environment.is_none() {
+                note("environ");
             }
+            environment
         } else {
             None
         };
         let memberships = table::cgroup_memberships(proc, pid);
         let cgroups: Vec<String> = memberships.iter().map(|(_, path)| path.clone()).collect();
-        let children = match table::children(proc, pid) {
-            Some(children) => children,
-            None => table::snapshot(proc)
-                .map(|all| table::children_of(&all).remove(&pid).unwrap_or_default())
-                .unwrap_or_default(),
-        };
+        let children = children(proc, pid);
         let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
         let (utime, stime) = process
             .stat()
