@@ -2,8 +2,9 @@
 //!
 //! Connections are accepted and bounded by [`connections`] (header timeout, connection bound).
 //! Cross-cutting concerns are layers around rmcp's service, outermost first:
-//! Host/Origin checks ([`guard`]) → authentication ([`auth`], the caller's identity and role) →
-//! the body limit and JSON-RPC decoding ([`body`]) → admission ([`throttle`], 429) → session
+//! Host/Origin checks ([`guard`]) → authentication ([`credentials`], the caller's identity and
+//! role) → the body limit and JSON-RPC decoding ([`body`]) → admission ([`too_many_requests`],
+//! 429) → session
 //! owners and bounds ([`sessions`]) → the record of rmcp's own refusals ([`refusals`]) → rmcp's
 //! `StreamableHttpService`, which speaks both protocol eras
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
@@ -36,6 +37,7 @@ use axum::routing::get;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -84,24 +86,25 @@ fn router<P: ConnectionPeer>(
         },
         audit: Arc::clone(&audit),
     });
-    let mcp = Router::new()
-        .route_service("/mcp", service)
-        .layer(from_fn_with_state(Arc::clone(&audit), refusals::record))
-        .layer(from_fn_with_state(sessions, sessions::enforce))
-        .layer(from_fn_with_state(gate, too_many_requests::admit))
-        .layer(from_fn_with_state(
-            BodyLimit {
-                bytes: limit,
-                read_within: Duration::from_secs(http.body_read_timeout_seconds.get()),
-                audit,
-            },
-            body::check,
-        ))
+    // In the order a request passes them, outermost first.
+    let layers = ServiceBuilder::new()
+        .layer(from_fn_with_state(guard, guard::enforce::<P>))
         .layer(from_fn_with_state(
             authenticator,
             credentials::authenticate::<P>,
         ))
-        .layer(from_fn_with_state(guard, guard::enforce::<P>));
+        .layer(from_fn_with_state(
+            BodyLimit {
+                bytes: limit,
+                read_within: Duration::from_secs(http.body_read_timeout_seconds.get()),
+                audit: Arc::clone(&audit),
+            },
+            body::check,
+        ))
+        .layer(from_fn_with_state(gate, too_many_requests::admit))
+        .layer(from_fn_with_state(sessions, sessions::enforce))
+        .layer(from_fn_with_state(audit, refusals::record));
+    let mcp = Router::new().route_service("/mcp", service).layer(layers);
     Router::new().route("/healthz", get(healthz)).merge(mcp)
 }
 
