@@ -395,6 +395,12 @@ pub trait Collect: Send + Sync + 'static {
         context: &ToolContext,
     ) -> Result<Self::Output, ToolError>;
 
+    /// The tier these arguments need when it is above `read`, and why (see
+    /// [`Tool::required_tier`]).
+    fn required_tier(&self, _arguments: &Self::Arguments) -> Option<(Tier, String)> {
+        None
+    }
+
     /// Waits, before collection takes a thread, for what it will hold (file descriptors from
     /// the files domain's budget); what it returns is held until collection ends.
     fn reserve(
@@ -414,6 +420,10 @@ impl<C: Collect> Tool for Collector<C> {
 
     fn declaration(&self) -> &'static Declaration {
         C::DECLARATION
+    }
+
+    fn required_tier(&self, arguments: &C::Arguments) -> Option<(Tier, String)> {
+        self.0.required_tier(arguments)
     }
 
     async fn run(

@@ -22,7 +22,7 @@ use crate::domains::shared::kernel;
 use crate::domains::shared::secret_names::is_secret_key;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, Render, Tier, ToolContext, ToolError};
 
 pub(crate) static PROCESS_GET: Declaration = Declaration::read(
     Domain::Process,
@@ -509,5 +509,12 @@ impl Collect for ProcessInspector {
         _: &ToolContext,
     ) -> Result<ProcessDetails, ToolError> {
         self.get(&arguments)
+    }
+
+    /// The environment holds what a process was given to keep (tokens, passwords in
+    /// variables with plain names): only the `admin` tier reads it.
+    fn required_tier(&self, arguments: &GetArguments) -> Option<(Tier, String)> {
+        (arguments.include_environment == Some(true))
+            .then(|| (Tier::Admin, "include_environment".to_string()))
     }
 }

@@ -24,9 +24,9 @@ pub(crate) struct PageInfo {
 }
 
 impl PageInfo {
-    /// The last lines of a paged answer's text: when the rows shown are not the whole list,
-    /// how many of how many and where the next page starts; then the answer's notes, each a
-    /// sentence.
+    /// The last lines of a paged answer's text, each in parentheses so that no one reads it
+    /// as a row: when the rows shown are not the whole list, how many of how many and where
+    /// the next page starts; then the answer's notes, each a sentence.
     pub(crate) fn footer(
         &self,
         shown: usize,
@@ -35,13 +35,21 @@ impl PageInfo {
     ) -> Vec<String> {
         let mut lines = Vec::new();
         if shown < self.total {
-            let mut line = format!("{shown} of {}", render::count(self.total, singular, plural));
+            let mut line = format!(
+                "({shown} of {}",
+                render::count(self.total, singular, plural)
+            );
             if let Some(cursor) = &self.next_cursor {
                 line.push_str(&format!("; more with cursor {cursor}"));
             }
+            line.push(')');
             lines.push(line);
         }
-        lines.extend(notes.iter().map(|note| render::sentence(note).into_owned()));
+        lines.extend(
+            notes
+                .iter()
+                .map(|note| format!("({})", render::sentence(note))),
+        );
         lines
     }
 }
