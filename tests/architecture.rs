@@ -164,9 +164,13 @@ fn every_module_imports_only_the_layers_below_it() {
 }
 
 /// Every tool there is: the default configuration plus a file root, the admin tier and Docker
-/// exec (the last two off by default).
+/// exec (the last two off by default), on a host that runs systemd (a root with
+/// `/run/systemd/system`, whatever this machine runs).
 fn every_tool() -> Vec<(&'static str, &'static str)> {
+    let root = std::env::temp_dir().join(format!("sm-architecture-{}", std::process::id()));
+    fs::create_dir_all(root.join("run/systemd/system")).expect("a systemd-shaped root");
     let mut config = Config::default();
+    config.host.rootfs = root;
     config.files.roots = vec![AbsolutePath(std::env::temp_dir())];
     config.docker.exec_enabled = true;
     config.security.admin_tier = true;

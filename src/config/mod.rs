@@ -36,6 +36,7 @@ pub struct Config {
     pub process: ProcessConfig,
     pub files: FilesConfig,
     pub docker: DockerConfig,
+    pub services: ServicesConfig,
 }
 
 /// The roles every server has: name and tiers.
@@ -282,6 +283,47 @@ impl Default for DockerConfig {
             registries: BTreeMap::new(),
             policy: DockerPolicy::default(),
             exec_enabled: false,
+        }
+    }
+}
+
+/// `[services]`: systemd units and the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    /// Offer the service and journal tools where systemd runs (`/run/systemd/system` exists
+    /// under `[host] rootfs`); elsewhere none is registered.
+    pub enabled: bool,
+    /// Units no role may stop, restart, reload, mask or disable, as globs over unit names
+    /// (`ssh*.service`, `systemd-*`). Reading them always works.
+    pub protected_units: Vec<String>,
+    /// How long a start, stop, restart or reload waits for systemd's job to finish.
+    pub job_timeout_seconds: Bounded<1, 600>,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            protected_units: [
+                "systemmanager.service",
+                "ssh.service",
+                "sshd.service",
+                "ssh.socket",
+                "dbus.service",
+                "dbus.socket",
+                "dbus-broker.service",
+                "systemd-*",
+                "init.scope",
+                "-.slice",
+                "tailscaled.service",
+                "docker.service",
+                "docker.socket",
+                "containerd.service",
+            ]
+            .map(String::from)
+            .to_vec(),
+            job_timeout_seconds: Bounded::constant(30),
         }
     }
 }
@@ -644,6 +686,11 @@ pub struct HostConfig {
     pub proc: PathBuf,
     pub sys: PathBuf,
     pub rootfs: PathBuf,
+    /// The journal directory `journal_query` reads (`journalctl --directory`). Unset: the
+    /// journal of the system the server runs on. In a container that mounts the host's
+    /// `/var/log/journal` read-only, point it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -652,6 +699,7 @@ impl Default for HostConfig {
             proc: PathBuf::from("/proc"),
             sys: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
+            journal: None,
         }
     }
 }
@@ -694,6 +742,14 @@ impl Config {
                 return Err((
                     format!("roles.{name}.tiers"),
                     "a role needs at least one tier (read, operate, admin)".into(),
+                ));
+            }
+        }
+        for pattern in &self.services.protected_units {
+            if let Err(error) = globset::Glob::new(pattern) {
+                return Err((
+                    "services.protected_units".into(),
+                    format!("`{pattern}` is not a valid unit-name glob: {error}"),
                 ));
             }
         }

@@ -9,6 +9,7 @@ pub(crate) mod files;
 pub(crate) mod hardware;
 pub(crate) mod network;
 pub(crate) mod process;
+pub(crate) mod services;
 pub(crate) mod shared;
 pub(crate) mod storage;
 pub(crate) mod system;
@@ -29,5 +30,6 @@ pub fn registry(config: &Config) -> Registry {
     process::register(&mut registry, config, &users);
     files::register(&mut registry, config, &users);
     docker::register(&mut registry, config);
+    services::register(&mut registry, config);
     registry
 }

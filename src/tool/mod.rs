@@ -31,6 +31,7 @@ pub enum Domain {
     Hardware,
     Files,
     Docker,
+    Services,
 }
 
 impl Domain {
@@ -43,6 +44,7 @@ impl Domain {
             Domain::Hardware => "hardware",
             Domain::Files => "files",
             Domain::Docker => "docker",
+            Domain::Services => "services",
         }
     }
 }

@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
-use super::logs::parse_time;
 use super::names::{short_id, unix_time_text};
+use crate::domains::shared::time::parse_time;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
 
 pub(crate) static DOCKER_EVENTS: Declaration = Declaration::read(

@@ -7,4 +7,5 @@ pub(crate) mod paging;
 pub(crate) mod pressure;
 pub(crate) mod sampling;
 pub(crate) mod secret_names;
+pub(crate) mod time;
 pub(crate) mod users;

@@ -1,0 +1,237 @@
+//! `service_list`: systemd's units, as `systemctl list-units` shows them, with each unit's own
+//! accounting (memory, CPU time, tasks) from its properties.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::bus::{Systemd, type_interface};
+use crate::domains::shared::paging::{PageInfo, PageRequest};
+use crate::render;
+use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
+
+pub(crate) static SERVICE_LIST: Declaration = Declaration::read(
+    Domain::Services,
+    "service_list",
+    "systemd units",
+    "systemd's units, like `systemctl list-units`: name, description, load, active and sub \
+     state, and for services the main pid, memory, CPU time and tasks from the unit's own \
+     accounting. type (default service; socket, timer, mount, target, path, slice, scope, \
+     swap, automount, device, or all), state (active, inactive, failed, activating, \
+     deactivating, reloading, or a sub state such as running or exited), pattern (a glob \
+     such as `ssh*`), failed_only; inactive units only with all: true (or a state filter). \
+     Paged with limit (default 100, at most 1000) and cursor.",
+)
+.paged("filter by type, state or pattern, or use `limit` and `cursor`");
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// Units whose properties are read at once.
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListArguments {
+    /// Unit type: service (default), socket, timer, mount, target, path, slice, scope, swap,
+    /// automount, device, or `all`.
+    pub r#type: Option<String>,
+    /// An active state (active, inactive, failed, activating, deactivating, reloading) or a
+    /// sub state (running, exited, dead, waiting, …).
+    pub state: Option<String>,
+    /// A glob over unit names (`ssh*`, `*.timer`), as systemctl takes it.
+    pub pattern: Option<String>,
+    /// Only units whose active state is `failed`.
+    #[serde(default)]
+    pub failed_only: bool,
+    /// Inactive units too (as `systemctl list-units --all`).
+    #[serde(default)]
+    pub all: bool,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct UnitList {
+    pub units: Vec<UnitRow>,
+    #[serde(flatten)]
+    pub page: PageInfo,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct UnitRow {
+    pub name: String,
+    pub description: String,
+    /// loaded, not-found, bad-setting, error, masked.
+    pub load_state: String,
+    /// active, reloading, inactive, failed, activating, deactivating.
+    pub active_state: String,
+    /// The type's own state: running, exited, dead, listening, waiting, mounted, …
+    pub sub_state: String,
+    /// A service's main process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_pid: Option<u32>,
+    /// The unit's cgroup memory (`MemoryCurrent`), when accounting is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time the unit has used (`CPUUsageNSec`), seconds, when accounting is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// Tasks in the unit's cgroup (`TasksCurrent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
+}
+
+impl Render for UnitList {
+    fn render_text(&self) -> String {
+        let mut lines: Vec<String> = self
+            .units
+            .iter()
+            .map(|unit| {
+                let mut line = format!(
+                    "{} {} {}/{} {}",
+                    render::text(&unit.name),
+                    unit.load_state,
+                    unit.active_state,
+                    unit.sub_state,
+                    render::text(&unit.description)
+                );
+                if let Some(pid) = unit.main_pid {
+                    line.push_str(&format!("; pid {pid}"));
+                }
+                if let Some(memory) = unit.memory_bytes {
+                    line.push_str(&format!("; {}", render::bytes(memory)));
+                }
+                if let Some(cpu) = unit.cpu_seconds {
+                    line.push_str(&format!("; cpu {cpu:.2} s"));
+                }
+                if let Some(tasks) = unit.tasks {
+                    line.push_str(&format!("; {}", render::count(tasks, "task", "tasks")));
+                }
+                line
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push("no units match".into());
+        }
+        lines.extend(
+            self.page
+                .footer(self.units.len(), ("unit", "units"), &self.notes),
+        );
+        lines.join("\n")
+    }
+}
+
+const TYPES: [&str; 11] = [
+    "service",
+    "socket",
+    "target",
+    "timer",
+    "mount",
+    "automount",
+    "swap",
+    "path",
+    "slice",
+    "scope",
+    "device",
+];
+
+pub(crate) struct ServiceListTool {
+    pub systemd: Arc<Systemd>,
+}
+
+impl Tool for ServiceListTool {
+    type Arguments = ListArguments;
+    type Output = UnitList;
+
+    fn declaration(&self) -> &'static Declaration {
+        &SERVICE_LIST
+    }
+
+    async fn run(&self, arguments: ListArguments, _: ToolContext) -> Result<UnitList, ToolError> {
+        let page = PageRequest::new(
+            arguments.limit,
+            arguments.cursor.as_deref(),
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+        )?;
+        let kind = arguments.r#type.as_deref().unwrap_or("service");
+        if kind != "all" && !TYPES.contains(&kind) {
+            return Err(ToolError::invalid_arguments(format!(
+                "type `{}` is not a unit type: give one of {}, or all",
+                render::text(kind),
+                TYPES.join(", ")
+            )));
+        }
+        if let Some(pattern) = &arguments.pattern
+            && (pattern.is_empty() || pattern.len() > 255 || pattern.chars().any(char::is_control))
+        {
+            return Err(ToolError::invalid_arguments(
+                "pattern: give a glob over unit names, at most 255 characters (e.g. `ssh*`)",
+            ));
+        }
+        let manager = self.systemd.manager().await?;
+        let patterns = arguments.pattern.clone().into_iter().collect();
+        let listed = manager
+            .list_units_by_patterns(Vec::new(), patterns)
+            .await
+            .map_err(|error| self.systemd.explain(error))?;
+        let state = arguments.state.as_deref();
+        let mut units: Vec<_> = listed
+            .into_iter()
+            .filter(|unit| kind == "all" || unit.0.rsplit_once('.').is_some_and(|(_, t)| t == kind))
+            .filter(|unit| !arguments.failed_only || unit.3 == "failed")
+            .filter(|unit| state.is_none_or(|state| unit.3 == state || unit.4 == state))
+            // As systemctl: inactive units only when asked for.
+            .filter(|unit| {
+                arguments.all || state.is_some() || arguments.failed_only || unit.3 != "inactive"
+            })
+            .collect();
+        units.sort_by(|a, b| a.0.cmp(&b.0));
+        let (units, page_info) = page.take(units);
+        let systemd = &self.systemd;
+        let rows = futures::stream::iter(units)
+            .map(|unit| async move {
+                let (name, description, load_state, active_state, sub_state) =
+                    (unit.0, unit.1, unit.2, unit.3, unit.4);
+                let mut row = UnitRow {
+                    name,
+                    description,
+                    load_state,
+                    active_state,
+                    sub_state,
+                    main_pid: None,
+                    memory_bytes: None,
+                    cpu_seconds: None,
+                    tasks: None,
+                };
+                // A unit that went away between the list and this read keeps its list row.
+                if let Some(interface) = type_interface(&row.name)
+                    && row.load_state == "loaded"
+                    && let Ok(properties) = systemd.properties(&unit.6, interface).await
+                {
+                    row.main_pid = properties
+                        .number("MainPID")
+                        .and_then(|pid| u32::try_from(pid).ok())
+                        .filter(|pid| *pid > 0);
+                    row.memory_bytes = properties.number("MemoryCurrent");
+                    row.cpu_seconds = properties
+                        .number("CPUUsageNSec")
+                        .map(|nanos| (nanos as f64 / 1e7).round() / 100.0);
+                    row.tasks = properties.number("TasksCurrent");
+                }
+                row
+            })
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        Ok(UnitList {
+            units: rows,
+            page: page_info,
+            notes: page.note.into_iter().collect(),
+        })
+    }
+}
