@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_config, require, start_server
-from sdk import connect, stdio_session
+from policy import require
+from sdk import call, connect, refusal, stdio_session
+from servers import make_config, start_server
 
 pytestmark = pytest.mark.anyio
 
@@ -58,18 +59,6 @@ def container(engine):
     docker("create", "--name", name, "--label", f"sm-test={name}", "-e", "PLAIN=visible", "-e", "API_TOKEN=hunter2", engine, "sh", "-c", SCRIPT)
     yield name
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-
-
-async def call(session, tool, arguments):
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
-
-
-async def refusal(session, tool, arguments) -> str:
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is True, result.structured_content
-    return result.content[0].text
 
 
 async def test_a_container_lifecycle_checked_against_docker(binary, engine):

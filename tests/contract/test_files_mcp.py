@@ -13,7 +13,7 @@ from mcp import StdioServerParameters, types
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
-from conftest import create_token, make_config, server_env, start_server
+from servers import create_token, make_config, server_env, start_server
 from sdk import connect
 
 # Roots are deprecated as of 2026-07-28 and the client says so each time; that is expected here.

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output, make_config
+from groundtruth import command_output
 from sdk import stdio_session
+from servers import make_config
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from conftest import create_token, start_server
-from rawclient import INIT_PARAMS, modern_call, post
+from rawclient import INIT_PARAMS, modern_call, post, wait_for_token
+from servers import create_token, start_server
 
 
 def initialize(url: str, headers: dict[str, str] | None = None):
@@ -41,13 +41,6 @@ def delete_session(url: str, session_id: str, headers: dict[str, str]) -> int:
     status = connection.getresponse().status
     connection.close()
     return status
-
-
-def wait_for_token(url: str, headers: dict[str, str]) -> None:
-    deadline = time.monotonic() + 5  # running servers reread the token file within a second
-    while modern_call(url, "system_overview", {}, 1, headers).status != 200:
-        assert time.monotonic() < deadline, "the new token was never accepted"
-        time.sleep(0.1)
 
 
 def test_sessions_are_bounded_per_identity_and_existing_ones_keep_working(binary):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULT_CONFIG, REPO, server_env
+from servers import DEFAULT_CONFIG, REPO, server_env
 
 INSPECTOR = REPO / "tests" / "npm" / "node_modules" / ".bin" / "mcp-inspector"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import meminfo_total_bytes, server_env, start_server
+from groundtruth import meminfo_total_bytes
 from rawclient import StdioSession, get, modern_call, modern_meta, unix_post
+from servers import free_port, held_proc, server_env, start_server
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -128,17 +129,6 @@ def test_unix_socket_caller_is_the_local_user(unix_server):
     assert 'role="operator"' in call_lines[0], call_lines
 
 
-def held_proc(tmp_path):
-    """A stand-in for /proc whose `meminfo` is a FIFO: a system_overview call blocks reading it
-    until the test writes, which holds the call in flight for as long as the test wants."""
-    proc = tmp_path / "proc"
-    proc.mkdir()
-    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
-        (proc / name).symlink_to(f"/proc/{name}")
-    os.mkfifo(proc / "meminfo")
-    return proc
-
-
 def write_config(tmp_path, proc, grace: int):
     config = tmp_path / "config.toml"
     config.write_text(f'[host]\nproc = "{proc}"\n\n[limits]\nshutdown_grace_seconds = {grace}\n')
@@ -198,8 +188,6 @@ def test_sigterm_exits_0_after_the_grace_period_even_if_a_call_hangs(binary, tmp
 
 
 def test_a_bare_port_listens_on_loopback(binary):
-    from conftest import free_port
-
     port = free_port()
     server = start_server(binary, "--http", str(port))
     try:

@@ -19,16 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output, require
-from sdk import stdio_session
+from groundtruth import command_output
+from policy import require
+from sdk import call, stdio_session
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(session, tool: str, arguments: dict | None = None) -> dict:
-    result = await session.call_tool(tool, arguments or {})
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
 
 
 def ip_json(*arguments: str) -> list[dict]:

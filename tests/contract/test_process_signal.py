@@ -14,17 +14,11 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import (
-    READ_TOOLS,
-    audit_records,
-    make_config,
-    require,
-    server_env,
-    start_time_from_ticks,
-    start_time_of,
-    stat_fields,
-)
+from catalogue import READ_TOOLS
+from groundtruth import start_time_from_ticks, start_time_of, stat_fields
+from policy import require
 from rawclient import StdioSession
+from servers import audit_records, make_config, server_env
 
 pytestmark = pytest.mark.anyio
 

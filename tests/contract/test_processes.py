@@ -16,22 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output, make_config, require, start_time_of, stat_fields
-from sdk import stdio_session
+from groundtruth import command_output, start_time_of, stat_fields
+from policy import require
+from sdk import call, refusal, stdio_session
+from servers import make_config
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(session, tool: str, arguments: dict | None = None) -> dict:
-    result = await session.call_tool(tool, arguments or {})
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
-
-
-async def refusal(session, tool: str, arguments: dict) -> str:
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is True, result.structured_content
-    return result.content[0].text
 
 
 def ps_table() -> dict[int, dict]:

@@ -3,17 +3,12 @@ identity, while another identity still gets through."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
-from conftest import create_token, start_server
-from rawclient import modern_call
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from rawclient import bearer, modern_call
+from servers import create_token, held_proc, start_server
 
 
 def test_a_flood_gets_429_while_another_identity_gets_through(binary):
@@ -60,11 +55,7 @@ def test_a_flood_gets_429_while_another_identity_gets_through(binary):
 
 def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tmp_path):
     # system_overview blocks reading a FIFO standing in for /proc/meminfo: calls stay in flight.
-    proc = tmp_path / "proc"
-    proc.mkdir()
-    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
-        (proc / name).symlink_to(f"/proc/{name}")
-    os.mkfifo(proc / "meminfo")
+    proc = held_proc(tmp_path)
     server = start_server(
         binary, "--http", "127.0.0.1:0",
         config=f'[host]\nproc = "{proc}"\n[limits]\nmax_concurrent_calls = 4\n[limits.per_identity]\nmax_concurrent = 2\n',

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output, require
+from groundtruth import command_output
+from policy import require
 from sdk import stdio_session
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output
+from groundtruth import command_output
 from sdk import stdio_session
 
 pytestmark = pytest.mark.anyio
