@@ -6,12 +6,12 @@ own, which test modules import directly:
 - groundtruth.py: what the machine says about itself, to check answers against
 - catalogue.py: the server's tools by tier and role
 - policy.py: `require`, and CI=true's rule that nothing skips
+- waiting.py: `wait_until`, instead of fixed sleeps
 """
 
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 import groundtruth
 import policy
 import servers
+from waiting import wait_until
 
 
 @pytest.fixture
@@ -50,9 +51,7 @@ def unix_server(binary: Path, tmp_path: Path):
     path = tmp_path / "mcp.sock"
     server = servers.start_server(binary, "--unix", str(path))
     server.socket_path = path
-    deadline = time.monotonic() + 5
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(path.exists)
     yield server
     assert server.stop() == 0, f"unclean exit:\n{server.log}"
 
@@ -91,10 +90,7 @@ def subject(tmp_path):
             link.symlink_to("/bin/sleep")
         process = subprocess.Popen([str(link), "300"])
         started.append(process)
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{process.pid}/comm").read_text().strip() != name[:15]:
-            assert time.monotonic() < deadline, "the subject did not start"
-            time.sleep(0.01)
+        assert wait_until(lambda: groundtruth.comm(process.pid) == name[:15], interval=0.01), "the subject did not start"
         return process
 
     yield start

@@ -37,6 +37,11 @@ def stat_fields(pid: int) -> list[str]:
     return text[text.rindex(")") + 2 :].split()
 
 
+def comm(pid: int) -> str:
+    """The process's name (its comm, at most 15 bytes)."""
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
 def start_time_of(pid: int) -> str:
     """The start time computed independently: btime + starttime / CLK_TCK."""
     return start_time_from_ticks(int(stat_fields(pid)[19]))
@@ -50,3 +55,15 @@ def start_time_from_ticks(ticks: int) -> str:
     moment = datetime.fromtimestamp(btime + millis / 1000, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
+
+def threads_opening_a_fifo(pid: int) -> int:
+    """How many threads of `pid` wait in open() for a FIFO's other end (their wchan, the kernel
+    function they sleep in, is fs/pipe.c's wait_for_partner, or fifo_open where that is
+    inlined): calls held on servers.held_proc's FIFO. 0 where the kernel does not say."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            count += (task / "wchan").read_text() in ("wait_for_partner", "fifo_open")
+        except OSError:
+            pass  # the thread ended meanwhile
+    return count

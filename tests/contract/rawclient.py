@@ -10,12 +10,12 @@ import queue
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from servers import TOKENS_BY_URL, server_env
+from waiting import wait_until
 
 INIT_PARAMS = {
     "capabilities": {},
@@ -209,7 +209,5 @@ def tool_names(body: dict) -> list[str]:
 def wait_for_token(url: str, headers: dict[str, str]) -> None:
     """Waits until the server at `url` accepts the token in `headers` (one created after it
     started: it rereads its token file within a second), probing with system_overview calls."""
-    deadline = time.monotonic() + 5
-    while modern_call(url, "system_overview", {}, 1, headers).status != 200:
-        assert time.monotonic() < deadline, "the new token was never accepted"
-        time.sleep(0.1)
+    accepted = wait_until(lambda: modern_call(url, "system_overview", {}, 1, headers).status == 200, interval=0.1)
+    assert accepted, "the new token was never accepted"

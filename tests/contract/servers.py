@@ -15,9 +15,10 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SYSTEMMANAGER_BIN", REPO / "target" / "debug" / "systemmanager"))
@@ -68,6 +69,13 @@ DEFAULT_CONFIG = make_config()
 
 
 # --- tokens -------------------------------------------------------------------------------------
+
+# A running server rereads its token file when a request comes and a second has passed since it
+# last looked (RELOAD_INTERVAL in src/auth/tokens.rs). A test that changes the file and may not
+# send a request to find out when the change counts (the request would be audited, spend a rate
+# budget, or be the very thing the test checks) waits this long: the interval and a margin.
+# Where a probe is harmless, rawclient.wait_for_token waits for the change itself.
+TOKEN_RELOAD_WAIT = 1.2
 
 # Bearer tokens by server URL: requests rawclient sends to a URL listed here carry its token
 # unless the test sends its own Authorization header or asks for none.
@@ -178,7 +186,7 @@ def free_port() -> int:
 def held_proc(directory: Path) -> Path:
     """A stand-in for /proc (config `host.proc`) whose `meminfo` is a FIFO: a system_overview
     call blocks opening it until the test writes, which holds the call in flight for as long as
-    the test wants."""
+    the test wants. groundtruth.threads_opening_a_fifo shows when calls are held."""
     proc = directory / "proc"
     proc.mkdir()
     for name in ("cpuinfo", "loadavg", "uptime", "stat"):
@@ -202,13 +210,9 @@ def audit_records(config: Path) -> list[dict]:
 
 def wait_for_record(server: RunningServer, predicate, timeout: float = 5.0) -> dict:
     """The first audit record matching `predicate`, waiting for the server to write it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for record in server.audit():
-            if predicate(record):
-                return record
-        assert time.monotonic() < deadline, f"no matching audit record in {server.audit()}"
-        time.sleep(0.05)
+    record = wait_until(lambda: next((r for r in server.audit() if predicate(r)), None), timeout, interval=0.05)
+    assert record is not None, f"no matching audit record in {server.audit()}"
+    return record
 
 
 def audit_verify(binary: Path, *files: Path) -> subprocess.CompletedProcess:

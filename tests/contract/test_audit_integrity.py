@@ -10,12 +10,12 @@ import json
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 from rawclient import StdioSession, bearer, modern_call, modern_meta, post, wait_for_token
 from servers import audit_records, audit_verify, create_token, make_config, start_server
+from waiting import wait_until
 
 
 def raw_request(url: str, head: str, body: bytes = b"") -> bytes:
@@ -122,7 +122,8 @@ def test_requests_that_are_not_http_leave_a_record(binary):
                     pass
             except ConnectionResetError:
                 pass
-    time.sleep(0.3)
+    # Each refusal is recorded as its connection ends, which may be after the client saw the end.
+    wait_until(lambda: [r["outcome"] for r in audit_records(server.config)].count("malformed_request") >= 3)
     assert server.stop() == 0
     malformed = [r for r in audit_records(server.config) if r["outcome"] == "malformed_request"]
     assert len(malformed) == 3, audit_records(server.config)
@@ -214,7 +215,8 @@ def test_every_refused_request_leaves_one_record(binary):
         f"POST /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nX-Big: {'b' * 500_000}\r\n\r\n",
     )
     assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
-    time.sleep(0.3)
+    # The last refusal is recorded as its connection ends, which may be after the client saw the end.
+    wait_until(lambda: any(r["outcome"] == "headers_too_large" for r in audit_records(server.config)))
     assert server.stop() == 0
     records = audit_records(server.config)
     outcomes = [(r.get("identity"), r["outcome"]) for r in records if r["event"] == "request"]

@@ -227,6 +227,7 @@ async def test_tail_follow_returns_what_was_appended(binary, tree):
     log = root / "logs" / "app.log"
 
     async def append_later():
+        # Appended while the tail follows (follow_seconds 2), after its first read of the file.
         await asyncio.sleep(0.6)
         with open(log, "a") as file:
             file.write("appended line\n")

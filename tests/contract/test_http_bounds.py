@@ -99,7 +99,8 @@ def test_an_idle_session_is_closed(binary):
         session_id = initialize(server.url).headers["mcp-session-id"]
         assert list_in_session(server.url, session_id).status == 200
         # Unused for longer than the idle timeout (and the sweep that runs every half of it);
-        # any request in the session would count as use, so none is made meanwhile.
+        # any request in the session would count as use, so none is made meanwhile: the time
+        # passing is what is tested.
         time.sleep(4)
         assert list_in_session(server.url, session_id).status == 404
         # Its place is free again.
@@ -227,7 +228,9 @@ def test_a_sustained_slowloris_does_not_turn_others_away(binary, tmp_path):
     thread = threading.Thread(target=attacker)
     thread.start()
     try:
-        time.sleep(1.5)  # the server is full of trickles by now
+        # The attack as it was made: measured after it has run for 1.5 s, the bound full and
+        # trickles being closed and reopened all along (a time, not a condition, by design).
+        time.sleep(1.5)
         answered = 0
         for request_id in range(40):
             try:
@@ -282,7 +285,9 @@ def answered_during(url: str, headers: dict[str, str], attack) -> int:
     thread.start()
     answered = 0
     try:
-        time.sleep(1.5)  # the server is full by now
+        # The attack as it was made: measured after it has run for 1.5 s, the bound full and
+        # connections being closed and reopened all along (a time, not a condition, by design).
+        time.sleep(1.5)
         for request_id in range(40):
             try:
                 answered += modern_call(url, "system_overview", {}, request_id, headers).status == 200

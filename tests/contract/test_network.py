@@ -160,6 +160,8 @@ async def test_loopback_traffic_shows_as_a_rate(binary):
         for thread in threads:
             thread.start()
         try:
+            # The sampler reads every second (sampler.interval_ms): by now its last interval lay
+            # wholly within the stream.
             await asyncio.sleep(2.2)
             answer = await call(session, "network_interfaces", {"name": "lo"})
         finally:

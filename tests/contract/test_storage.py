@@ -144,6 +144,8 @@ async def test_disk_io_sees_direct_writes_and_agrees_with_sysfs(binary, disk_dir
         writer = threading.Thread(target=write)
         writer.start()
         try:
+            # The sampler reads every second (sampler.interval_ms): by now its last interval lay
+            # wholly within the writes.
             await asyncio.sleep(2.2)
             before = sectors(device)
             result = await session.call_tool("disk_io", {"device": device})
