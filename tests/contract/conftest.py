@@ -22,6 +22,13 @@ import servers
 from waiting import wait_until
 
 
+@pytest.fixture(scope="session", autouse=True)
+def server_state_under_pytest_tmp(tmp_path_factory):
+    """Servers keep their configs, token files and audit logs under pytest's temporary
+    directory for this session."""
+    servers.use_temp_factory(tmp_path_factory)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -2,8 +2,9 @@
 processes started and stopped, and what they wrote to their audit logs.
 
 The server is the binary the test command just built (override with SYSTEMMANAGER_BIN). Every
-server keeps its config, token file and audit log in a temporary directory of its own, never in
-the machine's state."""
+server keeps its config, token file and audit log in a directory of its own under pytest's
+temporary directory (conftest.py hands over pytest's tmp_path_factory), never in the machine's
+state."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from waiting import wait_until
 
@@ -26,11 +28,27 @@ LISTENING = re.compile(r"serving MCP over HTTPS? at (https?)://(\S+)/mcp")
 
 # --- configs and state --------------------------------------------------------------------------
 
+_temp: pytest.TempPathFactory | None = None
+_default_config: Path | None = None
+
+
+def use_temp_factory(factory: pytest.TempPathFactory) -> None:
+    """Where make_config creates its directories: pytest's, for this session (conftest.py)."""
+    global _temp
+    _temp = factory
+
+
+def state_directory() -> Path:
+    """A fresh directory for one server's config, token file and audit log."""
+    assert _temp is not None, "servers.use_temp_factory was not called (conftest.py does, for every session)"
+    return _temp.mktemp("sm-test-")
+
+
 def server_env(**extra: str) -> dict[str, str]:
     """The environment for a server under test: the test state (not the machine's), plain logs."""
     env = {k: v for k, v in os.environ.items() if k not in ("SYSTEMMANAGER_CONFIG", "RUST_LOG")}
     env["NO_COLOR"] = "1"
-    env["SYSTEMMANAGER_CONFIG"] = str(DEFAULT_CONFIG)
+    env["SYSTEMMANAGER_CONFIG"] = str(default_config())
     env.update(extra)
     return env
 
@@ -57,15 +75,20 @@ def with_state(config_text: str, directory: Path) -> str:
 def make_config(config: Path | str | None = None) -> Path:
     """A config file in a fresh directory, with its own token file and audit log; `config` adds
     to it."""
-    directory = Path(tempfile.mkdtemp(prefix="sm-test-"))
+    directory = state_directory()
     text = config.read_text() if isinstance(config, Path) else (config or "")
     path = directory / "config.toml"
     path.write_text(with_state(text, directory))
     return path
 
 
-# Servers started without --config (stdio sessions, the SDK's stdio client) read this one.
-DEFAULT_CONFIG = make_config()
+def default_config() -> Path:
+    """The config that servers started without --config (stdio sessions, the SDK's stdio client)
+    read, through SYSTEMMANAGER_CONFIG: one for the whole session."""
+    global _default_config
+    if _default_config is None:
+        _default_config = make_config()
+    return _default_config
 
 
 # --- tokens -------------------------------------------------------------------------------------

@@ -1234,6 +1234,8 @@ async def test_a_writable_bind_needs_a_directory_above_it_closed_to_others(binar
     binary, and uid 65534 ran it on the host with euid 0. A writable bind is now refused unless
     a root-owned directory above it is closed to everyone else (mode 0700), so no other host
     user reaches what the container writes; read-only binds are not affected."""
+    # Straight in /tmp, not under pytest's tmp_path: every directory above a tmp_path is closed to
+    # others (/tmp/pytest-of-root is mode 0700), which is the very thing this test varies.
     top = Path(tempfile.mkdtemp(prefix=f"sm-policy-{policy_tag}-", dir="/tmp"))
     try:
         root = top / "data"
