@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rawclient import StdioSession, bearer, modern_call, modern_meta, post
+from rawclient import StdioSession, bearer, modern_call, post
 from servers import TOKEN_RELOAD_WAIT, audit_records, audit_verify, create_token, make_config, server_env, start_server
 
 

@@ -12,8 +12,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 from catalogue import OPERATOR_TOOLS, READ_TOOLS
 from rawclient import bearer, modern_call, modern_list, modern_meta, post, unix_tool_names
 from servers import TOKEN_RELOAD_WAIT, create_token, make_config, server_env, start_server, wait_for_record

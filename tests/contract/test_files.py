@@ -4,14 +4,19 @@ hostile suite — every path trick must fail with its exact error and leak nothi
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import hashlib
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from sdk import call, connect, refusal, stdio_session
 from servers import make_config, start_server
@@ -135,9 +140,12 @@ async def test_hostile_paths_fail_precisely_and_leak_nothing(binary, tree):
     subprocess.run(["mknod", str(root / "null-device"), "c", "1", "3"], check=True)
     with open(os.path.join(os.fsencode(str(root)), b"bad-\xff-name.txt"), "w") as file:
         file.write("ok\n")
-    escape = f"`{{}}` leads outside its root (through `..` or a symlink); only what is inside a root is readable"
+    escape = "`{}` leads outside its root (through `..` or a symlink); only what is inside a root is readable"
     async with stdio_session(binary, "--config", str(config)) as session:
-        read = lambda path: refusal(session, "files_read", {"path": path}, never_showing=SECRET)
+
+        def read(path: str):
+            return refusal(session, "files_read", {"path": path}, never_showing=SECRET)
+
         assert await read(f"{root}/../outside/secret.txt") == escape.format(f"{root}/../outside/secret.txt")
         assert await read(str(outside / "secret.txt")) == f"`{outside}/secret.txt` is outside the file roots ({root}); only paths inside them are readable"
         assert await read("/etc/passwd") == f"`/etc/passwd` is outside the file roots ({root}); only paths inside them are readable"
@@ -282,15 +290,6 @@ async def test_big_reads_are_held_to_the_output_cap(binary, tmp_path):
 # A root may hold whatever its writers put there. These tests start the server through a small
 # wrapper that records its pid (for /proc/PID/status, /fd, /limits) and can lower its
 # descriptor limits first, as `prlimit` would.
-
-import ctypes
-import errno
-import json
-import sys
-
-from mcp.shared.exceptions import MCPError
-
-from sdk import stdio_session
 
 WRAPPER = (
     "import os, resource, sys\n"

@@ -7,7 +7,6 @@ stands in for a host that has them (`[host] sys` points the server at it)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path

@@ -6,7 +6,6 @@ import http.client
 import json
 import ssl
 import subprocess
-import time
 
 import httpx2
 import pytest
