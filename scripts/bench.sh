@@ -12,12 +12,73 @@
 # Docker: docker_container_list with 100 containers, docker_container_stats of 20 at once. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core; then the memory of 1,000 more sessions.
+#
+# Whatever it starts (the HTTP server, 1,000 sleeps, 100 labelled containers, a temporary
+# directory) goes when it ends, however it ends; a step that fails ends it with a message on
+# stderr naming the step, and a non-zero exit: the figures printed so far are not a result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# --- cleanup and failure, for everything below -------------------------------------------------
+
+STATE=""           # the temporary directory: configs, token file, audit log, the files bench's tree
+SERVER=""          # the HTTP server's pid
+SLEEPERS=()        # the 1,000 extra processes
+BENCH_LABEL=sm-bench=$$  # on every container the docker bench makes
+SECTION="setup"    # the step running, for the failure message
+FAILED_COMMAND=""
+
+remove_bench_containers() {
+    local containers
+    mapfile -t containers < <(docker ps -aq --filter "label=$BENCH_LABEL")
+    ((${#containers[@]} == 0)) || docker rm -f "${containers[@]}" >/dev/null
+}
+
+stop_sleepers() {
+    ((${#SLEEPERS[@]} == 0)) || { kill "${SLEEPERS[@]}" 2>/dev/null || true; wait "${SLEEPERS[@]}" 2>/dev/null || true; }
+    SLEEPERS=()
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    if [ -n "$SERVER" ]; then
+        kill "$SERVER" 2>/dev/null
+        wait "$SERVER" 2>/dev/null
+    fi
+    stop_sleepers
+    command -v docker >/dev/null && remove_bench_containers 2>/dev/null
+    [ -z "$STATE" ] || rm -rf "$STATE"
+    if ((status != 0)); then
+        printf '\nbench.sh: FAILED (exit %d) in "%s"%s\n' "$status" "$SECTION" "${FAILED_COMMAND:+, at $FAILED_COMMAND}" >&2
+        echo "bench.sh: the figures above are incomplete; record none of them" >&2
+    fi
+    exit "$status"
+}
+
+fail() { # message: a failure this script found itself
+    FAILED_COMMAND=$1
+    exit 1
+}
+
+trap 'FAILED_COMMAND="line $LINENO: $BASH_COMMAND"' ERR
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Prints a section's title and remembers it for the failure message.
+section() {
+    SECTION=$1
+    echo
+    echo "== $1"
+}
+
+# --- the bench ---------------------------------------------------------------------------------
 
 DURATION=${DURATION:-10s}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
+SECTION="cargo build --release"
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/systemmanager
 
@@ -25,7 +86,6 @@ BIN=$PWD/target/release/systemmanager
 # state directory. One identity sends every request, so its budget is raised far above what the
 # bench reaches; everything else is the default configuration, the audit log included.
 STATE=$(mktemp -d)
-trap 'rm -rf "$STATE"' EXIT
 cat >"$STATE/config.toml" <<TOML
 [limits]
 max_concurrent_calls = 100000
@@ -42,35 +102,30 @@ token_file = "$STATE/tokens.json"
 path = "$STATE/audit.jsonl"
 TOML
 
+SECTION="Machine"
 echo "== Machine"
 echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
 echo "binary: $(du -h "$BIN" | cut -f1) ($BIN, release profile)"
 
-echo
-echo "== The gate's security, per call (benches/gate.rs)"
+section "The gate's security, per call (benches/gate.rs)"
 cargo bench --locked --quiet --bench gate
 
-echo
-echo "== stdio"
+section "stdio"
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml"
 
-echo
-echo "== stdio, each read tool from a warm sampler; then the samplers' own CPU over 20 s"
+section "stdio, each read tool from a warm sampler; then the samplers' own CPU over 20 s"
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
     --each-read-tool --starts 0 --sampler-seconds 20
 
-echo
-echo "== stdio, process_list with 1,000 more processes on the machine"
-SLEEPERS=()
+section "stdio, process_list with 1,000 more processes on the machine"
 for _ in $(seq 1000); do sleep 600 & SLEEPERS+=($!); done
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
     --tool process_list --arguments '{}' --starts 0 --sampler-seconds 20
 cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $STATE/config.toml" \
     --tool process_list --arguments '{"limit": 500}' --starts 0
-kill "${SLEEPERS[@]}" 2>/dev/null; wait "${SLEEPERS[@]}" 2>/dev/null || true
+stop_sleepers
 
-echo
-echo "== files: content search over 10,000 files / 100 MB beside rg, files_tail on 1 GiB, a"
+section "files: content search over 10,000 files / 100 MB beside rg, files_tail on 1 GiB, a"
 echo "   files_list page of a directory of 100,000 entries (scripts/bench/make_files.py)"
 command -v rg >/dev/null || { apt-get update -qq && apt-get install -y -qq ripgrep >/dev/null; }
 FILES=$STATE/files
@@ -103,11 +158,10 @@ for sort in name none; do
 done
 rm -rf "$FILES"
 
-echo
-echo "== docker: docker_container_list with 100 containers (20 running), docker_container_stats"
+section "docker: docker_container_list with 100 containers (20 running), docker_container_stats"
 echo "   of the 20 running ones in one call (scripts/testbed/docker.sh provides the engine)"
-IMAGE=$(./scripts/testbed/docker.sh 2>/dev/null | tail -n 1)
-BENCH_LABEL=sm-bench=$$
+IMAGE=$(./scripts/testbed/docker.sh 2>"$STATE/testbed.log" | tail -n 1) ||
+    fail "scripts/testbed/docker.sh: $(tail -n 5 "$STATE/testbed.log")"
 for n in $(seq 100); do
     if ((n <= 20)); then
         docker run -d --label "$BENCH_LABEL" --name "sm-bench-$n" "$IMAGE" sleep 3600 >/dev/null
@@ -124,17 +178,16 @@ cargo bench --locked --quiet --bench stdio -- --command "$BIN serve --config $ST
     --calls 5 --tool docker_container_stats --arguments "{\"containers\":[$RUNNING]}" | grep docker_container_stats
 time_ms() { local start end; start=$(date +%s%N); "$@" >/dev/null; end=$(date +%s%N); echo "$(((end - start) / 1000000)) ms"; }
 echo "docker stats --no-stream of the same 20: $(time_ms docker stats --no-stream $(seq -f 'sm-bench-%g' 20))"
-docker rm -f $(docker ps -aq --filter "label=$BENCH_LABEL") >/dev/null
+remove_bench_containers
 
-echo
-echo "== HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
-export TOKEN=$("$BIN" token create --name bench --role viewer --config "$STATE/config.toml" 2>/dev/null)
+section "HTTP (server on CPU 0, wrk on CPU 1, $DURATION per run)"
+TOKEN=$("$BIN" token create --name bench --role viewer --config "$STATE/config.toml" 2>/dev/null)
+export TOKEN
 LOG=$STATE/server.log
 taskset -c 0 "$BIN" serve --http 127.0.0.1:0 --config "$STATE/config.toml" 2>"$LOG" &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -rf "$STATE"' EXIT
 for _ in $(seq 50); do grep -q "serving MCP over HTTP" "$LOG" && break; sleep 0.1; done
-URL=$(grep -o 'http://[^ ]*/mcp' "$LOG" | head -n 1)
+URL=$(grep -o 'http://[^ ]*/mcp' "$LOG" | head -n 1) || fail "the HTTP server did not start: $(tail -n 5 "$LOG")"
 echo "idle RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$SERVER/status)"
 
 run() { # label connections [env...]
@@ -183,8 +236,7 @@ echo "sessions: 1,000 more open sessions: +$(( (after - before) / 1024 )) MiB RS
 
 # The closest peer, measured by the same stdio driver, when asked: PEER=1 ./scripts/bench.sh
 if [ "${PEER:-0}" = 1 ]; then
-    echo
-    echo "== Peer: Red Hat linux-mcp-server 1.7.0 (Python/FastMCP), same stdio driver"
+    section "Peer: Red Hat linux-mcp-server 1.7.0 (Python/FastMCP), same stdio driver"
     PEER_VENV=$PWD/target/peer-venv
     [ -x "$PEER_VENV/bin/linux-mcp-server" ] || {
         python3 -m venv "$PEER_VENV" && "$PEER_VENV/bin/pip" install -q linux-mcp-server==1.7.0

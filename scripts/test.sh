@@ -7,8 +7,10 @@
 # Debian packages, a Python venv with the official MCP client (tests/contract/requirements.txt),
 # and the Node clients pinned in tests/npm (the MCP Inspector CLI and the official conformance
 # suite, with the Node 22 it needs), and a running Docker Engine with a test image
-# (scripts/testbed/docker.sh). Then it lints, builds once (the dev profile), runs the Rust
-# tests and the contract tests, and ends with each runner's summary line.
+# (scripts/testbed/docker.sh). The cheap checks come first, before Docker and npm are provisioned,
+# so a lint failure shows in seconds: rustfmt, ruff on the contract tests, shellcheck on the
+# scripts, then clippy. Then it builds once (the dev profile), runs the Rust tests and the
+# contract tests, and ends with each runner's summary line.
 #
 # Under CI=true nothing is skipped: a missing component is a failure.
 set -euo pipefail
@@ -38,6 +40,7 @@ command -v lspci >/dev/null || missing_packages+=(pciutils)  # ground truth, and
 command -v lsusb >/dev/null || missing_packages+=(usbutils)
 command -v lsblk >/dev/null || missing_packages+=(util-linux)  # lsblk, lscpu, lsmem
 command -v curl >/dev/null || missing_packages+=(curl)
+command -v shellcheck >/dev/null || missing_packages+=(shellcheck)  # lint: scripts/*.sh
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then
     step "Installing Debian packages: ${missing_packages[*]}"
@@ -47,7 +50,7 @@ if ((${#missing_packages[@]})); then
 fi
 command -v cargo >/dev/null || fail "cargo is missing: install Rust (https://rustup.rs) first"
 
-# The Python venv with the official MCP SDK client; rebuilt when the requirements change.
+# The Python venv with the official MCP SDK client and ruff; rebuilt when the requirements change.
 VENV=$ROOT/.venv
 REQUIREMENTS=$ROOT/tests/contract/requirements.txt
 if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$VENV/.requirements"; then
@@ -57,6 +60,24 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$VENV/.requirements"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     cp "$REQUIREMENTS" "$VENV/.requirements"
 fi
+
+# --- lint: the cheap checks, before anything slow is provisioned ---------------------------------
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "ruff check tests/contract (tests/contract/ruff.toml)"
+"$VENV/bin/ruff" check tests/contract
+
+step "shellcheck scripts/*.sh scripts/testbed/*.sh"
+shellcheck scripts/*.sh scripts/testbed/*.sh
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --locked --all-targets --quiet -- -D warnings
+step "cargo clippy --features nvml (the optional NVIDIA code compiles and is clean)"
+cargo clippy --locked --features nvml --quiet -- -D warnings
+
+# --- what the tests need beyond the tools: the Node clients, the Docker Engine -------------------
 
 # The Node clients, pinned by tests/npm/package-lock.json; reinstalled when the lock changes.
 NPM_CLIENTS=$ROOT/tests/npm
@@ -74,15 +95,7 @@ SM_DOCKER_IMAGE=$("$ROOT/scripts/testbed/docker.sh")
 export SM_DOCKER_IMAGE
 echo "dockerd $(docker version --format '{{.Server.Version}}' 2>/dev/null), image $SM_DOCKER_IMAGE"
 
-# --- lint, build, test ---------------------------------------------------------------------------
-
-step "cargo fmt --check"
-cargo fmt --all -- --check
-
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --locked --all-targets --quiet -- -D warnings
-step "cargo clippy --features nvml (the optional NVIDIA code compiles and is clean)"
-cargo clippy --locked --features nvml --quiet -- -D warnings
+# --- build, test ---------------------------------------------------------------------------------
 
 step "cargo build"
 cargo build --locked --all-targets

@@ -7,22 +7,28 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from conftest import dumps, server_env
-
-# Bearer tokens by server URL: requests to a URL listed here carry its token unless the test
-# sends its own Authorization header or asks for none.
-AUTH: dict[str, str] = {}
+from servers import TOKENS_BY_URL, server_env
+from waiting import wait_until
 
 INIT_PARAMS = {
     "capabilities": {},
     "clientInfo": {"name": "raw-test-client", "version": "1"},
 }
+
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def modern_meta() -> dict:
@@ -106,8 +112,8 @@ class HttpAnswer:
 
 def with_auth(url: str, headers: dict[str, str] | None, auth: bool) -> dict[str, str]:
     all_headers = dict(headers or {})
-    if auth and url in AUTH and not any(k.lower() == "authorization" for k in all_headers):
-        all_headers["Authorization"] = f"Bearer {AUTH[url]}"
+    if auth and url in TOKENS_BY_URL and not any(k.lower() == "authorization" for k in all_headers):
+        all_headers["Authorization"] = f"Bearer {TOKENS_BY_URL[url]}"
     return all_headers
 
 
@@ -146,8 +152,6 @@ def get(url: str, path: str, headers: dict[str, str] | None = None, auth: bool =
 
 def unix_post(socket_path: Path, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
     """One POST to /mcp over a unix socket, by hand (stdlib HTTP clients speak TCP only)."""
-    import socket
-
     payload = dumps(body).encode()
     head = {"Host": "localhost", "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream", "Connection": "close",
@@ -185,3 +189,25 @@ def modern_call(url: str, name: str, arguments: object, request_id: int = 1, hea
         },
         {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name, **(headers or {})},
     )
+
+
+def modern_list(url: str, headers: dict[str, str] | None = None, auth: bool = True) -> HttpAnswer:
+    """A stateless 2026-07-28 tools/list."""
+    return post(
+        url,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
+        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **(headers or {})},
+        auth=auth,
+    )
+
+
+def tool_names(body: dict) -> list[str]:
+    """The tool names in a tools/list answer's body."""
+    return [tool["name"] for tool in body["result"]["tools"]]
+
+
+def wait_for_token(url: str, headers: dict[str, str]) -> None:
+    """Waits until the server at `url` accepts the token in `headers` (one created after it
+    started: it rereads its token file within a second), probing with system_overview calls."""
+    accepted = wait_until(lambda: modern_call(url, "system_overview", {}, 1, headers).status == 200, interval=0.1)
+    assert accepted, "the new token was never accepted"

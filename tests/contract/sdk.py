@@ -1,5 +1,6 @@
 """The official MCP Python SDK client, connected over any of our transports: stdio (the server as
-a child process), Streamable HTTP with a bearer token, or HTTP over a unix socket."""
+a child process), Streamable HTTP with a bearer token, or HTTP over a unix socket; and the two
+ways a test calls a tool through it, expecting an answer (`call`) or a refusal (`refusal`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import server_env
+from servers import server_env
 
 
 @asynccontextmanager
@@ -80,3 +81,21 @@ async def stdio_session(binary: Path, *args: str, wrapper: list[str] | None = No
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
+
+
+async def call(session: ClientSession, tool: str, arguments: dict | None = None) -> dict:
+    """Calls `tool`, which must answer (not isError); its structured answer."""
+    result = await session.call_tool(tool, arguments or {})
+    assert result.is_error is False, result.content[0].text
+    return result.structured_content
+
+
+async def refusal(session: ClientSession, tool: str, arguments: dict, never_showing: str | None = None) -> str:
+    """Calls `tool`, which must refuse (isError); the refusal's text, which must not hold
+    `never_showing` when given (a secret the call must not leak)."""
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error is True, result.structured_content
+    text = result.content[0].text
+    if never_showing is not None:
+        assert never_showing not in text
+    return text

@@ -12,24 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import audit_records, create_token, make_config, server_env, start_server
-from rawclient import StdioSession, modern_call, modern_meta, post
-
-
-def verify(binary: Path, *files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(binary), "audit", "verify", *map(str, files)], capture_output=True, text=True, env=server_env()
-    )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from rawclient import StdioSession, bearer, modern_call, post
+from servers import TOKEN_RELOAD_WAIT, audit_records, audit_verify, create_token, make_config, server_env, start_server
 
 
 def test_http_decisions_are_audited_with_who_what_where_and_how(binary):
     server = start_server(binary, "--http", "127.0.0.1:0", config="[limits.per_identity]\nburst = 3\ncalls_per_minute = 1\n")
     viewer = create_token(binary, server.config, name="reader", role="viewer")
-    time.sleep(1.2)
+    # Not probed: every call is audited and spends the burst of 3 the records below show.
+    time.sleep(TOKEN_RELOAD_WAIT)
     assert modern_call(server.url, "system_overview", {}, 1).status == 200
     assert modern_call(server.url, "process_signal", {"pid": 1, "signal": "TERM"}, 2, headers=bearer(viewer)).status == 200
     assert modern_call(server.url, "system_overview", {"password": "hunter2"}, 3).status == 200
@@ -66,7 +57,7 @@ def test_http_decisions_are_audited_with_who_what_where_and_how(binary):
 
     lines = (server.config.parent / "audit.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["outcome"] == "started", "the log opens with its own start"
-    result = verify(binary, server.config.parent / "audit.jsonl")
+    result = audit_verify(binary, server.config.parent / "audit.jsonl")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"intact: {len(lines)} records, seq 1 to {len(lines)}")
 
@@ -111,7 +102,7 @@ def test_verify_names_a_changed_byte(binary, chained_log):
     lines, tampered = chained_log
     lines[2] = lines[2].replace('"outcome":"ok"', '"outcome":"ko"')
     tampered.write_text("".join(lines))
-    result = verify(binary, tampered)
+    result = audit_verify(binary, tampered)
     assert result.returncode == 1
     assert result.stdout.strip() == f"{tampered}:3: edited: record seq 3 no longer matches the hash the record after it holds"
 
@@ -120,7 +111,7 @@ def test_verify_names_a_deleted_line(binary, chained_log):
     lines, tampered = chained_log
     del lines[3]
     tampered.write_text("".join(lines))
-    result = verify(binary, tampered)
+    result = audit_verify(binary, tampered)
     assert result.returncode == 1
     assert result.stdout.strip() == f"{tampered}:4: deleted: seq 4 is missing before this record (seq 5)"
 
@@ -129,7 +120,7 @@ def test_verify_names_swapped_lines(binary, chained_log):
     lines, tampered = chained_log
     lines[1], lines[2] = lines[2], lines[1]
     tampered.write_text("".join(lines))
-    result = verify(binary, tampered)
+    result = audit_verify(binary, tampered)
     assert result.returncode == 1
     assert result.stdout.strip() == f"{tampered}:2: reordered: seq 3 where seq 2 should come"
 
@@ -144,14 +135,14 @@ def test_rotation_keeps_the_chain(binary):
     log = config.parent / "audit.jsonl"
     rotated = [Path(f"{log}.{n}") for n in (3, 2, 1) if Path(f"{log}.{n}").exists()]
     assert len(rotated) == 3, list(config.parent.iterdir())  # keep = 3: the oldest are gone
-    result = verify(binary, *rotated, log)
+    result = audit_verify(binary, *rotated, log)
     assert result.returncode == 0, result.stdout
     assert result.stdout.startswith("intact") and "seq 1 to" not in result.stdout
     # The oldest kept file continues a chain whose start was rotated away; the anchor kept beside
     # the log vouches for the link, and the report says so.
     assert "continues from seq" in result.stdout
     # Given out of order, the files do not verify.
-    assert verify(binary, log, *rotated).returncode == 1
+    assert audit_verify(binary, log, *rotated).returncode == 1
 
 
 def test_fail_closed_withholds_answers_when_the_log_cannot_be_written(binary):

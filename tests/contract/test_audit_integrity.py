@@ -9,20 +9,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from conftest import audit_records, create_token, make_config, server_env, start_server
-from rawclient import StdioSession, modern_call, modern_meta, post
-
-
-def verify(binary: Path, *files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(binary), "audit", "verify", *map(str, files)], capture_output=True, text=True, env=server_env()
-    )
+from rawclient import StdioSession, bearer, modern_call, modern_meta, post, wait_for_token
+from servers import audit_records, audit_verify, create_token, make_config, start_server
+from waiting import wait_until
 
 
 def raw_request(url: str, head: str, body: bytes = b"") -> bytes:
@@ -91,7 +84,7 @@ def test_a_flood_with_huge_origin_headers_cannot_rotate_real_records_away(binary
     assert all(len(json.dumps(r)) < 4096 for r in refusals)
     # The refusal quotes 200 characters of the header, escaped, and marks the cut.
     assert "aaaa…` is not allowed" in written[0]["detail"]
-    assert verify(binary, log).returncode == 0
+    assert audit_verify(binary, log).returncode == 0
     # The server's own log follows the audit log: a line per refusal written one by one, none
     # for those counted, each quoting 200 characters of the header.
     refused_lines = [line for line in server.log.splitlines() if "refused HTTP request" in line]
@@ -129,7 +122,8 @@ def test_requests_that_are_not_http_leave_a_record(binary):
                     pass
             except ConnectionResetError:
                 pass
-    time.sleep(0.3)
+    # Each refusal is recorded as its connection ends, which may be after the client saw the end.
+    wait_until(lambda: [r["outcome"] for r in audit_records(server.config)].count("malformed_request") >= 3)
     assert server.stop() == 0
     malformed = [r for r in audit_records(server.config) if r["outcome"] == "malformed_request"]
     assert len(malformed) == 3, audit_records(server.config)
@@ -144,7 +138,7 @@ def test_an_emptied_log_does_not_verify(binary, tmp_path):
     log = config.parent / "audit.jsonl"
     assert json.loads(log.read_text().splitlines()[0])["outcome"] == "started", "a log begins at once"
     log.write_text("")
-    result = verify(binary, log)
+    result = audit_verify(binary, log)
     assert result.returncode == 1 and "empty: it holds no records" in result.stdout, result.stdout
 
 
@@ -152,11 +146,11 @@ def test_a_log_cut_at_its_start_does_not_verify(binary, tmp_path):
     config = make_config()
     log_calls(binary, config, 60)
     lines = (config.parent / "audit.jsonl").read_text().splitlines(keepends=True)
-    assert verify(binary, config.parent / "audit.jsonl").returncode == 0
+    assert audit_verify(binary, config.parent / "audit.jsonl").returncode == 0
     for first in (50, 1):  # `tail -n +51`, and only the first line (the log's start) removed
         cut = tmp_path / f"cut-{first}.jsonl"
         cut.write_text("".join(lines[first:]))
-        result = verify(binary, cut)
+        result = audit_verify(binary, cut)
         assert result.returncode == 1, result.stdout
         assert f"{cut}:1: cut at the start: the first record is seq {first + 1}" in result.stdout
 
@@ -166,11 +160,11 @@ def test_a_rotated_log_whose_oldest_kept_file_was_cut_does_not_verify(binary, tm
     log_calls(binary, config, 80)
     log = config.parent / "audit.jsonl"
     files = [Path(f"{log}.2"), Path(f"{log}.1"), log]
-    assert verify(binary, *files).returncode == 0
+    assert audit_verify(binary, *files).returncode == 0
     assert Path(f"{log}.anchor").exists(), "rotation keeps the last hash of the file it deleted"
     oldest = files[0].read_text().splitlines(keepends=True)
     files[0].write_text("".join(oldest[3:]))
-    result = verify(binary, *files)
+    result = audit_verify(binary, *files)
     assert result.returncode == 1 and "cut at the start" in result.stdout, result.stdout
 
 
@@ -185,7 +179,7 @@ def test_a_log_deleted_or_truncated_while_the_server_runs_says_so(binary):
     first = lines_of(log)[0]
     assert first["event"] == "log" and first["outcome"] == "reopened" and first["seq"] == 5
     assert "deleted" in first["detail"]
-    result = verify(binary, log)
+    result = audit_verify(binary, log)
     assert result.returncode == 1 and "deleted or replaced while it ran" in result.stdout, result.stdout
 
     with open(log, "r+b") as handle:  # truncated in place
@@ -193,19 +187,15 @@ def test_a_log_deleted_or_truncated_while_the_server_runs_says_so(binary):
     assert modern_call(server.url, "system_overview", {}, 11).status == 200
     first = lines_of(log)[0]
     assert first["outcome"] == "truncated" and "shrank" in first["detail"], first
-    result = verify(binary, log)
+    result = audit_verify(binary, log)
     assert result.returncode == 1 and "cut while it ran" in result.stdout, result.stdout
     assert server.stop() == 0
 
 
 def test_every_refused_request_leaves_one_record(binary):
     server = start_server(binary, "--http", "127.0.0.1:0")
-    viewer = create_token(binary, server.config, name="viewer", role="viewer")
-    as_viewer = {"Authorization": f"Bearer {viewer}"}
-    deadline = time.monotonic() + 5  # running servers reread the token file within a second
-    while modern_call(server.url, "system_overview", {}, 1, as_viewer).status != 200:
-        assert time.monotonic() < deadline, "the new token was never accepted"
-        time.sleep(0.1)
+    as_viewer = bearer(create_token(binary, server.config, name="viewer", role="viewer"))
+    wait_for_token(server.url, as_viewer)
     # A KILL body under a header that names a harmless tool.
     body = {
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
@@ -225,7 +215,8 @@ def test_every_refused_request_leaves_one_record(binary):
         f"POST /mcp HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nX-Big: {'b' * 500_000}\r\n\r\n",
     )
     assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
-    time.sleep(0.3)
+    # The last refusal is recorded as its connection ends, which may be after the client saw the end.
+    wait_until(lambda: any(r["outcome"] == "headers_too_large" for r in audit_records(server.config)))
     assert server.stop() == 0
     records = audit_records(server.config)
     outcomes = [(r.get("identity"), r["outcome"]) for r in records if r["event"] == "request"]
@@ -268,7 +259,7 @@ def test_several_servers_appending_to_one_log_keep_one_chain(binary, tmp_path):
         key=lambda path: -int(path.name.rsplit(".", 1)[-1]),
     )
     assert rotated, "the test is meant to rotate with several writers"
-    result = verify(binary, *rotated, log)
+    result = audit_verify(binary, *rotated, log)
     assert result.returncode == 0, result.stdout
     records = [record for path in [*rotated, log] for record in lines_of(path)]
     calls_recorded = [r for r in records if r.get("tool") == "memory_usage"]

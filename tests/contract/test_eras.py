@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import OPERATOR_TOOLS, dumps
-from rawclient import INIT_PARAMS, StdioSession, modern_call, modern_meta, post
+from catalogue import OPERATOR_TOOLS
+from rawclient import INIT_PARAMS, StdioSession, dumps, modern_call, modern_meta, post
 
 LEGACY_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26"]
 

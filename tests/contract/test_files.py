@@ -4,17 +4,22 @@ hostile suite — every path trick must fail with its exact error and leak nothi
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import hashlib
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
-from conftest import make_config, start_server
-from sdk import connect, stdio_session
+from sdk import call, connect, refusal, stdio_session
+from servers import make_config, start_server
 
 pytestmark = pytest.mark.anyio
 
@@ -38,20 +43,6 @@ def tree(tmp_path):
     (root / ".env").write_text("PASSWORD=hunter2\n")
     config = make_config(f'[files]\nroots = ["{root}"]\n')
     return root, outside, config
-
-
-async def call(session, tool, arguments):
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
-
-
-async def refusal(session, tool, arguments) -> str:
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is True, result.structured_content
-    text = result.content[0].text
-    assert SECRET not in text
-    return text
 
 
 async def test_no_roots_no_file_tools(binary):
@@ -101,8 +92,8 @@ async def test_search_by_name_and_content(binary, tree):
         by_name = await call(session, "files_search", {"path": str(root), "name": "*.log"})
         both = await call(session, "files_search", {"path": str(root), "name": "app.log", "content": "disk"})
         limited = await call(session, "files_search", {"path": str(root), "content": "line", "max_results": 5})
-        bad_regex = await refusal(session, "files_search", {"path": str(root), "content": "(unclosed"})
-        neither = await refusal(session, "files_search", {"path": str(root)})
+        bad_regex = await refusal(session, "files_search", {"path": str(root), "content": "(unclosed"}, never_showing=SECRET)
+        neither = await refusal(session, "files_search", {"path": str(root)}, never_showing=SECRET)
     hits = {(hit["path"], hit["line"], hit["text"]) for hit in content["results"]}
     assert hits == {(f"{root}/logs/app.log", 2, "ERROR disk full"), (f"{root}/logs/old/app.1.log", 1, "ERROR older failure")}
     assert content["binary_skipped"] == 1
@@ -149,9 +140,12 @@ async def test_hostile_paths_fail_precisely_and_leak_nothing(binary, tree):
     subprocess.run(["mknod", str(root / "null-device"), "c", "1", "3"], check=True)
     with open(os.path.join(os.fsencode(str(root)), b"bad-\xff-name.txt"), "w") as file:
         file.write("ok\n")
-    escape = f"`{{}}` leads outside its root (through `..` or a symlink); only what is inside a root is readable"
+    escape = "`{}` leads outside its root (through `..` or a symlink); only what is inside a root is readable"
     async with stdio_session(binary, "--config", str(config)) as session:
-        read = lambda path: refusal(session, "files_read", {"path": path})
+
+        def read(path: str):
+            return refusal(session, "files_read", {"path": path}, never_showing=SECRET)
+
         assert await read(f"{root}/../outside/secret.txt") == escape.format(f"{root}/../outside/secret.txt")
         assert await read(str(outside / "secret.txt")) == f"`{outside}/secret.txt` is outside the file roots ({root}); only paths inside them are readable"
         assert await read("/etc/passwd") == f"`/etc/passwd` is outside the file roots ({root}); only paths inside them are readable"
@@ -159,7 +153,7 @@ async def test_hostile_paths_fail_precisely_and_leak_nothing(binary, tree):
         assert await read(f"{root}/relative-escape") == escape.format(f"{root}/relative-escape")
         assert await read(f"{root}/to-shadow") == escape.format(f"{root}/to-shadow")
         assert await read(f"{root}/to-outside-dir/secret.txt") == escape.format(f"{root}/to-outside-dir/secret.txt")
-        assert await refusal(session, "files_list", {"path": f"{root}/to-outside-dir"}) == escape.format(f"{root}/to-outside-dir")
+        assert await refusal(session, "files_list", {"path": f"{root}/to-outside-dir"}, never_showing=SECRET) == escape.format(f"{root}/to-outside-dir")
         assert await read(f"/proc/self/root{root}/notes.txt") == f"`/proc/self/root{root}/notes.txt` is outside the file roots ({root}); only paths inside them are readable"
         assert await read(f"{root}/loop-a") == f"`{root}/loop-a` goes through a symlink loop (or too many symlinks)"
         assert await read(f"{root}/fifo") == f"`{root}/fifo` is a fifo, not a regular file; only regular files are read"
@@ -227,7 +221,7 @@ async def test_a_sparse_10_gb_file_is_read_within_caps(binary, tmp_path):
         started = time.monotonic()
         tail = await call(session, "files_tail", {"path": str(big), "lines": 1})
         tail_seconds = time.monotonic() - started
-        head = await refusal(session, "files_read", {"path": str(big), "max_bytes": 1024})
+        head = await refusal(session, "files_read", {"path": str(big), "max_bytes": 1024}, never_showing=SECRET)
         huge = await call(session, "files_read", {"path": str(big), "offset": 10 * 1024**3 - 12, "max_bytes": 10**12})
     assert tail["content"] == "last line 1\n" and tail["size_bytes"] == 10 * 1024**3
     assert tail_seconds < 5, "a tail reads from the end, not the whole file"
@@ -241,6 +235,7 @@ async def test_tail_follow_returns_what_was_appended(binary, tree):
     log = root / "logs" / "app.log"
 
     async def append_later():
+        # Appended while the tail follows (follow_seconds 2), after its first read of the file.
         await asyncio.sleep(0.6)
         with open(log, "a") as file:
             file.write("appended line\n")
@@ -295,15 +290,6 @@ async def test_big_reads_are_held_to_the_output_cap(binary, tmp_path):
 # A root may hold whatever its writers put there. These tests start the server through a small
 # wrapper that records its pid (for /proc/PID/status, /fd, /limits) and can lower its
 # descriptor limits first, as `prlimit` would.
-
-import ctypes
-import errno
-import json
-import sys
-
-from mcp.shared.exceptions import MCPError
-
-from sdk import stdio_session
 
 WRAPPER = (
     "import os, resource, sys\n"
@@ -784,7 +770,7 @@ async def test_names_round_trip_through_every_file_tool(binary, tmp_path):
         encoded = (await session.read_resource(f"file://{root}/bad%FF.txt")).contents[0].text
         backslash = (await session.read_resource(f"file://{root}/back%5Cslash.txt")).contents[0].text
         search = await call(session, "files_search", {"path": f"{root}/dir\\\\name", "name": "inner*"})
-        bad_escape = await refusal(session, "files_stat", {"path": f"{root}/back\\slash.txt"})
+        bad_escape = await refusal(session, "files_stat", {"path": f"{root}/back\\slash.txt"}, never_showing=SECRET)
         with pytest.raises(MCPError) as raised:
             await session.read_resource(f"file://{root}/back\\slash.txt")
     assert printed == sorted([*names.values(), "dir\\\\name"])

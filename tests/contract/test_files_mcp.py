@@ -5,16 +5,15 @@ InputRequiredResult that the client's driver answers."""
 
 from __future__ import annotations
 
-
-import time
-
 import pytest
 from mcp import StdioServerParameters, types
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
-from conftest import create_token, make_config, server_env, start_server
+from rawclient import bearer, modern_call
 from sdk import connect
+from servers import create_token, make_config, server_env, start_server
+from waiting import wait_until_async
 
 # Roots are deprecated as of 2026-07-28 and the client says so each time; that is expected here.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:The roots capability is deprecated")]
@@ -115,7 +114,8 @@ async def test_resources_over_http_follow_the_callers_role(binary, tree):
             await session.initialize()
             read = await session.read_resource(f"file://{root}/logs/app.log")
         blind = create_token(binary, server.config, name="blind", role="blind")
-        time.sleep(1.5)  # the server rereads its token file within a second
+        # The server rereads its token file within a second: until then the token is unknown.
+        await wait_until_async(lambda: modern_call(server.url, "system_overview", {}, 1, bearer(blind)).status == 200, interval=0.1)
         async with connect("http", binary, server.url, None, blind) as session:
             await session.initialize()
             templates = (await session.list_resource_templates()).resource_templates

@@ -7,15 +7,15 @@ stands in for a host that has them (`[host] sys` points the server at it)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import command_output, make_config
+from groundtruth import command_output
 from sdk import stdio_session
+from servers import make_config
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
-from conftest import make_config, require
+from policy import require
 from sdk import stdio_session
+from servers import make_config
 
 pytestmark = pytest.mark.anyio
 

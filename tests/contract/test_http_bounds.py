@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from conftest import create_token, start_server
-from rawclient import INIT_PARAMS, modern_call, post
+from rawclient import INIT_PARAMS, modern_call, post, wait_for_token
+from servers import create_token, start_server
 
 
 def initialize(url: str, headers: dict[str, str] | None = None):
@@ -41,13 +41,6 @@ def delete_session(url: str, session_id: str, headers: dict[str, str]) -> int:
     status = connection.getresponse().status
     connection.close()
     return status
-
-
-def wait_for_token(url: str, headers: dict[str, str]) -> None:
-    deadline = time.monotonic() + 5  # running servers reread the token file within a second
-    while modern_call(url, "system_overview", {}, 1, headers).status != 200:
-        assert time.monotonic() < deadline, "the new token was never accepted"
-        time.sleep(0.1)
 
 
 def test_sessions_are_bounded_per_identity_and_existing_ones_keep_working(binary):
@@ -106,7 +99,8 @@ def test_an_idle_session_is_closed(binary):
         session_id = initialize(server.url).headers["mcp-session-id"]
         assert list_in_session(server.url, session_id).status == 200
         # Unused for longer than the idle timeout (and the sweep that runs every half of it);
-        # any request in the session would count as use, so none is made meanwhile.
+        # any request in the session would count as use, so none is made meanwhile: the time
+        # passing is what is tested.
         time.sleep(4)
         assert list_in_session(server.url, session_id).status == 404
         # Its place is free again.
@@ -234,7 +228,9 @@ def test_a_sustained_slowloris_does_not_turn_others_away(binary, tmp_path):
     thread = threading.Thread(target=attacker)
     thread.start()
     try:
-        time.sleep(1.5)  # the server is full of trickles by now
+        # The attack as it was made: measured after it has run for 1.5 s, the bound full and
+        # trickles being closed and reopened all along (a time, not a condition, by design).
+        time.sleep(1.5)
         answered = 0
         for request_id in range(40):
             try:
@@ -289,7 +285,9 @@ def answered_during(url: str, headers: dict[str, str], attack) -> int:
     thread.start()
     answered = 0
     try:
-        time.sleep(1.5)  # the server is full by now
+        # The attack as it was made: measured after it has run for 1.5 s, the bound full and
+        # connections being closed and reopened all along (a time, not a condition, by design).
+        time.sleep(1.5)
         for request_id in range(40):
             try:
                 answered += modern_call(url, "system_overview", {}, request_id, headers).status == 200

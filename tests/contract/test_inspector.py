@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULT_CONFIG, REPO, server_env
+from servers import REPO, default_config, server_env
 
 INSPECTOR = REPO / "tests" / "npm" / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -33,7 +33,7 @@ def target(transport: str, binary: Path, http_server) -> list[str]:
     if transport == "stdio":
         # The Inspector passes the server only a few environment variables (and takes --config
         # for itself): hand the test config over explicitly.
-        return ["-e", f"SYSTEMMANAGER_CONFIG={DEFAULT_CONFIG}", str(binary), "serve"]
+        return ["-e", f"SYSTEMMANAGER_CONFIG={default_config()}", str(binary), "serve"]
     return [http_server.url, "--transport", "http", "--header", f"Authorization: Bearer {http_server.token}"]
 
 
@@ -65,7 +65,7 @@ def test_inspector_lists_and_calls(inspector, binary, transport, maybe_http, era
 
 def test_inspector_strict_schema_check_is_clean(inspector, binary):
     result = subprocess.run(
-        [str(inspector), "--cli", "-e", f"SYSTEMMANAGER_CONFIG={DEFAULT_CONFIG}", str(binary), "serve",
+        [str(inspector), "--cli", "-e", f"SYSTEMMANAGER_CONFIG={default_config()}", str(binary), "serve",
          "--method", "tools/list", "--strict"],
         capture_output=True, text=True, timeout=120, env=server_env(),
     )

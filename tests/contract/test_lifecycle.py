@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import meminfo_total_bytes, server_env, start_server
+from groundtruth import meminfo_total_bytes, threads_opening_a_fifo
 from rawclient import StdioSession, get, modern_call, modern_meta, unix_post
+from servers import free_port, held_proc, server_env, start_server
+from waiting import wait_until
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -128,17 +130,6 @@ def test_unix_socket_caller_is_the_local_user(unix_server):
     assert 'role="operator"' in call_lines[0], call_lines
 
 
-def held_proc(tmp_path):
-    """A stand-in for /proc whose `meminfo` is a FIFO: a system_overview call blocks reading it
-    until the test writes, which holds the call in flight for as long as the test wants."""
-    proc = tmp_path / "proc"
-    proc.mkdir()
-    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
-        (proc / name).symlink_to(f"/proc/{name}")
-    os.mkfifo(proc / "meminfo")
-    return proc
-
-
 def write_config(tmp_path, proc, grace: int):
     config = tmp_path / "config.toml"
     config.write_text(f'[host]\nproc = "{proc}"\n\n[limits]\nshutdown_grace_seconds = {grace}\n')
@@ -163,10 +154,11 @@ def test_sigterm_lets_a_call_in_flight_finish_then_exits_0(binary, tmp_path):
     proc = held_proc(tmp_path)
     server = start_server(binary, "--http", "127.0.0.1:0", config=write_config(tmp_path, proc, grace=20))
     thread, outcome = call_in_background(server.url)
-    time.sleep(0.5)
+    wait_until(lambda: threads_opening_a_fifo(server.process.pid) >= 1)
     assert thread.is_alive(), "the call should be held on the FIFO"
 
     server.process.send_signal(signal.SIGTERM)
+    # What is checked is that nothing happens: a server that did not wait would be gone by now.
     time.sleep(0.5)
     assert server.process.poll() is None, "the server must wait for the call in flight"
     assert "in_flight=1" in server.log, server.log
@@ -187,7 +179,7 @@ def test_sigterm_exits_0_after_the_grace_period_even_if_a_call_hangs(binary, tmp
     proc = held_proc(tmp_path)
     server = start_server(binary, "--http", "127.0.0.1:0", config=write_config(tmp_path, proc, grace=1))
     thread, _ = call_in_background(server.url)
-    time.sleep(0.5)
+    wait_until(lambda: threads_opening_a_fifo(server.process.pid) >= 1)  # the call is held
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=10) == 0, server.log
@@ -198,8 +190,6 @@ def test_sigterm_exits_0_after_the_grace_period_even_if_a_call_hangs(binary, tmp
 
 
 def test_a_bare_port_listens_on_loopback(binary):
-    from conftest import free_port
-
     port = free_port()
     server = start_server(binary, "--http", str(port))
     try:

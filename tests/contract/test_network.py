@@ -19,16 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output, require
-from sdk import stdio_session
+from groundtruth import command_output
+from policy import require
+from sdk import call, stdio_session
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(session, tool: str, arguments: dict | None = None) -> dict:
-    result = await session.call_tool(tool, arguments or {})
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
 
 
 def ip_json(*arguments: str) -> list[dict]:
@@ -165,6 +160,8 @@ async def test_loopback_traffic_shows_as_a_rate(binary):
         for thread in threads:
             thread.start()
         try:
+            # The sampler reads every second (sampler.interval_ms): by now its last interval lay
+            # wholly within the stream.
             await asyncio.sleep(2.2)
             answer = await call(session, "network_interfaces", {"name": "lo"})
         finally:

@@ -14,17 +14,12 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import (
-    READ_TOOLS,
-    audit_records,
-    make_config,
-    require,
-    server_env,
-    start_time_from_ticks,
-    start_time_of,
-    stat_fields,
-)
+from catalogue import READ_TOOLS
+from groundtruth import comm, start_time_from_ticks, start_time_of, stat_fields
+from policy import require
 from rawclient import StdioSession
+from servers import audit_records, make_config, server_env
+from waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +89,7 @@ def test_a_wrong_start_time_sends_nothing(server, subject):
     answer = server().request(signal_call(process.pid, "TERM", "2020-01-01T00:00:00.000Z"))
     assert answer["result"]["isError"] is True
     assert "is a different process now" in text_of(answer)
+    # What is checked is that nothing happens: a signal sent would have landed by now.
     time.sleep(0.1)
     assert process.poll() is None
 
@@ -117,14 +113,9 @@ def test_an_admin_can_kill_stop_and_continue(server, subject):
     confirm = session.request(signal_call(process.pid, "STOP", started, 4))
     assert confirm["result"]["isError"] is True and f'start_time = "{started}"' in text_of(confirm)
     assert session.request(signal_call(process.pid, "STOP", started, 1))["result"]["isError"] is False
-    deadline = time.monotonic() + 5
-    while stat_fields(process.pid)[0] != "T":
-        assert time.monotonic() < deadline, "the process did not stop"
-        time.sleep(0.01)
+    assert wait_until(lambda: stat_fields(process.pid)[0] == "T", interval=0.01), "the process did not stop"
     assert session.request(signal_call(process.pid, "CONT", started, 2))["result"]["isError"] is False
-    while stat_fields(process.pid)[0] == "T":
-        assert time.monotonic() < deadline, "the process did not continue"
-        time.sleep(0.01)
+    assert wait_until(lambda: stat_fields(process.pid)[0] != "T", interval=0.01), "the process did not continue"
     assert session.request(signal_call(process.pid, "KILL", started, 3))["result"]["isError"] is False
     assert process.wait(timeout=5) == -9
 
@@ -245,10 +236,7 @@ def test_a_pid_reused_within_its_start_tick_is_not_signalled(server, tmp_path):
         assert line, f"the helper could not reuse a pid within one tick (exit {helper.wait(10)})"
         a, a_ticks, b, b_ticks = map(int, line.split())
         assert (b, b_ticks) == (a, a_ticks)
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{b}/comm").read_text().strip() != "sm-newcomer":
-            assert time.monotonic() < deadline, "B did not start"
-            time.sleep(0.01)
+        assert wait_until(lambda: comm(b) == "sm-newcomer", interval=0.01), "B did not start"
         assert int(stat_fields(b)[19]) == a_ticks, "B started in A's tick"
         a_started = start_time_from_ticks(a_ticks)
 
@@ -259,6 +247,7 @@ def test_a_pid_reused_within_its_start_tick_is_not_signalled(server, tmp_path):
         assert text.startswith(f"nothing was sent: this server did not give out start_time {a_started} for pid {a}"), text
         assert f'call again with start_time = "{a_started}"' in text, text
         assert f"(pid {a} is sm-newcomer, user root, running {newcomer} 300)" in text, text
+        # What is checked is that nothing happens: a signal sent would have landed by now.
         time.sleep(0.2)
         assert helper.poll() is None and stat_fields(b)[0] == "S", "B was not signalled"
 
@@ -284,6 +273,7 @@ def test_only_start_times_this_server_gave_out_signal_at_once(server, subject):
     first = session.request(signal_call(computed.pid, "TERM", started, 1))
     assert first["result"]["isError"] is True
     assert f'call again with start_time = "{started}" (pid {computed.pid} is sm-computed, user root, running ' in text_of(first)
+    # What is checked is that nothing happens: a signal sent would have landed by now.
     time.sleep(0.1)
     assert computed.poll() is None, "nothing may be sent before the confirmation"
     assert session.request(signal_call(computed.pid, "TERM", started, 2))["result"]["isError"] is False
@@ -310,20 +300,19 @@ def test_a_process_that_runs_another_program_since_it_was_listed_is_asked_about_
     process = subprocess.Popen(["/bin/sh", "-c", f"read _; exec {after} 300"], stdin=subprocess.PIPE, text=True)
     try:
         session = server()
-        deadline = time.monotonic() + 5
-        rows = []
-        while not rows:
-            assert time.monotonic() < deadline, "the shell did not start"
+
+        def rows() -> list[dict]:
             answer = session.request(tool_call("process_list", {"name": "sm-after-exec", "fields": ["start_time", "command"]}, 1))
-            rows = [row for row in answer["result"]["structuredContent"]["processes"] if row["pid"] == process.pid]
-        listed = rows[0]
+            return [row for row in answer["result"]["structuredContent"]["processes"] if row["pid"] == process.pid]
+
+        listed_rows = wait_until(rows, interval=0.01)
+        assert listed_rows, "the shell did not start"
+        listed = listed_rows[0]
         assert listed["command"] == f"/bin/sh -c read _; exec {after} 300"
 
         process.stdin.write("\n")
         process.stdin.flush()
-        while Path(f"/proc/{process.pid}/comm").read_text().strip() != "sm-after-exec":
-            assert time.monotonic() < deadline, "the shell did not exec"
-            time.sleep(0.01)
+        assert wait_until(lambda: comm(process.pid) == "sm-after-exec", interval=0.01), "the shell did not exec"
         assert start_time_of(process.pid) == listed["start_time"]
 
         answer = session.request(signal_call(process.pid, "TERM", listed["start_time"], 2))
@@ -331,6 +320,7 @@ def test_a_process_that_runs_another_program_since_it_was_listed_is_asked_about_
         assert answer["result"]["isError"] is True, text
         assert text.startswith(f"nothing was sent: pid {process.pid} does not run what it ran when start_time"), text
         assert f"running {after} 300)" in text, text
+        # What is checked is that nothing happens: a signal sent would have landed by now.
         time.sleep(0.1)
         assert process.poll() is None, "nothing was sent"
 

@@ -5,33 +5,24 @@ process, one run as another user, one moved into a container-like cgroup, a smal
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import pwd
 import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import command_output, make_config, require, start_time_of, stat_fields
-from sdk import stdio_session
+from groundtruth import comm, command_output, start_time_of, stat_fields
+from policy import require
+from sdk import call, refusal, stdio_session
+from servers import make_config
+from waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.anyio
-
-
-async def call(session, tool: str, arguments: dict | None = None) -> dict:
-    result = await session.call_tool(tool, arguments or {})
-    assert result.is_error is False, result.content[0].text
-    return result.structured_content
-
-
-async def refusal(session, tool: str, arguments: dict) -> str:
-    result = await session.call_tool(tool, arguments)
-    assert result.is_error is True, result.structured_content
-    return result.content[0].text
 
 
 def ps_table() -> dict[int, dict]:
@@ -108,6 +99,8 @@ async def test_a_busy_loop_ranks_at_the_top_of_the_cpu_sort(binary, tmp_path):
     try:
         async with stdio_session(binary) as session:
             first = await call(session, "process_list", {"limit": 5})
+            # The sampler reads every second (sampler.interval_ms): by now the second answer
+            # ranks by CPU over an interval the loop spun through.
             await asyncio.sleep(1.6)
             second = await call(session, "process_list", {"limit": 5})
     finally:
@@ -128,12 +121,13 @@ async def test_a_ranking_from_the_last_interval_is_current_in_who_and_what(binar
     leaver, changer = subject("sm-leaver"), subject("sm-changer")
     async with stdio_session(binary) as session:
         await call(session, "process_list", {"limit": 1})
-        await asyncio.sleep(1.3)  # the sampler now has two readings, both holding these two
+        # The sampler reads every second (sampler.interval_ms): by now it has two readings, both
+        # holding these two.
+        await asyncio.sleep(1.3)
         leaver.kill()
         leaver.wait()
         os.kill(changer.pid, signal.SIGSTOP)
-        while stat_fields(changer.pid)[0] != "T":
-            time.sleep(0.01)
+        await wait_until_async(lambda: stat_fields(changer.pid)[0] == "T", timeout=10, interval=0.01)
         newcomer = subject("sm-newcomer")
         ranking = await call(session, "process_list", {"sort": "start", "limit": 500, "fields": ["pid", "name", "state"]})
     os.kill(changer.pid, signal.SIGCONT)
@@ -151,10 +145,7 @@ async def test_a_ranking_from_the_last_interval_is_current_in_who_and_what(binar
 async def test_stopped_and_other_users_processes_are_told_apart(binary, subject):
     stopped, other = subject("sm-stopped"), None
     os.kill(stopped.pid, signal.SIGSTOP)
-    deadline = time.monotonic() + 5
-    while stat_fields(stopped.pid)[0] != "T":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert await wait_until_async(lambda: stat_fields(stopped.pid)[0] == "T", interval=0.01)
     require(os.geteuid() == 0, "starting a process as another user needs root")
     nobody = pwd.getpwnam("nobody")
     other = subprocess.Popen(["sleep", "300"], user=nobody.pw_uid)
@@ -180,6 +171,17 @@ def writable_cgroup_root() -> Path | None:
     return None
 
 
+def removed_cgroup(group: Path) -> bool:
+    """Removes the (empty) cgroup directory; false while the kernel says it is still busy."""
+    try:
+        group.rmdir()
+    except OSError as error:
+        if error.errno != errno.EBUSY:
+            raise
+        return False
+    return True
+
+
 @pytest.fixture
 def containerized(subject):
     """A sleep moved into a cgroup named as Docker names its containers' (`docker/ID`)."""
@@ -195,8 +197,9 @@ def containerized(subject):
     finally:
         process.kill()
         process.wait()
-        time.sleep(0.1)
-        group.rmdir()
+        # The kernel may call the cgroup busy for a moment after the process was reaped.
+        if not wait_until(lambda: removed_cgroup(group)):
+            group.rmdir()  # raises what the kernel says
         try:
             group.parent.rmdir()
         except OSError:
@@ -264,10 +267,7 @@ async def test_process_get_describes_a_known_process(binary, subject):
 async def test_process_get_lists_children_and_refuses_the_wrong_process(binary, tmp_path):
     family = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300 & wait"])
     try:
-        deadline = time.monotonic() + 5
-        while len(command_output("ps", "-o", "pid=", "--ppid", str(family.pid)).split()) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        assert await wait_until_async(lambda: len(command_output("ps", "-o", "pid=", "--ppid", str(family.pid)).split()) >= 2)
         kids = sorted(int(pid) for pid in command_output("ps", "-o", "pid=", "--ppid", str(family.pid)).split())
         async with stdio_session(binary) as session:
             parent = await call(session, "process_get", {"pid": family.pid})
@@ -299,13 +299,8 @@ async def test_process_get_counts_what_the_kernel_lists(binary):
     closed = subprocess.Popen(["sh", "-c", "exec 0<&- 1>&- 2>&- ; exec sleep 300"], stdin=subprocess.DEVNULL)
     zombie = subprocess.Popen(["sh", "-c", "exit 0"])
     try:
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{closed.pid}/comm").read_text().strip() != "sleep" or os.listdir(f"/proc/{closed.pid}/fd"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        while stat_fields(zombie.pid)[0] != "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        assert await wait_until_async(lambda: comm(closed.pid) == "sleep" and not os.listdir(f"/proc/{closed.pid}/fd"))
+        assert await wait_until_async(lambda: stat_fields(zombie.pid)[0] == "Z")
         async with stdio_session(binary) as session:
             empty = await call(session, "process_get", {"pid": closed.pid})
             dead = await session.call_tool("process_get", {"pid": zombie.pid})

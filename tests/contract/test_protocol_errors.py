@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import wait_for_record
 from rawclient import StdioSession, get, modern_call, modern_meta, post
+from servers import wait_for_record
 
 OVERVIEW_CALL = {"jsonrpc": "2.0", "id": 100, "method": "tools/call", "params": {"name": "system_overview", "arguments": {}}}
 

@@ -3,17 +3,14 @@ identity, while another identity still gets through."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
-from conftest import create_token, start_server
-from rawclient import modern_call
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from groundtruth import threads_opening_a_fifo
+from rawclient import bearer, modern_call
+from servers import TOKEN_RELOAD_WAIT, create_token, held_proc, start_server
+from waiting import wait_until
 
 
 def test_a_flood_gets_429_while_another_identity_gets_through(binary):
@@ -24,7 +21,8 @@ def test_a_flood_gets_429_while_another_identity_gets_through(binary):
     try:
         noisy = create_token(binary, server.config, name="noisy", role="viewer")
         quiet = create_token(binary, server.config, name="quiet", role="viewer")
-        time.sleep(1.2)
+        # Not probed: a probe would spend the burst the statuses below count.
+        time.sleep(TOKEN_RELOAD_WAIT)
         statuses = []
         refused = None
         for request_id in range(15):
@@ -60,11 +58,7 @@ def test_a_flood_gets_429_while_another_identity_gets_through(binary):
 
 def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tmp_path):
     # system_overview blocks reading a FIFO standing in for /proc/meminfo: calls stay in flight.
-    proc = tmp_path / "proc"
-    proc.mkdir()
-    for name in ("cpuinfo", "loadavg", "uptime", "stat"):
-        (proc / name).symlink_to(f"/proc/{name}")
-    os.mkfifo(proc / "meminfo")
+    proc = held_proc(tmp_path)
     server = start_server(
         binary, "--http", "127.0.0.1:0",
         config=f'[host]\nproc = "{proc}"\n[limits]\nmax_concurrent_calls = 4\n[limits.per_identity]\nmax_concurrent = 2\n',
@@ -73,7 +67,8 @@ def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tm
     try:
         noisy = create_token(binary, server.config, name="noisy", role="operator")
         quiet = create_token(binary, server.config, name="quiet", role="operator")
-        time.sleep(1.2)
+        # Not probed: a probe's system_overview would be held on the FIFO, the very bound tested.
+        time.sleep(TOKEN_RELOAD_WAIT)
         for request_id in range(2):
             thread = threading.Thread(
                 target=modern_call, args=(server.url, "system_overview", {}, request_id), kwargs={"headers": bearer(noisy)},
@@ -81,7 +76,7 @@ def test_one_identity_at_its_concurrency_limit_does_not_block_another(binary, tm
             )
             thread.start()
             held.append(thread)
-        time.sleep(0.5)
+        wait_until(lambda: threads_opening_a_fifo(server.process.pid) >= 2)  # both calls are held
         third = modern_call(server.url, "system_overview", {}, 3, headers=bearer(noisy))
         assert third.status == 429, third.body
         assert "token:noisy already has 2 calls in flight" in third.json()["error"]["message"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import READ_TOOLS, require
+from catalogue import READ_TOOLS
+from policy import require
 from sdk import ERAS, connect, open_era, stdio_session
 
 pytestmark = pytest.mark.anyio

@@ -8,12 +8,12 @@ import asyncio
 import os
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import command_output, require
+from groundtruth import command_output
+from policy import require
 from sdk import stdio_session
 
 pytestmark = pytest.mark.anyio
@@ -143,6 +143,8 @@ async def test_disk_io_sees_direct_writes_and_agrees_with_sysfs(binary, disk_dir
         writer = threading.Thread(target=write)
         writer.start()
         try:
+            # The sampler reads every second (sampler.interval_ms): by now its last interval lay
+            # wholly within the writes.
             await asyncio.sleep(2.2)
             before = sectors(device)
             result = await session.call_tool("disk_io", {"device": device})

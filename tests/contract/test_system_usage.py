@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import command_output
+from groundtruth import command_output
 from sdk import stdio_session
 
 pytestmark = pytest.mark.anyio
@@ -58,6 +58,7 @@ async def test_cpu_usage_first_answers_since_boot_then_over_an_interval(binary):
         assert first["logical_cpus"] == int(command_output("nproc"))
         assert [core["cpu"] for core in first["cores"]] == online_cpus()
 
+        # The sampler reads every second (sampler.interval_ms): by now there is an interval.
         await asyncio.sleep(1.5)
         second = (await session.call_tool("cpu_usage", {})).structured_content
         assert second["basis"] == "interval"
@@ -83,6 +84,8 @@ async def test_cpu_usage_first_answers_since_boot_then_over_an_interval(binary):
 async def test_cpu_usage_sees_a_busy_loop_on_its_cpu(binary, spinner):
     async with stdio_session(binary) as session:
         await session.call_tool("cpu_usage", {})
+        # The sampler reads every second (sampler.interval_ms): by now its last interval lay
+        # wholly within the spin.
         await asyncio.sleep(2.2)
         result = await session.call_tool("cpu_usage", {})
     usage = result.structured_content

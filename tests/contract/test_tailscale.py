@@ -11,24 +11,12 @@ import uuid
 
 import pytest
 
-from conftest import OPERATOR_TOOLS, READ_TOOLS, start_server, wait_for_record
-from rawclient import modern_call, modern_meta, post, unix_tool_names
+from catalogue import OPERATOR_TOOLS, READ_TOOLS
+from rawclient import modern_call, modern_list, modern_meta, tool_names, unix_tool_names
+from servers import start_server, wait_for_record
 from tailscaled import FakeTailscaled, whois
 
 CAPABILITY = "example.com/cap/systemmanager"
-
-
-def listing(url: str, headers: dict[str, str]):
-    return post(
-        url,
-        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}},
-        {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", **headers},
-        auth=False,
-    )
-
-
-def names(answer) -> list[str]:
-    return [tool["name"] for tool in answer.json()["result"]["tools"]]
 
 
 @pytest.fixture
@@ -62,9 +50,9 @@ def server(binary, tailscaled):
 
 
 def test_a_forwarded_tailnet_caller_gets_the_role_its_grant_names(server, tailscaled):
-    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.1"}, auth=False)
     assert answer.status == 200, answer.body
-    assert names(answer) == OPERATOR_TOOLS
+    assert tool_names(answer.json()) == OPERATOR_TOOLS
     assert tailscaled.requests == [
         {"path": "/localapi/v0/whois", "query": {"addr": "100.64.0.1", "svc_name": "svc:systemmanager"}, "host": "local-tailscaled.sock"}
     ]
@@ -78,21 +66,21 @@ def test_a_forwarded_tailnet_caller_gets_the_role_its_grant_names(server, tailsc
 
 def test_the_highest_of_grant_and_login_list_wins(server):
     # carol's grant says viewer, the login list operator.
-    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.2"})) == OPERATOR_TOOLS
+    assert tool_names(modern_list(server.url, {"X-Forwarded-For": "100.64.0.2"}, auth=False).json()) == OPERATOR_TOOLS
 
 
 def test_ipv6_tailnet_addresses_work(server):
-    assert names(listing(server.url, {"X-Forwarded-For": "fd7a:115c:a1e0::4"})) == READ_TOOLS
+    assert tool_names(modern_list(server.url, {"X-Forwarded-For": "fd7a:115c:a1e0::4"}, auth=False).json()) == READ_TOOLS
 
 
 def test_the_last_forwarded_address_is_the_one_trusted(server):
     # A client may claim anything first; tailscale serve appends the address it saw.
-    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1, 100.64.0.2"})
-    assert names(answer) == OPERATOR_TOOLS
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.1, 100.64.0.2"}, auth=False)
+    assert tool_names(answer.json()) == OPERATOR_TOOLS
 
 
 def test_a_tailnet_user_without_a_role_is_forbidden(server):
-    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.3"})
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.3"}, auth=False)
     assert answer.status == 403
     assert "dave@example.com has no SystemManager role" in answer.json()["error"]["message"]
     record = wait_for_record(server, lambda r: r["event"] == "auth")
@@ -100,18 +88,18 @@ def test_a_tailnet_user_without_a_role_is_forbidden(server):
 
 
 def test_a_failed_whois_denies(server, tailscaled):
-    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.99"})
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.99"}, auth=False)
     assert answer.status == 401
     assert "cannot verify the tailnet caller 100.64.0.99: tailscaled answered 404" in answer.json()["error"]["message"]
     wait_for_record(server, lambda r: "cannot verify the tailnet caller 100.64.0.99" in r.get("detail", ""))
     tailscaled.close()
-    answer = listing(server.url, {"X-Forwarded-For": "100.64.0.1"})
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.1"}, auth=False)
     assert answer.status == 401
     assert "cannot reach tailscaled" in answer.json()["error"]["message"]
 
 
 def test_identity_headers_are_never_read(server, tailscaled):
-    answer = listing(server.url, {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"})
+    answer = modern_list(server.url, {"Tailscale-User-Login": "alice@example.com", "Tailscale-User-Name": "Alice"}, auth=False)
     assert answer.status == 401
     assert tailscaled.requests == []
 
@@ -160,7 +148,7 @@ def test_a_local_process_that_is_not_the_proxy_cannot_forward_an_identity(server
     assert "requires a bearer token" in body
     assert tailscaled.requests == []
     # The proxy's own user is still believed.
-    assert names(listing(server.url, {"X-Forwarded-For": "100.64.0.1"})) == OPERATOR_TOOLS
+    assert tool_names(modern_list(server.url, {"X-Forwarded-For": "100.64.0.1"}, auth=False).json()) == OPERATOR_TOOLS
     assert len(tailscaled.requests) == 1
 
 

@@ -6,16 +6,16 @@ import http.client
 import json
 import ssl
 import subprocess
-import time
 
 import httpx2
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from catalogue import OPERATOR_TOOLS, READ_TOOLS
 from certs import Authority
-from conftest import OPERATOR_TOOLS, READ_TOOLS, make_config, server_env, start_server
-from rawclient import modern_meta
+from rawclient import modern_meta, tool_names
+from servers import make_config, server_env, start_server
 
 LISTING = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}})
 HEADERS = {
@@ -65,10 +65,6 @@ def list_tools(server, context: ssl.SSLContext, token: str | None = None) -> tup
     return response.status, body
 
 
-def names(body: dict) -> list[str]:
-    return [tool["name"] for tool in body["result"]["tools"]]
-
-
 @pytest.mark.anyio
 async def test_the_sdk_client_works_over_https_with_a_token(binary, pki, host_truth):
     server = start_server(binary, "--http", "127.0.0.1:0", config=tls_config(pki, mutual=False))
@@ -101,18 +97,18 @@ def test_a_client_certificate_is_a_credential(binary, pki):
     try:
         status, body = list_tools(server, client_context(pki, "ops"))
         assert status == 200, body
-        assert names(body) == OPERATOR_TOOLS  # ops-laptop → operator
+        assert tool_names(body) == OPERATOR_TOOLS  # ops-laptop → operator
 
         # A certificate the CA signed for a name no role maps authenticates nobody...
         status, body = list_tools(server, client_context(pki, "stranger"))
         assert status == 401, body
         # ...but its holder may still bring a token.
         status, body = list_tools(server, client_context(pki, "stranger"), server.token)
-        assert status == 200 and names(body) == READ_TOOLS  # the token is a viewer's
+        assert status == 200 and tool_names(body) == READ_TOOLS  # the token is a viewer's
 
         # No certificate at all: the token decides.
         status, body = list_tools(server, client_context(pki), server.token)
-        assert status == 200 and names(body) == READ_TOOLS
+        assert status == 200 and tool_names(body) == READ_TOOLS
 
         # A certificate from another CA fails the handshake.
         with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
