@@ -7,7 +7,8 @@
 # Debian packages, a Python venv with the official MCP client (tests/contract/requirements.txt),
 # and the Node clients pinned in tests/npm (the MCP Inspector CLI and the official conformance
 # suite, with the Node 22 it needs), and a running Docker Engine with a test image
-# (scripts/testbed/docker.sh). The cheap checks come first, before Docker and npm are provisioned,
+# (scripts/testbed/docker.sh), and a Debian 12 systemd image for the services tests
+# (scripts/testbed/systemd.sh). The cheap checks come first, before Docker and npm are provisioned,
 # so a lint failure shows in seconds: rustfmt, ruff on the contract tests, shellcheck on the
 # scripts, then clippy. Then it builds once (the dev profile), runs the Rust tests and the
 # contract tests, and ends with each runner's summary line.
@@ -94,6 +95,12 @@ step "Docker Engine for the Docker tests (scripts/testbed/docker.sh)"
 SM_DOCKER_IMAGE=$("$ROOT/scripts/testbed/docker.sh")
 export SM_DOCKER_IMAGE
 echo "dockerd $(docker version --format '{{.Server.Version}}' 2>/dev/null), image $SM_DOCKER_IMAGE"
+
+# A real systemd for the services tests: a Debian 12 image run as a container per test module.
+step "systemd for the services tests (scripts/testbed/systemd.sh)"
+SM_SYSTEMD_IMAGE=$("$ROOT/scripts/testbed/systemd.sh")
+export SM_SYSTEMD_IMAGE
+echo "image $SM_SYSTEMD_IMAGE"
 
 # --- build, test ---------------------------------------------------------------------------------
 

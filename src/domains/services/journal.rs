@@ -52,6 +52,10 @@ const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 const MAX_MAX_BYTES: u64 = 1024 * 1024;
 /// One journal entry's JSON longer than this is cut (a binary blob, a core dump's metadata).
 const MAX_ENTRY_BYTES: usize = 256 * 1024;
+/// Bytes a text line adds beside the message (time, priority, identifier and pid).
+const TEXT_LINE_OVERHEAD: u64 = 80;
+/// Bytes of an answer that are not entries (the cursor, notes, the envelope).
+const ANSWER_OVERHEAD: u64 = 4096;
 /// Shown when `journalctl` cannot be started.
 const JOURNALCTL: &str = "journalctl";
 
@@ -340,6 +344,9 @@ impl Journal {
         let mut reader = BufReader::new(stdout);
         let mut entries = Vec::new();
         let mut bytes = 0u64;
+        // The whole answer stays under the output cap, with room for its other fields.
+        let answer_budget = context.output_cap.max_bytes.saturating_sub(ANSWER_OVERHEAD);
+        let mut answer = 0u64;
         let mut more = false;
         let mut line = Vec::new();
         let read = async {
@@ -366,13 +373,19 @@ impl Journal {
                     continue;
                 };
                 let entry = entry(&value);
-                if entries.len() as u64 == lines
-                    || (bytes + entry.message.len() as u64 > max_bytes && !entries.is_empty())
-                {
+                // What the entry adds to the answer: its JSON and its text line. A page the gate
+                // had to cut would lose lines between it and the cursor.
+                let size = serde_json::to_vec(&entry).map_or(0, |json| json.len() as u64)
+                    + entry.message.len() as u64
+                    + TEXT_LINE_OVERHEAD;
+                let full =
+                    bytes + entry.message.len() as u64 > max_bytes || answer + size > answer_budget;
+                if entries.len() as u64 == lines || (full && !entries.is_empty()) {
                     more = true;
                     break;
                 }
                 bytes += entry.message.len() as u64;
+                answer += size;
                 entries.push(entry);
             }
             Ok::<(), ToolError>(())
@@ -394,10 +407,14 @@ impl Journal {
                 if let Some(stderr) = stderr.as_mut() {
                     let _ = stderr.take(4096).read_to_string(&mut message).await;
                 }
-                return Err(ToolError::invalid_arguments(format!(
-                    "journalctl refused the query: {}",
-                    render::text(message.trim())
-                )));
+                // journalctl ends with status 1 and says nothing when no entry matches (a
+                // --grep or a time with none): an empty page, not an error.
+                if !message.trim().is_empty() {
+                    return Err(ToolError::invalid_arguments(format!(
+                        "journalctl refused the query: {}",
+                        render::text(message.trim())
+                    )));
+                }
             }
         } else {
             let _ = child.start_kill();
@@ -409,9 +426,10 @@ impl Journal {
         } else {
             None
         };
-        if more && bytes >= max_bytes.saturating_sub(1) {
+        if more && (entries.len() as u64) < lines {
             notes.push(format!(
-                "the page ended at max_bytes ({max_bytes}); next_cursor continues"
+                "the page ended before {lines} lines, at max_bytes ({max_bytes} bytes of \
+                 messages) or the output cap (limits.max_output_bytes); next_cursor continues"
             ));
         }
         Ok(JournalPage {

@@ -21,7 +21,8 @@ pub(crate) static SERVICE_LIST: Declaration = Declaration::read(
      accounting. type (default service; socket, timer, mount, target, path, slice, scope, \
      swap, automount, device, or all), state (active, inactive, failed, activating, \
      deactivating, reloading, or a sub state such as running or exited), pattern (a glob \
-     such as `ssh*`), failed_only; inactive units only with all: true (or a state filter). \
+     such as `ssh*`), failed_only; inactive units, and installed ones systemd has not loaded, \
+     only with all: true. \
      Paged with limit (default 100, at most 1000) and cursor.",
 )
 .paged("filter by type, state or pattern, or use `limit` and `cursor`");
@@ -65,7 +66,8 @@ pub(crate) struct UnitList {
 pub(crate) struct UnitRow {
     pub name: String,
     pub description: String,
-    /// loaded, not-found, bad-setting, error, masked.
+    /// loaded, not-found, bad-setting, error, masked; `not-loaded` for an installed unit file
+    /// systemd has not loaded (listed with all: true).
     pub load_state: String,
     /// active, reloading, inactive, failed, activating, deactivating.
     pub active_state: String,
@@ -123,6 +125,16 @@ impl Render for UnitList {
         );
         lines.join("\n")
     }
+}
+
+/// A unit as listed: from the manager's list, or an installed unit file it has not loaded.
+struct Listed {
+    name: String,
+    description: String,
+    load_state: String,
+    active_state: String,
+    sub_state: String,
+    path: Option<zbus::OwnedObjectPath>,
 }
 
 const TYPES: [&str; 11] = [
@@ -190,19 +202,60 @@ impl Tool for ServiceListTool {
                 arguments.all || state.is_some() || arguments.failed_only || unit.3 != "inactive"
             })
             .collect();
-        units.sort_by(|a, b| a.0.cmp(&b.0));
-        let (units, page_info) = page.take(units);
+        let mut rows: Vec<Listed> = units
+            .into_iter()
+            .map(|unit| Listed {
+                name: unit.0,
+                description: unit.1,
+                load_state: unit.2,
+                active_state: unit.3,
+                sub_state: unit.4,
+                path: Some(unit.6),
+            })
+            .collect();
+        if arguments.all
+            && !arguments.failed_only
+            && state.is_none_or(|s| s == "inactive" || s == "dead")
+        {
+            // Installed units systemd has not loaded (never needed, or unloaded once inactive):
+            // `systemctl list-units --all` leaves them out, a user asking for all means them.
+            let loaded: std::collections::HashSet<String> =
+                rows.iter().map(|row| row.name.clone()).collect();
+            let patterns = arguments.pattern.clone().into_iter().collect();
+            let files = manager
+                .list_unit_files_by_patterns(Vec::new(), patterns)
+                .await
+                .map_err(|error| self.systemd.explain(error))?;
+            for (path, _) in files {
+                let Some(name) = path.rsplit('/').next().map(str::to_string) else {
+                    continue;
+                };
+                let typed = kind == "all" || name.rsplit_once('.').is_some_and(|(_, t)| t == kind);
+                // Templates (`getty@.service`) are not units until instantiated.
+                if typed && !name.contains("@.") && !loaded.contains(&name) {
+                    rows.push(Listed {
+                        name,
+                        description: String::new(),
+                        load_state: "not-loaded".into(),
+                        active_state: "inactive".into(),
+                        sub_state: "dead".into(),
+                        path: None,
+                    });
+                }
+            }
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows.dedup_by(|a, b| a.name == b.name);
+        let (units, page_info) = page.take(rows);
         let systemd = &self.systemd;
         let rows = futures::stream::iter(units)
             .map(|unit| async move {
-                let (name, description, load_state, active_state, sub_state) =
-                    (unit.0, unit.1, unit.2, unit.3, unit.4);
                 let mut row = UnitRow {
-                    name,
-                    description,
-                    load_state,
-                    active_state,
-                    sub_state,
+                    name: unit.name,
+                    description: unit.description,
+                    load_state: unit.load_state,
+                    active_state: unit.active_state,
+                    sub_state: unit.sub_state,
                     main_pid: None,
                     memory_bytes: None,
                     cpu_seconds: None,
@@ -211,7 +264,8 @@ impl Tool for ServiceListTool {
                 // A unit that went away between the list and this read keeps its list row.
                 if let Some(interface) = type_interface(&row.name)
                     && row.load_state == "loaded"
-                    && let Ok(properties) = systemd.properties(&unit.6, interface).await
+                    && let Some(path) = &unit.path
+                    && let Ok(properties) = systemd.properties(path, interface).await
                 {
                     row.main_pid = properties
                         .number("MainPID")
