@@ -192,7 +192,7 @@ impl Tool for ServiceListTool {
             .await
             .map_err(|error| self.systemd.explain(error))?;
         let state = arguments.state.as_deref();
-        let mut units: Vec<_> = listed
+        let units: Vec<_> = listed
             .into_iter()
             .filter(|unit| kind == "all" || unit.0.rsplit_once('.').is_some_and(|(_, t)| t == kind))
             .filter(|unit| !arguments.failed_only || unit.3 == "failed")
