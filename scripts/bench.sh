@@ -9,7 +9,10 @@
 # tools/list latency, every read tool's latency and answer size, the samplers' CPU, and
 # process_list with 1,000 extra processes (benches/stdio.rs). Files: files_search over 100 MB
 # beside ripgrep's own binary, files_tail on 1 GiB, a files_list page of 100,000 entries.
-# Docker: docker_container_list with 100 containers, docker_container_stats of 20 at once. HTTP: stateless tools/call throughput and latency at 1, 10 and 100
+# Docker: docker_container_list with 100 containers, docker_container_stats of 20 at once.
+# Services: service_list, service_status and journal_query on a journal of 1,000,000 entries,
+# beside systemctl and journalctl (scripts/bench/services.sh). HTTP: stateless tools/call
+# throughput and latency at 1, 10 and 100
 # connections with wrk, plus a 2025-11-25 session (SSE answers) run; the server is pinned to
 # CPU 0 and wrk to CPU 1 so they do not share a core; then the memory of 1,000 more sessions.
 #
@@ -233,6 +236,10 @@ for _ in $(seq 1000); do
 done
 after=$(rss_kib)
 echo "sessions: 1,000 more open sessions: +$(( (after - before) / 1024 )) MiB RSS, $(( (after - before) / 1000 )) KiB each"
+
+section "services: service_list, service_status and journal_query (1,000,000 entries) beside"
+echo "   systemctl and journalctl in the same Debian 12 systemd container (scripts/bench/services.sh)"
+./scripts/bench/services.sh "$BIN"
 
 # The closest peer, measured by the same stdio driver, when asked: PEER=1 ./scripts/bench.sh
 if [ "${PEER:-0}" = 1 ]; then

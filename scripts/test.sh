@@ -70,8 +70,8 @@ cargo fmt --all -- --check
 step "ruff check tests/contract (tests/contract/ruff.toml)"
 "$VENV/bin/ruff" check tests/contract
 
-step "shellcheck scripts/*.sh scripts/testbed/*.sh"
-shellcheck scripts/*.sh scripts/testbed/*.sh
+step "shellcheck scripts/*.sh scripts/testbed/*.sh scripts/bench/*.sh"
+shellcheck scripts/*.sh scripts/testbed/*.sh scripts/bench/*.sh
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --all-targets --quiet -- -D warnings

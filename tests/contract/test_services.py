@@ -42,12 +42,15 @@ Description=SM test bad
 [Service]
 ExecStart=/bin/sh -c "echo about to fail; exit 3"
 """,
-    # Known lines at known priorities, once.
+    # Known lines at known priorities, once, on the unit's own stdout stream (`<N>` is the
+    # priority): journald knows that stream's unit for sure, where a short-lived `logger` may
+    # exit before journald reads which unit it belonged to.
     "sm-logger.service": """[Unit]
 Description=SM test logger
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c "logger -t smlog -p user.err 'disk on fire'; logger -t smlog -p user.warning 'disk warm'; logger -t smlog -p user.info 'disk fine'"
+SyslogIdentifier=smlog
+ExecStart=/bin/sh -c "echo '<3>disk on fire'; echo '<4>disk warm'; echo '<6>disk fine'"
 """,
     "sm-tick.service": """[Unit]
 Description=SM test tick
@@ -156,6 +159,8 @@ async def test_start_status_restart_stop_agree_with_systemctl(box):
     async with box.session() as session:
         started = await call(session, "service_start", {"unit": "sm-good"})
         shown = box.show("sm-good.service", "ActiveState", "SubState", "MainPID", "NRestarts")
+        # journald writes systemd's "Started" line a moment after the job is done.
+        wait_until(lambda: any("Started sm-good.service" in e["MESSAGE"] for e in box.journal("-u", "sm-good.service")))
         status = await call(session, "service_status", {"unit": "sm-good", "lines": 5})
         restarted = await call(session, "service_restart", {"unit": "sm-good.service"})
         after_restart = box.show("sm-good.service", "MainPID")
@@ -200,6 +205,7 @@ async def test_a_failed_start_says_why(box):
 
 async def test_journal_filters_agree_with_journalctl(box):
     box.run("systemctl", "start", "sm-logger.service")
+    wait_until(lambda: len(box.journal("-u", "sm-logger.service", "-t", "smlog")) == 3, timeout=10)
     async with box.session("viewer.toml") as session:
         errors = await call(session, "journal_query", {"unit": "sm-logger", "priority": "err"})
         warm = await call(session, "journal_query", {"identifier": "smlog", "priority": "warning..err", "order": "oldest_first"})
