@@ -277,14 +277,45 @@ async def test_protected_units_hold_for_an_admin_and_a_viewer_changes_nothing(bo
 
 
 async def test_every_action_has_its_audit_pair(box):
-    async with box.session("operator.toml") as session:
-        await call(session, "service_start", {"unit": "sm-good"})
-        await call(session, "service_stop", {"unit": "sm-good"})
-    records = [r for r in box.audit("operator") if r.get("tool") in ("service_start", "service_stop")]
-    for tool in ("service_start", "service_stop"):
-        outcomes = [r["outcome"] for r in records if r["tool"] == tool]
-        assert outcomes == ["started", "ok"], (tool, records)
-        assert all(r["tier"] == "operate" and r["args"] == {"unit": "sm-good"} for r in records if r["tool"] == tool)
+    """Each change is recorded before it is made (`started`) and when it ended (`ok`)."""
+    actions = [
+        ("operator", "service_start", {"unit": "sm-good"}),
+        ("operator", "service_reload", {"unit": "sm-good"}),
+        ("operator", "service_restart", {"unit": "sm-good"}),
+        ("operator", "service_stop", {"unit": "sm-good"}),
+        ("admin", "service_enable", {"unit": "sm-good"}),
+        ("admin", "service_disable", {"unit": "sm-good"}),
+        ("admin", "service_mask", {"unit": "fstrim.service"}),
+        ("admin", "service_unmask", {"unit": "fstrim.service"}),
+        ("admin", "service_daemon_reload", {}),
+    ]
+    for role in ("operator", "admin"):
+        async with box.session(f"{role}.toml") as session:
+            for _, tool, arguments in [action for action in actions if action[0] == role]:
+                await call(session, tool, arguments)
+    for role, tool, arguments in actions:
+        records = [r for r in box.audit(role) if r.get("tool") == tool and r.get("args", {}) == arguments]
+        assert [r["outcome"] for r in records][-2:] == ["started", "ok"], (tool, records)
+        tier = "operate" if role == "operator" else "admin"
+        assert all(r["tier"] == tier for r in records[-2:]), (tool, records)
+
+
+async def test_a_journal_mounted_from_elsewhere_is_read_with_host_journal(box):
+    """[host] journal: the server in a container reads the host's journal mounted read-only; here
+    a copy of the journal's files in another directory, which journalctl reads with --directory."""
+    box.run("systemctl", "start", "sm-logger.service")
+    wait_until(lambda: len(box.journal("-u", "sm-logger.service", "-t", "smlog")) >= 3, timeout=10)
+    # Where this journald keeps it: /var/log/journal once flushed there, else /run/log/journal.
+    box.run("sh", "-c", "journalctl --flush; src=/var/log/journal; "
+            "[ -n \"$(ls -A $src 2>/dev/null)\" ] || src=/run/log/journal; "
+            "rm -rf /srv/hostjournal && cp -a $src /srv/hostjournal")
+    box.run("sh", "-c", "cat /etc/sm-test/viewer.toml > /etc/sm-test/hostjournal.toml && "
+            "printf '[host]\\njournal = \"/srv/hostjournal\"\\n' >> /etc/sm-test/hostjournal.toml")
+    async with box.session("hostjournal.toml") as session:
+        copied = await call(session, "journal_query", {"identifier": "smlog", "priority": "err"})
+    truth = box.journal("--directory=/srv/hostjournal", "-t", "smlog", "-p", "err", "-r")
+    assert [e["message"] for e in copied["entries"]] == [e["MESSAGE"] for e in truth]
+    assert "disk on fire" in [e["message"] for e in copied["entries"]]
 
 
 async def test_unit_files_timers_and_dependencies(box):
