@@ -452,6 +452,19 @@ fn check_bind_source(policy: &DockerPolicy, written: &str) -> Result<String, Too
 /// file in the middle) is an error: the engine could not mount it either, and a dangling
 /// symlink is a path that can later be made to lead anywhere.
 pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
+    // A name renamed away between the look and the resolution (another process swapping
+    // directories) is looked at again, a few times, rather than reported as unresolvable.
+    let mut attempts = 0;
+    loop {
+        match resolve_once(path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && attempts < 8 => attempts += 1,
+            resolved => return resolved,
+        }
+    }
+}
+
+/// One attempt of [`resolve`]: the longest existing prefix, canonicalized, and the rest.
+fn resolve_once(path: &Path) -> io::Result<PathBuf> {
     let mut missing: Vec<&OsStr> = Vec::new();
     let mut existing = path;
     loop {
