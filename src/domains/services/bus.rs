@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use zbus::fdo::PropertiesProxy;
-use zbus::names::InterfaceName;
+use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant};
 use zbus_systemd::systemd1::ManagerProxy;
 
@@ -16,65 +15,71 @@ const DESTINATION: &str = "org.freedesktop.systemd1";
 /// The system bus, as systemd's clients reach it (`DBUS_SYSTEM_BUS_ADDRESS`, else
 /// `/run/dbus/system_bus_socket`).
 pub(crate) struct Systemd {
-    /// The connection once it answered; forgotten when the bus is found gone. Never held across
-    /// an await.
-    connection: std::sync::Mutex<Option<Connection>>,
+    /// The connection and systemd's manager on it, once the bus answered; forgotten when the
+    /// bus is found gone. Never held across an await.
+    connected: std::sync::Mutex<Option<(Connection, ManagerProxy<'static>)>>,
 }
 
 impl Systemd {
     pub(crate) fn new() -> Self {
         Self {
-            connection: std::sync::Mutex::new(None),
+            connected: std::sync::Mutex::new(None),
         }
     }
 
-    fn cached(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
-        self.connection
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Connection, ManagerProxy<'static>)>> {
+        self.connected
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A connection to the system bus. Two calls that find none may both connect; the last
-    /// kept is as good as the first.
-    pub(crate) async fn connection(&self) -> Result<Connection, ToolError> {
-        if let Some(connection) = self.cached().as_ref() {
-            return Ok(connection.clone());
+    /// The connection and the manager, connecting when there is none. Two calls that find
+    /// none may both connect; the last kept is as good as the first.
+    async fn connected(&self) -> Result<(Connection, ManagerProxy<'static>), ToolError> {
+        if let Some(connected) = self.cached().as_ref() {
+            return Ok(connected.clone());
         }
         let connection = Connection::system()
             .await
             .map_err(|error| self.explain(error))?;
-        *self.cached() = Some(connection.clone());
-        Ok(connection)
+        // No property cache: it would watch the manager's every change, which no tool reads.
+        let manager = ManagerProxy::builder(&connection)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|error| self.explain(error))?;
+        *self.cached() = Some((connection.clone(), manager.clone()));
+        Ok((connection, manager))
     }
 
     /// systemd's manager object.
     pub(crate) async fn manager(&self) -> Result<ManagerProxy<'static>, ToolError> {
-        let connection = self.connection().await?;
-        ManagerProxy::new(&connection)
-            .await
-            .map_err(|error| self.explain(error))
+        Ok(self.connected().await?.1)
     }
 
     /// Every property of `interface` (`org.freedesktop.systemd1.Unit`, `….Service`) of the
-    /// unit at `path`, in one round trip.
+    /// unit at `path`, in one round trip (`org.freedesktop.DBus.Properties.GetAll`, called
+    /// directly: a proxy per unit would cost its set-up each time).
     pub(crate) async fn properties(
         &self,
         path: &OwnedObjectPath,
         interface: &'static str,
     ) -> Result<Properties, ToolError> {
-        let connection = self.connection().await?;
-        let proxy = PropertiesProxy::builder(&connection)
-            .destination(DESTINATION)
-            .path(path.clone())
-            .build()
+        let (connection, _) = self.connected().await?;
+        let reply = connection
+            .call_method(
+                Some(DESTINATION),
+                path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "GetAll",
+                &(interface,),
+            )
             .await
             .map_err(|error| self.explain(error))?;
-        let interface = InterfaceName::from_static_str(interface)
-            .map_err(|error| ToolError::failed(format!("bad interface name: {error}")))?;
-        let all = proxy
-            .get_all(interface)
-            .await
-            .map_err(|error| self.explain(zbus::Error::from(error)))?;
+        let all: HashMap<String, OwnedVariant> = reply
+            .body()
+            .deserialize()
+            .map_err(|error| self.explain(error))?;
         Ok(Properties(all))
     }
 

@@ -262,8 +262,11 @@ impl Tool for ServiceListTool {
                     tasks: None,
                 };
                 // A unit that went away between the list and this read keeps its list row.
+                // Only a unit that runs has a main pid, memory and tasks to read.
                 if let Some(interface) = type_interface(&row.name)
                     && row.load_state == "loaded"
+                    && row.active_state != "inactive"
+                    && row.active_state != "failed"
                     && let Some(path) = &unit.path
                     && let Ok(properties) = systemd.properties(path, interface).await
                 {
