@@ -172,7 +172,9 @@ async def test_start_status_restart_stop_agree_with_systemctl(box):
         counted_truth = box.show("sm-good.service", "MainPID", "NRestarts")
         reloaded = await call(session, "service_reload", {"unit": "sm-good"})
         stopped = await call(session, "service_stop", {"unit": "sm-good"})
-        listed = await call(session, "service_list", {"pattern": "sm-*", "all": True})
+        listed = await call(session, "service_list", {"pattern": "sm-*", "installed": True})
+        loaded = await call(session, "service_list", {"pattern": "sm-*", "all": True})
+        loaded_truth = box.run("systemctl", "list-units", "--all", "--plain", "--no-legend", "sm-*")
     assert started["before"]["active_state"] == "inactive" and started["after"]["active_state"] == "active"
     assert started["after"]["main_pid"] == int(shown["MainPID"]) > 0
     assert (status["active_state"], status["sub_state"], status["main_pid"]) == (
@@ -190,6 +192,8 @@ async def test_start_status_restart_stop_agree_with_systemctl(box):
     rows = {row["name"]: row for row in listed["units"]}
     assert {"sm-good.service", "sm-bad.service", "sm-logger.service", "sm-tick.service"} <= set(rows), rows
     assert rows["sm-good.service"]["active_state"] == "inactive"
+    assert rows["sm-logger.service"]["load_state"] in ("loaded", "not-loaded")
+    assert sorted(row["name"] for row in loaded["units"]) == sorted(line.split()[0] for line in loaded_truth.splitlines())
 
 
 async def test_a_failed_start_says_why(box):
@@ -366,7 +370,7 @@ async def test_over_http_on_a_unix_socket(box, binary):
         async with connect("unix", binary, None, socket) as session:
             await session.initialize()
             status = await call(session, "service_status", {"unit": "sm-good", "lines": 0})
-            listed = await call(session, "service_list", {"pattern": "sm-good*", "all": True})
+            listed = await call(session, "service_list", {"pattern": "sm-good*", "installed": True})
             refused = await refusal(session, "service_start", {"unit": "sm-good"})
     finally:
         box.run("pkill", "-f", "/shared/sm.sock", check=False)

@@ -21,8 +21,8 @@ pub(crate) static SERVICE_LIST: Declaration = Declaration::read(
      accounting. type (default service; socket, timer, mount, target, path, slice, scope, \
      swap, automount, device, or all), state (active, inactive, failed, activating, \
      deactivating, reloading, or a sub state such as running or exited), pattern (a glob \
-     such as `ssh*`), failed_only; inactive units, and installed ones systemd has not loaded, \
-     only with all: true. \
+     such as `ssh*`), failed_only; inactive units only with all: true, and installed unit \
+     files systemd has not loaded only with installed: true. \
      Paged with limit (default 100, at most 1000) and cursor.",
 )
 .paged("filter by type, state or pattern, or use `limit` and `cursor`");
@@ -49,6 +49,10 @@ pub(crate) struct ListArguments {
     /// Inactive units too (as `systemctl list-units --all`).
     #[serde(default)]
     pub all: bool,
+    /// Also installed unit files systemd has not loaded (as `systemctl list-unit-files`);
+    /// costs systemd a read of every unit directory (a few hundred ms).
+    #[serde(default)]
+    pub installed: bool,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -67,7 +71,7 @@ pub(crate) struct UnitRow {
     pub name: String,
     pub description: String,
     /// loaded, not-found, bad-setting, error, masked; `not-loaded` for an installed unit file
-    /// systemd has not loaded (listed with all: true).
+    /// systemd has not loaded (listed with installed: true).
     pub load_state: String,
     /// active, reloading, inactive, failed, activating, deactivating.
     pub active_state: String,
@@ -199,7 +203,11 @@ impl Tool for ServiceListTool {
             .filter(|unit| state.is_none_or(|state| unit.3 == state || unit.4 == state))
             // As systemctl: inactive units only when asked for.
             .filter(|unit| {
-                arguments.all || state.is_some() || arguments.failed_only || unit.3 != "inactive"
+                arguments.all
+                    || arguments.installed
+                    || state.is_some()
+                    || arguments.failed_only
+                    || unit.3 != "inactive"
             })
             .collect();
         let mut rows: Vec<Listed> = units
@@ -213,12 +221,12 @@ impl Tool for ServiceListTool {
                 path: Some(unit.6),
             })
             .collect();
-        if arguments.all
+        if arguments.installed
             && !arguments.failed_only
             && state.is_none_or(|s| s == "inactive" || s == "dead")
         {
-            // Installed units systemd has not loaded (never needed, or unloaded once inactive):
-            // `systemctl list-units --all` leaves them out, a user asking for all means them.
+            // Installed units systemd has not loaded (never needed, or unloaded once inactive),
+            // which `systemctl list-units --all` leaves out.
             let loaded: std::collections::HashSet<String> =
                 rows.iter().map(|row| row.name.clone()).collect();
             let patterns = arguments.pattern.clone().into_iter().collect();
