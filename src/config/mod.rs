@@ -297,7 +297,9 @@ pub struct ServicesConfig {
     /// Units no role may stop, restart, reload, mask or disable, as globs over unit names
     /// (`ssh*.service`, `systemd-*`). Reading them always works.
     pub protected_units: Vec<String>,
-    /// How long a start, stop, restart or reload waits for systemd's job to finish.
+    /// How long a start, stop, restart or reload waits for systemd's job to finish; held a
+    /// second below `limits.call_timeout_seconds`, so the tool, not the gate, says the job
+    /// still runs.
     pub job_timeout_seconds: Bounded<1, 600>,
 }
 
@@ -323,7 +325,7 @@ impl Default for ServicesConfig {
             ]
             .map(String::from)
             .to_vec(),
-            job_timeout_seconds: Bounded::constant(30),
+            job_timeout_seconds: Bounded::constant(20),
         }
     }
 }

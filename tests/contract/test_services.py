@@ -52,6 +52,21 @@ Type=oneshot
 SyslogIdentifier=smlog
 ExecStart=/bin/sh -c "echo '<3>disk on fire'; echo '<4>disk warm'; echo '<6>disk fine'"
 """,
+    # A oneshot that does its work and ends: a success, though inactive after.
+    "sm-oneshot.service": """[Unit]
+Description=SM test oneshot
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+""",
+    # A service that fails and is restarted in a loop.
+    "sm-flap.service": """[Unit]
+Description=SM test flap
+[Service]
+ExecStart=/bin/sh -c "echo flapping; exit 7"
+Restart=always
+RestartSec=2
+""",
     "sm-tick.service": """[Unit]
 Description=SM test tick
 [Service]
@@ -397,3 +412,57 @@ async def test_a_bus_that_goes_away_is_found_again(box):
     assert before["unit"] == "sm-good.service"
     if first.is_error:
         assert "systemd's bus" in first.content[0].text, first.content[0].text
+
+
+async def test_protection_holds_through_aliases_dependents_and_host_state_targets(box):
+    """An operator may not power the host off; no role stops a protected unit through a unit
+    whose stop spreads to it, nor under an alias."""
+    logind_before = box.show("systemd-logind.service", "MainPID")["MainPID"]
+    async with box.session("operator.toml") as session:
+        poweroff = await refusal(session, "service_start", {"unit": "poweroff.target"})
+        rescue = await refusal(session, "service_start", {"unit": "rescue"})
+    async with box.session() as session:
+        spread = await refusal(session, "service_stop", {"unit": "sysinit.target"})
+        alias = await refusal(session, "service_restart", {"unit": "dbus-org.freedesktop.login1"})
+    assert poweroff.startswith("no role may start poweroff.target: it stops, reboots, suspends or isolates the host")
+    assert rescue.startswith("no role may start rescue.service")
+    assert spread.startswith("no role may stop sysinit.target: that also stops"), spread
+    assert "which is protected" in spread
+    assert alias.startswith("systemd-logind.service is protected"), alias
+    assert box.show("systemd-logind.service", "MainPID")["MainPID"] == logind_before
+    assert box.run("systemctl", "is-system-running", check=False).strip() in ("running", "degraded")
+
+
+async def test_a_oneshot_succeeds_and_a_restart_loop_fails(box):
+    async with box.session("operator.toml") as session:
+        oneshot = await call(session, "service_start", {"unit": "sm-oneshot"})
+        flapping = await refusal(session, "service_start", {"unit": "sm-flap"})
+        await call(session, "service_stop", {"unit": "sm-flap"})
+    assert oneshot["job_result"] == "done" and oneshot["after"]["active_state"] == "inactive"
+    assert box.show("sm-oneshot.service", "Result")["Result"] == "success"
+    assert flapping.startswith("start sm-flap.service failed"), flapping
+    assert "result exit-code, main process exited with status 7" in flapping and "flapping" in flapping
+
+
+async def test_a_huge_entry_is_cut_and_paging_moves_on(box):
+    tag = f"smhuge{uuid.uuid4().hex[:6]}"
+    # 40,000 bytes: under journald's LineMax (48K, past which it splits a line in entries), over
+    # what one entry of an answer under the default output cap holds.
+    box.run("sh", "-c", f"python3 -c 'print(\"x\" * 40000)' | systemd-cat -t {tag}; echo small | systemd-cat -t {tag}")
+    wait_until(lambda: len(box.journal("-t", tag)) == 2, timeout=10)
+    messages, notes, cursor = [], [], None
+    async with box.session("viewer.toml") as session:
+        for _ in range(5):
+            arguments = {"identifier": tag, "limit": 1, "order": "oldest_first"}
+            if cursor:
+                arguments["cursor"] = cursor
+            page = await call(session, "journal_query", arguments)
+            messages += [entry["message"] for entry in page["entries"]]
+            notes += page.get("notes", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    assert len(messages) == 2 and messages[1] == "small", messages
+    assert messages[0].startswith("xxxx") and messages[0].endswith("…") and len(messages[0]) < 40000
+    assert any("was cut to" in note for note in notes), notes
+

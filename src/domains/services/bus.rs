@@ -35,13 +35,26 @@ impl Systemd {
 
     /// The connection and the manager, connecting when there is none. Two calls that find
     /// none may both connect; the last kept is as good as the first.
-    async fn connected(&self) -> Result<(Connection, ManagerProxy<'static>), ToolError> {
-        if let Some(connected) = self.cached().as_ref() {
-            return Ok(connected.clone());
+    ///
+    /// With `check`, a kept connection is pinged first (one short round trip) and replaced
+    /// when the bus it led to is gone (a restarted dbus), so no call fails for that.
+    async fn connected(
+        &self,
+        check: bool,
+    ) -> Result<(Connection, ManagerProxy<'static>), ToolError> {
+        let kept = self.cached().clone();
+        if let Some((connection, manager)) = kept {
+            if !check || ping(&connection).await {
+                return Ok((connection, manager));
+            }
+            *self.cached() = None;
         }
-        let connection = Connection::system()
-            .await
-            .map_err(|error| self.explain(error))?;
+        let connection = Connection::system().await.map_err(|error| {
+            ToolError::unavailable(format!(
+                "systemd's bus is not reachable: {error}; is dbus running \
+                 (/run/dbus/system_bus_socket, or DBUS_SYSTEM_BUS_ADDRESS)?"
+            ))
+        })?;
         // No property cache: it would watch the manager's every change, which no tool reads.
         let manager = ManagerProxy::builder(&connection)
             .cache_properties(CacheProperties::No)
@@ -54,7 +67,12 @@ impl Systemd {
 
     /// systemd's manager object.
     pub(crate) async fn manager(&self) -> Result<ManagerProxy<'static>, ToolError> {
-        Ok(self.connected().await?.1)
+        Ok(self.connected(true).await?.1)
+    }
+
+    /// Forgets the connection (its bus went away under a call): the next call connects afresh.
+    pub(crate) fn forget(&self) {
+        *self.cached() = None;
     }
 
     /// Every property of `interface` (`org.freedesktop.systemd1.Unit`, `….Service`) of the
@@ -65,7 +83,7 @@ impl Systemd {
         path: &OwnedObjectPath,
         interface: &'static str,
     ) -> Result<Properties, ToolError> {
-        let (connection, _) = self.connected().await?;
+        let (connection, _) = self.connected(false).await?;
         let reply = connection
             .call_method(
                 Some(DESTINATION),
@@ -124,6 +142,20 @@ impl Systemd {
             }
         }
     }
+}
+
+/// Whether the bus behind `connection` still answers (`org.freedesktop.DBus.Peer.Ping`).
+async fn ping(connection: &Connection) -> bool {
+    connection
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus.Peer"),
+            "Ping",
+            &(),
+        )
+        .await
+        .is_ok()
 }
 
 /// Properties as `GetAll` answers them, read by name with the type systemd documents.
@@ -241,11 +273,21 @@ pub(crate) fn unit_name(name: &str) -> Result<String, ToolError> {
     let typed = name
         .rsplit_once('.')
         .is_some_and(|(_, suffix)| TYPES.contains(&suffix));
-    Ok(if typed {
+    let full = if typed {
         name.to_string()
     } else {
         format!("{name}.service")
-    })
+    };
+    // A name before the type, and a template only with its instance (`getty@tty1`).
+    let (stem, _) = full.rsplit_once('.').unwrap_or((&full, ""));
+    if stem.is_empty() || stem.ends_with('@') || stem.starts_with('@') || full.len() > 255 {
+        return Err(ToolError::invalid_arguments(format!(
+            "`{}` is not a unit name: a name before the type, a template with its instance \
+             (getty@tty1), at most 255 characters with the type",
+            crate::render::text(name)
+        )));
+    }
+    Ok(full)
 }
 
 /// The type-specific interface of a unit, by its suffix: where its cgroup figures live.
@@ -278,7 +320,10 @@ mod tests {
             "getty@tty1.service"
         );
         assert_eq!(unit_name("a.b").expect("valid"), "a.b.service");
-        for bad in ["", "../x", "a b", "x;y", "a\nb"] {
+        let long = "x".repeat(250);
+        for bad in [
+            "", "../x", "a b", "x;y", "a\nb", "@", ".service", "tpl@", &long,
+        ] {
             assert!(unit_name(bad).is_err(), "{bad:?}");
         }
     }

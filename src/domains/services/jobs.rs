@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bus::unit_name;
-use super::protection::Protection;
+use super::protection::{Action, Protection};
 use super::status::{UnitState, Units};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
@@ -148,9 +148,13 @@ impl Tool for ServiceJobTool {
         context: ToolContext,
     ) -> Result<JobDone, ToolError> {
         let unit = unit_name(&arguments.unit)?;
-        if self.job != Job::Start {
-            self.protection.check(&unit, self.job.verb())?;
-        }
+        let action = match self.job {
+            Job::Start => Action::Start,
+            Job::Stop => Action::Stop,
+            Job::Restart => Action::Restart,
+            Job::Reload => Action::Reload,
+        };
+        self.protection.check(&self.units, &unit, action).await?;
         let path = self.units.path(&unit).await?;
         let before = self.units.state(&path, &unit).await?;
         let systemd = &self.units.systemd;
@@ -189,9 +193,13 @@ impl Tool for ServiceJobTool {
         let job_result = tokio::select! {
             result = tokio::time::timeout(self.timeout, wait) => match result {
                 Ok(Some(result)) => result,
-                Ok(None) => return Err(ToolError::unavailable(
-                    "systemd's bus closed while the job ran; ask service_status for the outcome",
-                )),
+                Ok(None) => {
+                    systemd.forget();
+                    return Err(ToolError::unavailable(
+                        "systemd's bus closed while the job ran; ask service_status for the \
+                         outcome",
+                    ));
+                }
                 Err(_) => return Err(ToolError::failed(format!(
                     "the {} job of {} did not finish within {} s \
                      (services.job_timeout_seconds); it still runs: ask service_status",
@@ -212,7 +220,22 @@ impl Tool for ServiceJobTool {
             tokio::time::sleep(SETTLE).await;
             after = self.units.state(&path, &unit).await?;
         }
-        let failed_start = starts && matches!(after.active_state.as_str(), "failed" | "inactive");
+        // Failed: systemd says so, or the unit is not up and its last run did not succeed (a
+        // service restarting in a loop is `activating`; a oneshot that did its work and ended
+        // is `inactive` with result `success`, which is no failure).
+        let result = if unit.ends_with(".service") {
+            systemd
+                .properties(&path, "org.freedesktop.systemd1.Service")
+                .await
+                .ok()
+                .and_then(|service| service.some_text("Result"))
+        } else {
+            None
+        };
+        let up = matches!(after.active_state.as_str(), "active" | "reloading");
+        let failed_start = starts
+            && (after.active_state == "failed"
+                || (!up && result.as_deref().is_some_and(|result| result != "success")));
         if job_result != "done" || failed_start {
             return Err(self.failure(&unit, &job_result, &before).await);
         }
@@ -251,7 +274,7 @@ impl ServiceJobTool {
                 let lines: Vec<String> = status
                     .journal
                     .iter()
-                    .map(|entry| format!("[{}] {}", entry.time, render::text(&entry.message)))
+                    .map(|entry| format!("[{}] {}", entry.time, entry.message))
                     .collect();
                 message.push_str(&format!(". Last journal lines: {}", lines.join(" | ")));
             }

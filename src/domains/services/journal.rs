@@ -52,6 +52,8 @@ const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 const MAX_MAX_BYTES: u64 = 1024 * 1024;
 /// One journal entry's JSON longer than this is cut (a binary blob, a core dump's metadata).
 const MAX_ENTRY_BYTES: usize = 256 * 1024;
+/// The longest message `service_status` shows of each of its last lines, bytes.
+const STATUS_LINE_BYTES: usize = 2048;
 /// Bytes a text line adds beside the message (time, priority, identifier and pid).
 const TEXT_LINE_OVERHEAD: u64 = 80;
 /// Bytes of an answer that are not entries (the cursor, notes, the envelope).
@@ -133,7 +135,8 @@ pub(crate) struct JournalEntry {
     pub identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    /// The message; bytes that are not UTF-8 written `\xNN`.
+    /// The message, one line: controls written `\n`, `\x1b`…, a backslash `\\`, bytes that
+    /// are not UTF-8 `\xNN`.
     pub message: String,
     /// This entry's position: `cursor` continues after it.
     pub cursor: String,
@@ -145,16 +148,17 @@ impl Render for JournalPage {
             .entries
             .iter()
             .map(|entry| {
+                // Fields are already in their escaped form (see `entry`).
                 let source = match (&entry.identifier, entry.pid) {
-                    (Some(identifier), Some(pid)) => format!("{}[{pid}]", render::text(identifier)),
-                    (Some(identifier), None) => render::text(identifier).into_owned(),
+                    (Some(identifier), Some(pid)) => format!("{identifier}[{pid}]"),
+                    (Some(identifier), None) => identifier.clone(),
                     (None, _) => "-".into(),
                 };
                 format!(
                     "{} {} {source}: {}",
                     entry.time,
                     entry.priority.as_deref().unwrap_or("-"),
-                    render::text(&entry.message)
+                    entry.message
                 )
             })
             .collect();
@@ -310,13 +314,23 @@ impl Journal {
         arguments: &QueryArguments,
         context: &ToolContext,
     ) -> Result<JournalPage, ToolError> {
-        let lines = arguments.limit.unwrap_or(DEFAULT_LINES);
-        if !(1..=MAX_LINES).contains(&lines) {
-            return Err(ToolError::invalid_arguments(format!(
-                "limit {lines} is out of range: give 1 to {MAX_LINES}"
-            )));
-        }
         let mut notes = Vec::new();
+        let lines = match arguments.limit.unwrap_or(DEFAULT_LINES) {
+            0 => {
+                return Err(ToolError::invalid_arguments(format!(
+                    "limit 0 is out of range: give at least 1 (default {DEFAULT_LINES}, at most \
+                     {MAX_LINES})"
+                )));
+            }
+            asked if asked > MAX_LINES => {
+                notes.push(format!(
+                    "limit {asked} is more than one page holds: gave at most {MAX_LINES}; use \
+                     next_cursor for the rest"
+                ));
+                MAX_LINES
+            }
+            asked => asked,
+        };
         // Messages appear twice in an answer (structured and text), with their fields.
         let fits = (context.output_cap.max_bytes.saturating_sub(4096) / 3).max(1);
         let asked_bytes = arguments.max_bytes.unwrap_or(DEFAULT_MAX_BYTES.min(fits));
@@ -372,7 +386,22 @@ impl Journal {
                 let Ok(value) = serde_json::from_slice::<Value>(&line) else {
                     continue;
                 };
-                let entry = entry(&value);
+                let mut entry = entry(&value);
+                // One message larger than a page may hold is cut, so paging always moves on.
+                let per_entry = max_bytes.min(answer_budget / 3).max(1) as usize;
+                if entry.message.len() > per_entry {
+                    let whole = entry.message.len();
+                    let mut end = per_entry;
+                    while !entry.message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    entry.message.truncate(end);
+                    entry.message.push('…');
+                    notes.push(format!(
+                        "the message at {} was cut to {end} of its {whole} bytes",
+                        entry.time
+                    ));
+                }
                 // What the entry adds to the answer: its JSON and its text line. A page the gate
                 // had to cut would lose lines between it and the cursor.
                 let size = serde_json::to_vec(&entry).map_or(0, |json| json.len() as u64)
@@ -461,7 +490,17 @@ impl Journal {
         let mut entries = Vec::new();
         while let Ok(Some(line)) = reader.next_line().await {
             if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                entries.push(entry(&value));
+                let mut entry = entry(&value);
+                // A status shows lines, not blobs: a long message keeps its start.
+                if entry.message.len() > STATUS_LINE_BYTES {
+                    let mut end = STATUS_LINE_BYTES;
+                    while !entry.message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    entry.message.truncate(end);
+                    entry.message.push('…');
+                }
+                entries.push(entry);
             }
         }
         let _ = child.wait().await;
@@ -507,9 +546,12 @@ fn spawn_error(error: std::io::Error) -> ToolError {
 
 /// One entry of `journalctl -o json`.
 fn entry(value: &Value) -> JournalEntry {
+    // Every field as answers write host strings (render::bytes_text): controls and bidi
+    // characters escaped, `\` doubled, bytes that are not UTF-8 as `\xNN`; one form, in
+    // structured answers and text alike.
     let field = |name: &str| -> Option<String> {
         match &value[name] {
-            Value::String(text) => Some(text.clone()),
+            Value::String(text) => Some(render::bytes_text(text.as_bytes())),
             // journalctl writes a field that is not UTF-8 as an array of bytes.
             Value::Array(bytes) => {
                 let bytes: Vec<u8> = bytes

@@ -234,7 +234,11 @@ impl Tool for ServiceListTool {
                 .list_unit_files_by_patterns(Vec::new(), patterns)
                 .await
                 .map_err(|error| self.systemd.explain(error))?;
-            for (path, _) in files {
+            for (path, file_state) in files {
+                // An alias is another name of a unit listed under its own name.
+                if file_state == "alias" {
+                    continue;
+                }
                 let Some(name) = path.rsplit('/').next().map(str::to_string) else {
                     continue;
                 };
@@ -244,7 +248,11 @@ impl Tool for ServiceListTool {
                     rows.push(Listed {
                         name,
                         description: String::new(),
-                        load_state: "not-loaded".into(),
+                        load_state: if file_state == "masked" {
+                            "masked".into()
+                        } else {
+                            "not-loaded".into()
+                        },
                         active_state: "inactive".into(),
                         sub_state: "dead".into(),
                         path: None,

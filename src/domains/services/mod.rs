@@ -35,6 +35,7 @@ pub(crate) fn register(registry: &mut Registry, config: &Config) {
     });
     let protection = Arc::new(protection::Protection::new(
         &config.services.protected_units,
+        protection::own_unit(),
     ));
     registry.register(list::ServiceListTool {
         systemd: Arc::clone(&systemd),
@@ -52,7 +53,15 @@ pub(crate) fn register(registry: &mut Registry, config: &Config) {
         journal: Arc::clone(&journal),
     });
     registry.register(journal::JournalBootsTool { journal });
-    let timeout = Duration::from_secs(config.services.job_timeout_seconds.get());
+    // A second below the call's own timeout, so the tool answers "the job still runs".
+    let timeout = Duration::from_secs(
+        config
+            .services
+            .job_timeout_seconds
+            .get()
+            .min(config.limits.call_timeout_seconds.get().saturating_sub(1))
+            .max(1),
+    );
     for job in jobs::Job::ALL {
         registry.register(jobs::ServiceJobTool {
             units: Arc::clone(&units),

@@ -151,15 +151,12 @@ impl Render for UnitStatus {
             lines.push(format!("drop-in: {}", render::text(drop_in)));
         }
         for entry in &self.journal {
+            // Journal fields are already escaped (see journal.rs).
             lines.push(format!(
                 "{} {}: {}",
                 entry.time,
-                entry
-                    .identifier
-                    .as_deref()
-                    .map(render::text)
-                    .unwrap_or_default(),
-                render::text(&entry.message)
+                entry.identifier.as_deref().unwrap_or_default(),
+                entry.message
             ));
         }
         lines.join("\n")

@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::bus::Systemd;
+use super::bus::{Systemd, rfc3339_micros};
 use crate::render;
 use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
 
@@ -64,6 +64,15 @@ impl Render for TimerList {
     }
 }
 
+/// A time on `CLOCK_MONOTONIC` (µs) as RFC 3339 on the wall clock.
+fn monotonic_to_wall(micros: u64) -> Option<String> {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let now_micros =
+        u64::try_from(now.tv_sec).ok()? * 1_000_000 + u64::try_from(now.tv_nsec).ok()? / 1000;
+    let wall_now = u64::try_from(chrono::Utc::now().timestamp_micros()).ok()?;
+    rfc3339_micros(wall_now.checked_sub(now_micros)? + micros)
+}
+
 pub(crate) struct TimerListTool {
     pub systemd: Arc<Systemd>,
 }
@@ -87,12 +96,23 @@ impl Tool for TimerListTool {
             .map(|unit| async move {
                 let properties = systemd.properties(&unit.6, TIMER_INTERFACE).await.ok();
                 let time = |name: &str| properties.as_ref().and_then(|p| p.time(name));
+                // A timer on the monotonic clock (OnBootSec=, OnUnitActiveSec=) says when in
+                // microseconds since boot: the same moment on the wall clock.
+                let monotonic = properties
+                    .as_ref()
+                    .and_then(|p| p.number("NextElapseUSecMonotonic"))
+                    .filter(|micros| *micros > 0)
+                    .and_then(monotonic_to_wall);
+                let next = match (time("NextElapseUSecRealtime"), monotonic) {
+                    (Some(wall), Some(boot)) => Some(wall.min(boot)),
+                    (wall, boot) => wall.or(boot),
+                };
                 TimerRow {
                     activates: properties
                         .as_ref()
                         .map(|p| p.text("Unit"))
                         .unwrap_or_default(),
-                    next: time("NextElapseUSecRealtime"),
+                    next,
                     last: time("LastTriggerUSec"),
                     timer: unit.0,
                     active_state: unit.3,

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bus::unit_name;
-use super::protection::Protection;
+use super::protection::{Action, Protection};
 use super::status::Units;
 use crate::render;
 use crate::tool::{Declaration, Domain, NoArguments, Render, Tool, ToolContext, ToolError};
@@ -151,8 +151,18 @@ impl Tool for UnitFileTool {
         _: ToolContext,
     ) -> Result<UnitFileChanged, ToolError> {
         let unit = unit_name(&arguments.unit)?;
-        if matches!(self.change, FileChange::Disable | FileChange::Mask) {
-            self.protection.check(&unit, self.change.verb())?;
+        match self.change {
+            FileChange::Disable => {
+                self.protection
+                    .check(&self.units, &unit, Action::Disable)
+                    .await?
+            }
+            FileChange::Mask => {
+                self.protection
+                    .check(&self.units, &unit, Action::Mask)
+                    .await?
+            }
+            FileChange::Enable | FileChange::Unmask => {}
         }
         let systemd = &self.units.systemd;
         let manager = systemd.manager().await?;
@@ -171,10 +181,11 @@ impl Tool for UnitFileTool {
             .reload()
             .await
             .map_err(|error| systemd.explain(error))?;
+        // A unit whose file is gone (unmasked, never installed) has no state to report.
         let unit_file_state = manager
             .get_unit_file_state(unit.clone())
             .await
-            .unwrap_or_default();
+            .unwrap_or_else(|_| "no unit file".into());
         Ok(UnitFileChanged {
             unit,
             action: self.change.verb().into(),

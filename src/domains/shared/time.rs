@@ -15,8 +15,11 @@ pub(crate) fn parse_time(text: &str, now: i64) -> Result<i64, ToolError> {
         "d" => 86_400,
         _ => 0,
     };
+    // Before the epoch is no time a log or an event can have.
     match number.parse::<i64>() {
-        Ok(count) if seconds > 0 && count >= 0 => Ok(now - count.saturating_mul(seconds)),
+        Ok(count) if seconds > 0 && count >= 0 && count.saturating_mul(seconds) <= now => {
+            Ok(now - count * seconds)
+        }
         _ => Err(ToolError::invalid_arguments(format!(
             "`{text}` is not a time: give RFC 3339 (2026-11-24T10:00:00Z) or a duration ago \
              (30s, 10m, 2h, 1d)"
@@ -38,7 +41,7 @@ mod tests {
             parse_time("1970-01-02T00:00:00Z", now).expect("valid"),
             86_400
         );
-        for bad in ["", "10", "m", "-5m", "yesterday", "10w"] {
+        for bad in ["", "10", "m", "-5m", "yesterday", "10w", "99999999d"] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
     }
