@@ -822,3 +822,34 @@ async def test_cuts_fall_between_characters_and_notes_say_what_was_held(binary, 
     assert broken["invalid_bytes"] == 2 and broken["content"] == "ok \\xe3\\x81 broken\n"
     assert one_tail.content[0].text.startswith(f"{root}/one.txt: last 1 line (from byte 0 of 5)\n")
     assert one_read.content[0].text.startswith(f"{root}/one.txt: bytes 0-5 of 5, 1 line\n")
+
+
+async def test_pages_fit_the_output_cap_so_the_cursor_skips_nothing(binary, tmp_path):
+    """2,502 entries with long names, 400 a page: a page of 400 does not fit the default
+    64 KiB answer, so it holds fewer, says so, and its next_cursor starts after the last entry
+    it holds; walking the cursors yields every entry exactly once."""
+    root = tmp_path / "root"
+    root.mkdir()
+    names = [f"{n:05d}-{'x' * 80}.log" for n in range(2502)]
+    for name in names:
+        (root / name).touch()
+    config = make_config(f'[files]\nroots = ["{root}"]\n')
+    seen, notes, cursor, pages = [], [], None, 0
+    async with stdio_session(binary, "--config", str(config)) as session:
+        while True:
+            arguments = {"path": str(root), "limit": 400}
+            if cursor:
+                arguments["cursor"] = cursor
+            result = await session.call_tool("files_list", arguments)
+            assert result.is_error is False, result.content[0].text
+            page = result.structured_content
+            assert "truncated" not in page, "the gate had to cut a page"
+            seen += [entry["name"] for entry in page["entries"]]
+            notes += page.get("notes", [])
+            pages += 1
+            cursor = page.get("next_cursor")
+            if not cursor or pages > 100:
+                break
+    assert seen == names
+    assert pages > 2502 // 400 + 1, pages
+    assert any("as many as fit limits.max_output_bytes" in note for note in notes), notes

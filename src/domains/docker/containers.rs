@@ -199,7 +199,7 @@ impl Tool for ContainerListTool {
     async fn run(
         &self,
         arguments: ContainerListArguments,
-        _: ToolContext,
+        context: ToolContext,
     ) -> Result<ContainerList, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
@@ -238,11 +238,13 @@ impl Tool for ContainerListTool {
                 .cmp(&a.created)
                 .then_with(|| a.names.cmp(&b.names))
         });
-        let (containers, page_info) = page.take(summaries.into_iter().map(row).collect());
+        let (mut containers, mut page_info) = page.take(summaries.into_iter().map(row).collect());
+        let mut notes: Vec<String> = page.note.clone().into_iter().collect();
+        notes.extend(page.fit(&mut containers, &mut page_info, context.output_cap));
         Ok(ContainerList {
             containers,
             page: page_info,
-            notes: page.note.into_iter().collect(),
+            notes,
         })
     }
 }

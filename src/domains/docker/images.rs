@@ -111,7 +111,7 @@ impl Tool for ImageListTool {
     async fn run(
         &self,
         arguments: ImageListArguments,
-        _: ToolContext,
+        context: ToolContext,
     ) -> Result<ImageList, ToolError> {
         let page = PageRequest::new(arguments.limit, arguments.cursor.as_deref(), 100, 1000)?;
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
@@ -158,11 +158,13 @@ impl Tool for ImageListTool {
                 },
             })
             .collect();
-        let (images, page_info) = page.take(rows);
+        let (mut images, mut page_info) = page.take(rows);
+        let mut notes: Vec<String> = page.note.clone().into_iter().collect();
+        notes.extend(page.fit(&mut images, &mut page_info, context.output_cap));
         Ok(ImageList {
             images,
             page: page_info,
-            notes: page.note.into_iter().collect(),
+            notes,
         })
     }
 }

@@ -14,7 +14,9 @@ use super::stat::time_of;
 use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{ClientRoots, Collect, Declaration, Domain, Render, ToolContext, ToolError};
+use crate::tool::{
+    ClientRoots, Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError,
+};
 
 pub(crate) static FILES_LIST: Declaration = Declaration::read(
     Domain::Files,
@@ -155,6 +157,7 @@ impl DirectoryLister {
         &self,
         arguments: &ListArguments,
         scope: &ClientRoots,
+        cap: OutputCap,
     ) -> Result<Listing, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
@@ -174,7 +177,7 @@ impl DirectoryLister {
             .collect();
         let users = self.users.table();
         let sort = arguments.sort.unwrap_or_default();
-        let (entries, page_info) = match sort {
+        let (mut entries, mut page_info) = match sort {
             SortKey::Name | SortKey::None => {
                 if sort == SortKey::Name {
                     names.sort();
@@ -202,11 +205,13 @@ impl DirectoryLister {
                 page.take(entries)
             }
         };
+        let mut notes: Vec<String> = page.note.clone().into_iter().collect();
+        notes.extend(page.fit(&mut entries, &mut page_info, cap));
         Ok(Listing {
             path: shown,
             entries,
             page: page_info,
-            notes: page.note.into_iter().collect(),
+            notes,
         })
     }
 }
@@ -222,7 +227,7 @@ impl Collect for DirectoryLister {
         arguments: ListArguments,
         context: &ToolContext,
     ) -> Result<Listing, ToolError> {
-        self.list(&arguments, &context.client_roots)
+        self.list(&arguments, &context.client_roots, context.output_cap)
     }
 
     async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {

@@ -21,7 +21,7 @@ use crate::config::HostConfig;
 use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
-use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError};
 
 pub(crate) static NETWORK_CONNECTIONS: Declaration = Declaration::read(
     Domain::Network,
@@ -237,6 +237,7 @@ impl ConnectionCollector {
     pub(crate) fn connections(
         &self,
         arguments: &ConnectionsArguments,
+        cap: OutputCap,
     ) -> Result<NetworkConnections, ToolError> {
         let state = arguments.state.as_deref().map(parse_state).transpose()?;
         let page = PageRequest::new(
@@ -287,8 +288,8 @@ impl ConnectionCollector {
             ));
         }
         let users = self.users.table();
-        let (sockets, page_info) = page.take(sockets);
-        let connections = sockets
+        let (sockets, mut page_info) = page.take(sockets);
+        let mut connections: Vec<Connection> = sockets
             .into_iter()
             .map(|socket| {
                 let owner = owners.get(&socket.inode);
@@ -318,6 +319,7 @@ impl ConnectionCollector {
                 }
             })
             .collect();
+        notes.extend(page.fit(&mut connections, &mut page_info, cap));
         Ok(NetworkConnections {
             connections,
             page: page_info,
@@ -386,9 +388,9 @@ impl Collect for ConnectionCollector {
     fn collect(
         &self,
         arguments: ConnectionsArguments,
-        _: &ToolContext,
+        context: &ToolContext,
     ) -> Result<NetworkConnections, ToolError> {
-        self.connections(&arguments)
+        self.connections(&arguments, context.output_cap)
     }
 }
 

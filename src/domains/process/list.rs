@@ -14,7 +14,7 @@ use crate::domains::shared::kernel::{self, tenths};
 use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
-use crate::tool::{Collect, Declaration, Domain, Render, ToolContext, ToolError};
+use crate::tool::{Collect, Declaration, Domain, OutputCap, Render, ToolContext, ToolError};
 
 pub(crate) static PROCESS_LIST: Declaration = Declaration::read(
     Domain::Process,
@@ -298,7 +298,11 @@ impl ProcessLister {
     }
 
     /// Blocking: reads all of `/proc`.
-    pub(crate) fn list(&self, arguments: &ListArguments) -> Result<ProcessList, ToolError> {
+    pub(crate) fn list(
+        &self,
+        arguments: &ListArguments,
+        cap: OutputCap,
+    ) -> Result<ProcessList, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
             arguments.cursor.as_deref(),
@@ -387,23 +391,25 @@ impl ProcessLister {
             arguments.sort.unwrap_or_default(),
             arguments.order,
         );
-        let (rows, page_info) = page.take(candidates);
+        let (rows, mut page_info) = page.take(candidates);
         let fields = arguments.fields.as_deref().unwrap_or(DEFAULT_FIELDS);
         let mut context = RowContext::new(&proc, self.usage.boot_time()?)?;
         if fields.contains(&Field::StartTime) && fingerprint::same_pid_namespace(&proc) {
             context.fingerprints = Some(&self.fingerprints);
         }
-        let processes = rows
+        let mut processes = rows
             .into_iter()
             .map(|candidate| context.row(candidate, fields, &users))
             .collect();
+        let mut notes: Vec<String> = page.note.clone().into_iter().collect();
+        notes.extend(page.fit(&mut processes, &mut page_info, cap));
         let (cpu_basis, window_seconds) = meter.basis();
         Ok(ProcessList {
             processes,
             page: page_info,
             cpu_basis,
             window_seconds,
-            notes: page.note.into_iter().collect(),
+            notes,
         })
     }
 }
@@ -557,8 +563,12 @@ impl Collect for ProcessLister {
 
     const DECLARATION: &'static Declaration = &PROCESS_LIST;
 
-    fn collect(&self, arguments: ListArguments, _: &ToolContext) -> Result<ProcessList, ToolError> {
-        self.list(&arguments)
+    fn collect(
+        &self,
+        arguments: ListArguments,
+        context: &ToolContext,
+    ) -> Result<ProcessList, ToolError> {
+        self.list(&arguments, context.output_cap)
     }
 }
 

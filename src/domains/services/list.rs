@@ -167,7 +167,11 @@ impl Tool for ServiceListTool {
         &SERVICE_LIST
     }
 
-    async fn run(&self, arguments: ListArguments, _: ToolContext) -> Result<UnitList, ToolError> {
+    async fn run(
+        &self,
+        arguments: ListArguments,
+        context: ToolContext,
+    ) -> Result<UnitList, ToolError> {
         let page = PageRequest::new(
             arguments.limit,
             arguments.cursor.as_deref(),
@@ -301,10 +305,14 @@ impl Tool for ServiceListTool {
             .buffered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+        let mut rows = rows;
+        let mut page_info = page_info;
+        let mut notes: Vec<String> = page.note.clone().into_iter().collect();
+        notes.extend(page.fit(&mut rows, &mut page_info, context.output_cap));
         Ok(UnitList {
             units: rows,
             page: page_info,
-            notes: page.note.into_iter().collect(),
+            notes,
         })
     }
 }

@@ -10,7 +10,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::render;
-use crate::tool::ToolError;
+use crate::tool::{OutputCap, ToolError};
+
+/// Bytes of a paged answer that are not its rows (totals, cursor, notes, the envelope).
+const PAGE_OVERHEAD: u64 = 4096;
 
 /// Where a page sits in the whole list: every paged answer carries it, flattened (`total`,
 /// `next_cursor`), and ends its text with its [`footer`](PageInfo::footer).
@@ -102,6 +105,38 @@ impl PageRequest {
             offset,
             note,
         })
+    }
+
+    /// Shortens a page whose answer would not fit the output cap, so that the gate never has to
+    /// cut it (a cut page's next_cursor would skip the rows cut): keeps the rows that fit
+    /// (at least one), points next_cursor after the last one kept, and says so.
+    pub(crate) fn fit<T: Serialize>(
+        &self,
+        rows: &mut Vec<T>,
+        page: &mut PageInfo,
+        cap: OutputCap,
+    ) -> Option<String> {
+        // A row appears twice in an answer: in the structured list and as a text line.
+        let budget = cap.max_bytes.saturating_sub(PAGE_OVERHEAD);
+        let mut used = 0u64;
+        let kept = rows
+            .iter()
+            .take_while(|row| {
+                used += 2 * serde_json::to_vec(row).map_or(0, |json| json.len() as u64) + 16;
+                used <= budget
+            })
+            .count()
+            .max(1);
+        if kept >= rows.len() {
+            return None;
+        }
+        let asked = rows.len();
+        rows.truncate(kept);
+        page.next_cursor = Some(encode(self.offset + kept));
+        Some(format!(
+            "the page holds {kept} of the {asked} rows asked for, as many as fit \
+             limits.max_output_bytes; next_cursor continues after them"
+        ))
     }
 
     /// Cuts this page out of the whole sorted list: the rows, and where they sit in it (the
