@@ -122,6 +122,14 @@ impl Roots {
         self.descriptors.reserve(count).await
     }
 
+    /// [`Self::reserve_descriptors`] in the form a [`crate::tool::Collect`]'s `reserve` answers.
+    pub(crate) async fn hold_descriptors(
+        &self,
+        count: u32,
+    ) -> Result<Option<Box<dyn Send>>, ToolError> {
+        Ok(Some(Box::new(self.reserve_descriptors(count).await?)))
+    }
+
     /// Opens the configured roots; a root that cannot be opened is left out with a warning.
     pub(crate) fn open(config: &FilesConfig) -> Self {
         let roots = config

@@ -231,10 +231,8 @@ impl Collect for DirectoryLister {
     }
 
     async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
-        let held = self
-            .roots
-            .reserve_descriptors(super::descriptors::ONE_FILE)
-            .await?;
-        Ok(Some(Box::new(held)))
+        self.roots
+            .hold_descriptors(super::descriptors::ONE_FILE)
+            .await
     }
 }

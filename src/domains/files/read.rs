@@ -328,10 +328,8 @@ impl Collect for FileReader {
     }
 
     async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
-        let held = self
-            .roots
-            .reserve_descriptors(super::descriptors::ONE_FILE)
-            .await?;
-        Ok(Some(Box::new(held)))
+        self.roots
+            .hold_descriptors(super::descriptors::ONE_FILE)
+            .await
     }
 }

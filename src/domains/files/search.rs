@@ -758,10 +758,8 @@ impl Collect for FileSearcher {
     }
 
     async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
-        let held = self
-            .roots
-            .reserve_descriptors(super::descriptors::SEARCH)
-            .await?;
-        Ok(Some(Box::new(held)))
+        self.roots
+            .hold_descriptors(super::descriptors::SEARCH)
+            .await
     }
 }

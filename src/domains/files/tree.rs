@@ -267,10 +267,6 @@ impl Collect for TreeBuilder {
     }
 
     async fn reserve(&self, _: &Self::Arguments) -> Result<Option<Box<dyn Send>>, ToolError> {
-        let held = self
-            .roots
-            .reserve_descriptors(super::descriptors::TREE)
-            .await?;
-        Ok(Some(Box::new(held)))
+        self.roots.hold_descriptors(super::descriptors::TREE).await
     }
 }

@@ -243,21 +243,23 @@ pub(crate) fn rfc3339_micros(micros: u64) -> Option<String> {
         .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
+/// The unit types systemd has, by their name suffix.
+pub(crate) const UNIT_TYPES: [&str; 11] = [
+    "service",
+    "socket",
+    "target",
+    "timer",
+    "mount",
+    "automount",
+    "swap",
+    "path",
+    "slice",
+    "scope",
+    "device",
+];
+
 /// A unit name as systemctl reads it: a name without a type suffix is a service.
 pub(crate) fn unit_name(name: &str) -> Result<String, ToolError> {
-    const TYPES: [&str; 11] = [
-        "service",
-        "socket",
-        "target",
-        "timer",
-        "mount",
-        "automount",
-        "swap",
-        "path",
-        "slice",
-        "scope",
-        "device",
-    ];
     let valid = !name.is_empty()
         && name.len() <= 255
         && name
@@ -272,7 +274,7 @@ pub(crate) fn unit_name(name: &str) -> Result<String, ToolError> {
     }
     let typed = name
         .rsplit_once('.')
-        .is_some_and(|(_, suffix)| TYPES.contains(&suffix));
+        .is_some_and(|(_, suffix)| UNIT_TYPES.contains(&suffix));
     let full = if typed {
         name.to_string()
     } else {

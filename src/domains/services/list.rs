@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::bus::{Systemd, type_interface};
+use super::bus::{Systemd, UNIT_TYPES, type_interface};
 use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::render;
 use crate::tool::{Declaration, Domain, Render, Tool, ToolContext, ToolError};
@@ -141,20 +141,6 @@ struct Listed {
     path: Option<zbus::OwnedObjectPath>,
 }
 
-const TYPES: [&str; 11] = [
-    "service",
-    "socket",
-    "target",
-    "timer",
-    "mount",
-    "automount",
-    "swap",
-    "path",
-    "slice",
-    "scope",
-    "device",
-];
-
 pub(crate) struct ServiceListTool {
     pub systemd: Arc<Systemd>,
 }
@@ -179,11 +165,11 @@ impl Tool for ServiceListTool {
             MAX_LIMIT,
         )?;
         let kind = arguments.r#type.as_deref().unwrap_or("service");
-        if kind != "all" && !TYPES.contains(&kind) {
+        if kind != "all" && !UNIT_TYPES.contains(&kind) {
             return Err(ToolError::invalid_arguments(format!(
                 "type `{}` is not a unit type: give one of {}, or all",
                 render::text(kind),
-                TYPES.join(", ")
+                UNIT_TYPES.join(", ")
             )));
         }
         if let Some(pattern) = &arguments.pattern
