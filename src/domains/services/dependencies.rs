@@ -125,10 +125,12 @@ impl Tool for ServiceDependenciesTool {
         // Breadth-first, one level at a time, so the bound keeps the nearest units.
         let mut tree = Vec::new();
         let mut level: Vec<(Vec<usize>, String)> = vec![(Vec::new(), unit.clone())];
+        // One manager for the walk: each fetch of it checks the bus is still there.
+        let manager = systemd.manager().await?;
         for _ in 0..depth {
             let mut next = Vec::new();
             for (position, name) in level {
-                let Ok(path) = systemd.manager().await?.load_unit(name.clone()).await else {
+                let Ok(path) = manager.load_unit(name.clone()).await else {
                     continue;
                 };
                 let Ok(props) = systemd.properties(&path, UNIT_INTERFACE).await else {
@@ -145,16 +147,15 @@ impl Tool for ServiceDependenciesTool {
                             cut += 1;
                             continue;
                         }
-                        let active_state =
-                            match systemd.manager().await?.get_unit(child.clone()).await {
-                                Ok(child_path) => systemd
-                                    .properties(&child_path, UNIT_INTERFACE)
-                                    .await
-                                    .map(|p| p.text("ActiveState"))
-                                    .unwrap_or_default(),
-                                // Not loaded: systemd has not needed it.
-                                Err(_) => "inactive".into(),
-                            };
+                        let active_state = match manager.get_unit(child.clone()).await {
+                            Ok(child_path) => systemd
+                                .properties(&child_path, UNIT_INTERFACE)
+                                .await
+                                .map(|p| p.text("ActiveState"))
+                                .unwrap_or_default(),
+                            // Not loaded: systemd has not needed it.
+                            Err(_) => "inactive".into(),
+                        };
                         let siblings = children_at(&mut tree, &position);
                         siblings.push(DependencyNode {
                             unit: child.clone(),

@@ -196,6 +196,8 @@ impl Protection {
         if matches!(action, Action::Stop | Action::Restart) {
             // A stop (or restart) spreads to the units that require, bind to or are part of
             // this one, and on to theirs.
+            // One manager for the walk: each fetch of it checks the bus is still there.
+            let manager = systemd.manager().await?;
             let mut seen: HashSet<String> = HashSet::from([id.clone()]);
             let mut queue = VecDeque::from([path]);
             while let Some(path) = queue.pop_front() {
@@ -216,7 +218,7 @@ impl Protection {
                                 render::text(&name)
                             )));
                         }
-                        if let Ok(next) = systemd.manager().await?.get_unit(name).await {
+                        if let Ok(next) = manager.get_unit(name).await {
                             queue.push_back(next);
                         }
                     }
