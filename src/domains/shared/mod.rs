@@ -2,6 +2,7 @@
 //! names. Not a domain: no tools, and it imports no domain.
 
 pub(crate) mod cached;
+pub(crate) mod filesystems;
 pub(crate) mod kernel;
 pub(crate) mod paging;
 pub(crate) mod pressure;

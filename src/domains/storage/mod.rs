@@ -7,6 +7,8 @@ use crate::config::Config;
 use crate::tool::Registry;
 
 pub(crate) fn register(registry: &mut Registry, config: &Config) {
-    registry.register_collector(disk_usage::DiskUsageCollector::new(config.host.clone()));
+    registry.register_collector(
+        crate::domains::shared::filesystems::DiskUsageCollector::new(config.host.clone()),
+    );
     registry.register_collector(disk_io::DiskIoMonitor::new(&config.host, &config.sampler));
 }
