@@ -13,6 +13,9 @@
 # scripts, then clippy. Then it builds once (the dev profile), runs the Rust tests and the
 # contract tests, and ends with each runner's summary line.
 #
+# The deployment tests install packaging/systemmanager.service in the systemd container and
+# scrape /metrics with a real Prometheus.
+#
 # Under CI=true nothing is skipped: a missing component is a failure.
 set -euo pipefail
 
@@ -42,12 +45,13 @@ command -v lsusb >/dev/null || missing_packages+=(usbutils)
 command -v lsblk >/dev/null || missing_packages+=(util-linux)  # lsblk, lscpu, lsmem
 command -v curl >/dev/null || missing_packages+=(curl)
 command -v shellcheck >/dev/null || missing_packages+=(shellcheck)  # lint: scripts/*.sh
+command -v prometheus >/dev/null || missing_packages+=(prometheus)  # scrapes /metrics (test_metrics.py)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then
     step "Installing Debian packages: ${missing_packages[*]}"
     [ "$(id -u)" = 0 ] || fail "need root to install ${missing_packages[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_packages[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || fail "cargo is missing: install Rust (https://rustup.rs) first"
 

@@ -13,7 +13,7 @@
 //! [`tool`] (a tool's declaration and signature) are the vocabulary they share, [`auth`] turns
 //! credentials into identities for the transports, [`audit`] keeps the tamper-evident record,
 //! [`config`] is what the operator chose, [`state_file`] writes the files the server keeps, and
-//! [`serve`] wires them together for the `serve` command. `tests/architecture.rs` fails when an
+//! [`serve`] wires them together for the `serve` command ([`notify`] tells systemd how it goes). `tests/architecture.rs` fails when an
 //! import runs against the flow, or one domain imports another; everything outside the
 //! library's surface is `pub(crate)`, and the `unreachable_pub` lint keeps it so.
 
@@ -27,6 +27,8 @@ pub mod domains;
 pub mod gate;
 pub mod logging;
 pub(crate) mod mcp;
+pub(crate) mod metrics;
+pub(crate) mod notify;
 pub(crate) mod render;
 pub mod serve;
 pub(crate) mod state_file;

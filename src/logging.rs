@@ -1,9 +1,14 @@
 //! Diagnostics on stderr through `tracing`. Never stdout: in stdio mode stdout carries the
-//! protocol and nothing else.
+//! protocol and nothing else. When stderr is journald's stream (a systemd service:
+//! `$JOURNAL_STREAM` names stderr's device and inode), records go to journald's native socket
+//! instead, each field a journal field (`journalctl -o json` shows `TOOL`, `OUTCOME`, …), the
+//! level as `PRIORITY`.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{LogConfig, LogFormat, LogLevel};
 
@@ -23,6 +28,18 @@ pub fn init(config: &LogConfig) {
         .filter(|value| !value.is_empty())
         .and_then(|value| EnvFilter::try_new(value).ok())
         .unwrap_or_else(|| EnvFilter::new(default_directives(config.level)));
+    if stderr_is_journal()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        let journald = journald
+            .with_field_prefix(None)
+            .with_syslog_identifier("systemmanager".into());
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .try_init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -35,4 +52,19 @@ pub fn init(config: &LogConfig) {
     };
     // A second init (tests) keeps the first subscriber.
     let _ = installed;
+}
+
+/// `$JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd for a unit whose output goes to the
+/// journal) names our stderr, so journald reads it: a redirected stderr keeps the text format.
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Ok(stat) = rustix::fs::fstat(std::io::stderr()) else {
+        return false;
+    };
+    stream.split_once(':').is_some_and(|(device, inode)| {
+        device.parse::<u64>().ok() == Some(stat.st_dev)
+            && inode.parse::<u64>().ok() == Some(stat.st_ino)
+    })
 }

@@ -72,6 +72,22 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         listeners.spawn(async move { log_failure("unix", serving.await) });
     }
 
+    if config.metrics.enabled
+        && let Some(address) = config.metrics.listen
+    {
+        let exporter = Arc::new(crate::metrics::Exporter::new(gate.metrics(), &config.host));
+        let (bound, serving) =
+            crate::transport::http::serve_metrics(address, exporter, stages.stop_accepting.clone())
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics.listen"))?;
+        tracing::info!("serving Prometheus metrics on http://{bound}/metrics");
+        listeners.spawn(async move { log_failure("metrics", serving.await) });
+    }
+
+    // Every listener is bound: a `Type=notify` unit becomes active only now.
+    crate::notify::ready(&describe(&transports));
+    crate::notify::spawn_watchdog(stages.stop_accepting.clone());
+
     // Run until a signal, or until every transport has ended by itself (the stdio client closed
     // stdin; listeners only end on failure).
     let ended_by_itself = tokio::select! {
@@ -91,6 +107,7 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         } => true,
     };
     let stdio_session = stdio_session.filter(|_| !ended_by_itself);
+    crate::notify::stopping();
     shut_down(&config, &gate, &stages, stdio_session, &mut listeners).await;
     if let Some(authenticator) = &authenticator
         && let Err(error) = authenticator.tokens().flush_last_used()
@@ -99,6 +116,21 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What `systemctl status` shows once the server is ready.
+fn describe(transports: &Transports) -> String {
+    let mut serving = Vec::new();
+    if let Some(address) = transports.http {
+        serving.push(format!("http://{address}/mcp"));
+    }
+    if let Some(path) = &transports.unix {
+        serving.push(format!("unix:{}", path.display()));
+    }
+    if serving.is_empty() {
+        serving.push("stdio".to_string());
+    }
+    format!("serving MCP on {}", serving.join(", "))
 }
 
 /// The stages of shutdown, each a token the transports watch.

@@ -7,8 +7,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Replaces `path` with `bytes` all at once, mode 0600, creating its directory (0700): written
-/// to a temporary file beside it, synced, renamed over it, and the directory synced. Errors: the
-/// directory or file cannot be created, written or renamed.
+/// to a temporary file beside it, synced, renamed over it, and the directory synced. The file
+/// belongs to the directory's owner: root running `systemmanager token create` on the state
+/// directory of a service user (`/var/lib/systemmanager`, owned by `systemmanager`) leaves a file
+/// that service can read. Errors: the directory or file cannot be created, written, handed to
+/// the directory's owner, or renamed.
 pub(crate) fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let directory = path
         .parent()
@@ -33,8 +36,23 @@ pub(crate) fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .mode(0o600)
             .open(&temporary)?;
         file.write_all(bytes)?;
+        hand_to_directory_owner(&file, directory)?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)?;
     File::open(directory)?.sync_all()
+}
+
+/// Gives `file` the owner and group of `directory` when they differ from ours and we may
+/// (root); otherwise leaves it ours.
+fn hand_to_directory_owner(file: &File, directory: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(directory)?;
+    if owner.uid() == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()))
 }

@@ -24,19 +24,42 @@ const LAYERS: &[(&str, &[&str])] = &[
     // A domain: see `DOMAIN_MAY_USE`; `domains/mod.rs` registers them all.
     (
         "domains",
-        &["tool", "config", "render", "bounded", "state_file"],
+        &[
+            "tool",
+            "config",
+            "render",
+            "bounded",
+            "state_file",
+            "localapi",
+        ],
     ),
     ("audit", &["access", "config", "state_file", "domains"]),
-    ("gate", &["access", "audit", "config", "tool", "render"]),
-    ("auth", &["access", "audit", "config", "gate", "state_file"]),
+    // The server's own counters and the host's node_exporter-named figures for /metrics.
+    ("metrics", &["config", "domains"]),
+    (
+        "gate",
+        &["access", "audit", "config", "metrics", "tool", "render"],
+    ),
+    (
+        "auth",
+        &[
+            "access",
+            "audit",
+            "config",
+            "gate",
+            "localapi",
+            "state_file",
+        ],
+    ),
     ("mcp", &["access", "gate", "tool", "render"]),
     (
         "transport",
         &[
-            "access", "audit", "auth", "config", "gate", "mcp", "tool", "render",
+            "access", "audit", "auth", "config", "gate", "mcp", "metrics", "tool", "render",
         ],
     ),
     ("logging", &["config"]),
+    ("notify", &[]),
 ];
 
 /// What a module inside a domain (`domains/docker/…`) may import from `crate::domains`.

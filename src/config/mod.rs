@@ -37,6 +37,20 @@ pub struct Config {
     pub files: FilesConfig,
     pub docker: DockerConfig,
     pub services: ServicesConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `GET /metrics` in the Prometheus (OpenMetrics) text format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`. Default: false.
+    pub enabled: bool,
+    /// Where: unset, on the server's own HTTP listeners behind the same credential as `/mcp`
+    /// (any role); an address, on a listener of its own that serves `/metrics` (and
+    /// `/healthz`) without credentials, for a Prometheus on this host or a trusted network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The roles every server has: name and tiers.
@@ -73,10 +87,23 @@ impl Default for SecurityConfig {
     }
 }
 
-/// Where the server keeps its state (tokens, the audit log) when the config does not say:
+/// Where the server keeps its state (tokens, the audit log) when the config does not say: the
+/// first directory of `$STATE_DIRECTORY` (systemd sets it for a unit's `StateDirectory=`), else
 /// `/var/lib/systemmanager` for root, `$XDG_STATE_HOME/systemmanager` (or
 /// `~/.local/state/systemmanager`) for other users.
 pub fn default_state_dir() -> PathBuf {
+    // systemd joins several StateDirectory= entries with ':'; the first is ours.
+    if let Some(first) = std::env::var_os("STATE_DIRECTORY")
+        .and_then(|value| {
+            value
+                .to_str()
+                .and_then(|v| v.split(':').next())
+                .map(PathBuf::from)
+        })
+        .filter(|path| path.is_absolute())
+    {
+        return first;
+    }
     if rustix::process::geteuid().is_root() {
         return PathBuf::from("/var/lib/systemmanager");
     }

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::{Caller, Role};
 use crate::audit::{AuditError, AuditLog, Decision, Entry};
 use crate::config::LimitsConfig;
+use crate::metrics::CallMetrics;
 use crate::tool::{
     Answer, ClientRoots, Declaration, OutputCap, Prepared, Progress, RegisteredTool, Registry,
     Tier, ToolContext, ToolError, json_len,
@@ -163,6 +164,7 @@ pub struct Gate {
     limits: Limits,
     in_flight: TaskTracker,
     draining: AtomicBool,
+    metrics: Arc<CallMetrics>,
 }
 
 impl Gate {
@@ -181,6 +183,7 @@ impl Gate {
             limits,
             in_flight: TaskTracker::new(),
             draining: AtomicBool::new(false),
+            metrics: Arc::default(),
         }
     }
 
@@ -192,6 +195,11 @@ impl Gate {
     /// Admission control, for transports that refuse over-limit calls in their own terms.
     pub fn throttle(&self) -> &Throttle {
         &self.throttle
+    }
+
+    /// What `/metrics` reports of the calls this gate saw.
+    pub(crate) fn metrics(&self) -> &Arc<CallMetrics> {
+        &self.metrics
     }
 
     pub fn registry(&self) -> &Registry {
@@ -237,6 +245,8 @@ impl Gate {
         } = call;
         let record = CallRecord {
             audit: &self.audit,
+            metrics: &self.metrics,
+            known: self.registry.get(&name).is_some(),
             caller: &caller,
             tool: &name,
             request_id,
@@ -552,6 +562,9 @@ struct Cleared {
 /// What the log event and the audit record of one call share.
 struct CallRecord<'a> {
     audit: &'a AuditLog,
+    metrics: &'a CallMetrics,
+    /// The tool exists (metrics count unknown names under one label).
+    known: bool,
     caller: &'a Caller,
     tool: &'a str,
     request_id: Option<String>,
@@ -569,9 +582,13 @@ impl CallRecord<'_> {
         bytes: usize,
         detail: Option<&str>,
     ) -> Result<(), AuditError> {
-        let duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if outcome != Outcome::Started {
             log_call(self.caller, self.tool, outcome, duration_us, bytes);
+            let outcome = outcome.to_string();
+            self.metrics
+                .observe(self.tool, self.known, &outcome, elapsed.as_secs_f64());
         }
         let mut entry = Entry::call(self.caller, decision, outcome.to_string());
         entry.request_id = self.request_id.clone();
@@ -583,7 +600,11 @@ impl CallRecord<'_> {
             entry.bytes = Some(bytes);
         }
         entry.detail = detail.map(|text| text.chars().take(500).collect());
-        self.audit.record(&entry)
+        let written = self.audit.record(&entry);
+        if written.is_err() {
+            self.metrics.audit_failed();
+        }
+        written
     }
 
     /// Records a refusal and returns it as the tool error the caller reads.

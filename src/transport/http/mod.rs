@@ -8,7 +8,8 @@
 //! owners and bounds ([`sessions`]) → the record of rmcp's own refusals ([`refusals`]) → rmcp's
 //! `StreamableHttpService`, which speaks both protocol eras
 //! (sessions with `Mcp-Session-Id` for 2025-11-25 and older, stateless requests for 2026-07-28).
-//! `GET /healthz` sits outside them all.
+//! `GET /healthz` sits outside them all; `GET /metrics`, where `[metrics]` serves it here, behind
+//! the Host/Origin check and the credential.
 
 mod body;
 mod connections;
@@ -43,6 +44,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::mcp::McpServer;
+use crate::metrics::{self, Exporter};
 
 use body::BodyLimit;
 use connections::ConnectionLimits;
@@ -86,6 +88,15 @@ fn router<P: ConnectionPeer>(
         },
         audit: Arc::clone(&audit),
     });
+    let metrics = config.metrics.enabled && config.metrics.listen.is_none();
+    let exporter = metrics.then(|| Arc::new(Exporter::new(gate.metrics(), &config.host)));
+    // /metrics, where served here, passes the same door as /mcp: Host/Origin, then credentials.
+    let scrape = ServiceBuilder::new()
+        .layer(from_fn_with_state(Arc::clone(&guard), guard::enforce::<P>))
+        .layer(from_fn_with_state(
+            Arc::clone(&authenticator),
+            credentials::authenticate::<P>,
+        ));
     // In the order a request passes them, outermost first.
     let layers = ServiceBuilder::new()
         .layer(from_fn_with_state(guard, guard::enforce::<P>))
@@ -105,7 +116,51 @@ fn router<P: ConnectionPeer>(
         .layer(from_fn_with_state(sessions, sessions::enforce))
         .layer(from_fn_with_state(audit, refusals::record));
     let mcp = Router::new().route_service("/mcp", service).layer(layers);
-    Router::new().route("/healthz", get(healthz)).merge(mcp)
+    let mut routes = Router::new().route("/healthz", get(healthz)).merge(mcp);
+    if let Some(exporter) = exporter {
+        routes = routes.route(
+            "/metrics",
+            get(move || scrape_metrics(Arc::clone(&exporter))).layer(scrape),
+        );
+    }
+    routes
+}
+
+/// `GET /metrics`: one scrape of the host's and the server's figures.
+pub(crate) async fn scrape_metrics(exporter: Arc<Exporter>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    // Reading /proc and statvfs of every mount blocks (a hung NFS mount could hold it).
+    match tokio::task::spawn_blocking(move || exporter.render()).await {
+        Ok(text) => (
+            [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The listener `metrics.listen` names: `/metrics` and `/healthz`, no credentials.
+pub(crate) async fn serve_metrics(
+    address: SocketAddr,
+    exporter: Arc<Exporter>,
+    stop: CancellationToken,
+) -> io::Result<(
+    SocketAddr,
+    futures::future::BoxFuture<'static, io::Result<()>>,
+)> {
+    use futures::FutureExt as _;
+    let listener = TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let routes = Router::new().route("/healthz", get(healthz)).route(
+        "/metrics",
+        get(move || scrape_metrics(Arc::clone(&exporter))),
+    );
+    let serving = axum::serve(listener, routes)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future()
+        .boxed();
+    Ok((bound, serving))
 }
 
 /// Liveness for load balancers and service managers: no state, no details.
