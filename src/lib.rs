@@ -25,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod domains;
 pub mod gate;
+pub(crate) mod localapi;
 pub mod logging;
 pub(crate) mod mcp;
 pub(crate) mod metrics;

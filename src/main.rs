@@ -66,6 +66,38 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Publish the server on a tailnet as a Tailscale Service.
+    Tailscale {
+        #[command(subcommand)]
+        action: TailscaleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TailscaleAction {
+    /// Print the file `tailscale serve set-config --all FILE` applies to publish this server
+    /// as svc:NAME (or, with --format cli, the `tailscale serve --service` line).
+    ServiceConfig {
+        /// The service's name: svc:NAME.
+        #[arg(long, value_name = "svc:NAME")]
+        service: String,
+        /// The port tailnet clients connect to (443: HTTPS by tailscaled; 80: plain HTTP
+        /// inside the tailnet's WireGuard).
+        #[arg(long, default_value_t = 443)]
+        port: u16,
+        /// Where the server listens (`serve --http`); a bare port means loopback.
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8080", value_parser = parse_listen_address, conflicts_with = "unix")]
+        listen: SocketAddr,
+        /// The server listens on this unix socket instead (`serve --unix`).
+        #[arg(long, value_name = "PATH")]
+        unix: Option<PathBuf>,
+        /// The server serves TLS itself at --listen ([tls] configured).
+        #[arg(long, conflicts_with = "unix")]
+        backend_tls: bool,
+        /// `file` (HuJSON for set-config, the CLI line in its comments) or `cli`.
+        #[arg(long, default_value = "file", value_parser = ["file", "cli"])]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +178,38 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Tailscale {
+            action:
+                TailscaleAction::ServiceConfig {
+                    service,
+                    port,
+                    listen,
+                    unix,
+                    backend_tls,
+                    format,
+                },
+        } => {
+            use commands::tailscale::{Backend, Format};
+            let backend = match &unix {
+                Some(path) => Backend::Unix(path),
+                None => Backend::Tcp {
+                    address: listen,
+                    tls: backend_tls,
+                },
+            };
+            let format = if format == "cli" {
+                Format::Cli
+            } else {
+                Format::File
+            };
+            report(commands::tailscale::service_config(
+                &service,
+                port,
+                &backend,
+                format,
+                &mut std::io::stdout(),
+            ))
+        }
         Command::Serve {
             http,
             unix,

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("bounded", &[]),
     ("render", &[]),
     ("state_file", &[]),
+    ("localapi", &[]),
     ("tool", &["access", "render"]),
     ("config", &["access", "bounded"]),
     // A domain: see `DOMAIN_MAY_USE`; `domains/mod.rs` registers them all.
@@ -188,7 +189,7 @@ fn every_module_imports_only_the_layers_below_it() {
 
 /// Every tool there is: the default configuration plus a file root, the admin tier and Docker
 /// exec (the last two off by default), on a host that runs systemd (a root with
-/// `/run/systemd/system`, whatever this machine runs).
+/// `/run/systemd/system`, whatever this machine runs) and tailscaled (tailscale.enabled).
 fn every_tool() -> Vec<(&'static str, &'static str)> {
     let root = std::env::temp_dir().join(format!("sm-architecture-{}", std::process::id()));
     fs::create_dir_all(root.join("run/systemd/system")).expect("a systemd-shaped root");
@@ -197,6 +198,7 @@ fn every_tool() -> Vec<(&'static str, &'static str)> {
     config.files.roots = vec![AbsolutePath(std::env::temp_dir())];
     config.docker.exec_enabled = true;
     config.security.admin_tier = true;
+    config.tailscale.enabled = true;
     domains::registry(&config)
         .iter()
         .map(|tool| (tool.declaration().name, tool.declaration().tier.as_str()))

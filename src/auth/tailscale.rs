@@ -14,9 +14,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -172,44 +169,12 @@ impl TailnetIdentifier {
 
     /// One `GET /localapi/v0/whois` over tailscaled's socket.
     async fn ask(&self, address: IpAddr) -> Result<WhoIs, String> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|error| {
-                format!(
-                    "cannot reach tailscaled at {}: {error}",
-                    self.socket.display()
-                )
-            })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(|error| format!("tailscaled's LocalAPI: {error}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
         let mut path = format!("/localapi/v0/whois?addr={address}");
         if let Some(service) = &self.service {
             path.push_str("&svc_name=");
             path.push_str(service);
         }
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, "local-tailscaled.sock")
-            .body(Empty::new())
-            .map_err(|error| error.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| format!("tailscaled's LocalAPI: {error}"))?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|error| format!("tailscaled's answer: {error}"))?
-            .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
-            return Err(format!("tailscaled answered {status}: {}", text.trim()));
-        }
+        let body = crate::localapi::get(&self.socket, &path, MAX_ANSWER).await?;
         serde_json::from_slice(&body)
             .map_err(|error| format!("tailscaled's answer is not a whois response: {error}"))
     }

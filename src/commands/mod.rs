@@ -1,4 +1,5 @@
 //! The command-line actions besides `serve`: what they do and print. `main.rs` only parses.
 
 pub mod audit;
+pub mod tailscale;
 pub mod token;

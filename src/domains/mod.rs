@@ -13,6 +13,7 @@ pub(crate) mod services;
 pub(crate) mod shared;
 pub(crate) mod storage;
 pub(crate) mod system;
+pub(crate) mod tailscale;
 
 use std::sync::Arc;
 
@@ -31,5 +32,6 @@ pub fn registry(config: &Config) -> Registry {
     files::register(&mut registry, config, &users);
     docker::register(&mut registry, config);
     services::register(&mut registry, config);
+    tailscale::register(&mut registry, config);
     registry
 }

@@ -32,6 +32,7 @@ pub enum Domain {
     Files,
     Docker,
     Services,
+    Tailscale,
 }
 
 impl Domain {
@@ -45,6 +46,7 @@ impl Domain {
             Domain::Files => "files",
             Domain::Docker => "docker",
             Domain::Services => "services",
+            Domain::Tailscale => "tailscale",
         }
     }
 }

@@ -44,5 +44,7 @@ DOCKER_OPERATE_TOOLS = [
 ]
 # What a viewer sees, and all a read-only server has.
 READ_TOOLS = [*HOST_READ_TOOLS, *DOCKER_READ_TOOLS]
+# Registered where tailscaled is expected (tailscale.enabled, or its socket exists), last.
+TAILSCALE_TOOLS = ["tailscale_status"]
 # What an operator sees: the read tools and the operate tier's.
 OPERATOR_TOOLS = [*HOST_READ_TOOLS, "process_signal", *DOCKER_READ_TOOLS, *DOCKER_OPERATE_TOOLS]

@@ -1,6 +1,8 @@
-"""A stand-in for tailscaled's LocalAPI: `GET /localapi/v0/whois?addr=IP` on a unix socket,
-answering the documented WhoIsResponse JSON for the addresses it knows and 404 otherwise.
-(tailscaled itself cannot run on the test machines.)"""
+"""A stand-in for tailscaled's LocalAPI on a unix socket: `GET /localapi/v0/whois?addr=IP`,
+answering the documented WhoIsResponse JSON for the addresses it knows and 404 otherwise, and
+fixed documents for other paths (`/localapi/v0/status`, `/localapi/v0/prefs`) in the shapes
+tailscaled answers (ipnstate.Status, ipn.Prefs). (tailscaled itself cannot run on the test
+machines: it cannot join a tailnet here.)"""
 
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ def whois(login: str, node: str, address: str, grants: dict[str, list[dict]] | N
 
 
 class FakeTailscaled:
-    def __init__(self, path: Path, peers: dict[str, dict]):
+    def __init__(self, path: Path, peers: dict[str, dict], documents: dict[str, dict] | None = None):
         self.path = path
         self.peers = peers
+        self.documents = documents or {}
         self.requests: list[dict] = []
         owner = self
 
@@ -40,7 +43,10 @@ class FakeTailscaled:
                 url = urlparse(self.path)
                 query = {key: values[0] for key, values in parse_qs(url.query).items()}
                 owner.requests.append({"path": url.path, "query": query, "host": self.headers.get("Host")})
-                peer = owner.peers.get(query.get("addr", "")) if url.path == "/localapi/v0/whois" else None
+                if url.path == "/localapi/v0/whois":
+                    peer = owner.peers.get(query.get("addr", ""))
+                else:
+                    peer = owner.documents.get(url.path)
                 if peer is None:
                     body, status = f"no match for IP:port {query.get('addr')}\n".encode(), 404
                 else:
@@ -62,3 +68,43 @@ class FakeTailscaled:
         self.server.shutdown()
         self.server.server_close()
         self.path.unlink(missing_ok=True)
+
+
+def status(self_node: dict, peers: list[dict], tailnet: str = "example.ts.net") -> dict:
+    """An ipnstate.Status as tailscaled 1.9x answers it (field names as in ipn/ipnstate)."""
+    return {
+        "Version": "1.96.2-t1234abcd",
+        "TUN": True,
+        "BackendState": "Running",
+        "HaveNodeKey": True,
+        "AuthURL": "",
+        "TailscaleIPs": self_node["TailscaleIPs"],
+        "Self": self_node,
+        "Health": [],
+        "MagicDNSSuffix": tailnet,
+        "CurrentTailnet": {"Name": "admin@example.com", "MagicDNSSuffix": tailnet, "MagicDNSEnabled": True},
+        "CertDomains": [self_node["DNSName"].rstrip(".")],
+        "Peer": {f"nodekey:{index:064x}": peer for index, peer in enumerate(peers, start=1)},
+        "User": {"3": {"ID": 3, "LoginName": "alice@example.com", "DisplayName": "Alice"}},
+        "ClientVersion": None,
+    }
+
+
+def peer_status(host: str, ips: list[str], online: bool, tags: list[str] | None = None, os: str = "linux",
+                tailnet: str = "example.ts.net", cap_map: dict | None = None) -> dict:
+    """One ipnstate.PeerStatus (Tags and CapMap are left out when empty, as tailscaled does)."""
+    peer = {
+        "ID": f"n{host}CNTRL", "NodeID": 7, "PublicKey": "nodekey:" + "ab" * 32, "HostName": host,
+        "DNSName": f"{host}.{tailnet}.", "OS": os, "UserID": 3, "TailscaleIPs": ips, "AllowedIPs": ips,
+        "Addrs": None, "CurAddr": "", "Relay": "fra", "PeerRelay": "", "RxBytes": 0, "TxBytes": 0,
+        "Created": "2026-01-02T03:04:05Z", "LastWrite": "0001-01-01T00:00:00Z",
+        "LastSeen": "2026-11-30T10:00:00Z", "LastHandshake": "0001-01-01T00:00:00Z", "Online": online,
+        "ExitNode": False, "ExitNodeOption": False, "Active": online, "PeerAPIURL": None,
+        "TaildropTarget": 0, "NoFileSharingReason": "", "InNetworkMap": True, "InMagicSock": True,
+        "InEngine": True,
+    }
+    if tags:
+        peer["Tags"] = tags
+    if cap_map:
+        peer["CapMap"] = cap_map
+    return peer

@@ -11,12 +11,17 @@ import uuid
 
 import pytest
 
-from catalogue import OPERATOR_TOOLS, READ_TOOLS
+from catalogue import OPERATOR_TOOLS as HOST_OPERATOR_TOOLS
+from catalogue import READ_TOOLS as HOST_READ_TOOLS
+from catalogue import TAILSCALE_TOOLS
 from rawclient import modern_call, modern_list, modern_meta, tool_names, unix_tool_names
 from servers import start_server, wait_for_record
 from tailscaled import FakeTailscaled, whois
 
 CAPABILITY = "example.com/cap/systemmanager"
+# With [tailscale] enabled, the server also offers tailscale_status (read tier).
+READ_TOOLS = [*HOST_READ_TOOLS, *TAILSCALE_TOOLS]
+OPERATOR_TOOLS = [*HOST_OPERATOR_TOOLS, *TAILSCALE_TOOLS]
 
 
 @pytest.fixture
