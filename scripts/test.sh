@@ -13,8 +13,9 @@
 # scripts, then clippy. Then it builds once (the dev profile), runs the Rust tests and the
 # contract tests, and ends with each runner's summary line.
 #
-# The deployment tests install packaging/systemmanager.service in the systemd container and
-# scrape /metrics with a real Prometheus.
+# The deployment tests build the container image (Dockerfile, from a static build of the binary)
+# and run it with compose.yaml (docker-compose), install packaging/systemmanager.service in the
+# systemd container, and scrape /metrics with a real Prometheus.
 #
 # Under CI=true nothing is skipped: a missing component is a failure.
 set -euo pipefail
@@ -46,6 +47,7 @@ command -v lsblk >/dev/null || missing_packages+=(util-linux)  # lsblk, lscpu, l
 command -v curl >/dev/null || missing_packages+=(curl)
 command -v shellcheck >/dev/null || missing_packages+=(shellcheck)  # lint: scripts/*.sh
 command -v prometheus >/dev/null || missing_packages+=(prometheus)  # scrapes /metrics (test_metrics.py)
+command -v docker-compose >/dev/null || missing_packages+=(docker-compose)  # runs compose.yaml
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing_packages+=(python3-venv); fi
 if ((${#missing_packages[@]})); then
     step "Installing Debian packages: ${missing_packages[*]}"
@@ -110,6 +112,17 @@ echo "image $SM_SYSTEMD_IMAGE"
 
 step "cargo build"
 cargo build --locked --all-targets
+
+# The container image's binary (Dockerfile, `prebuilt` stage): the same dev profile, linked
+# statically (glibc's crt-static), without debug info; its own target directory, so the build
+# above is untouched.
+HOST_TARGET=$(rustc -vV | sed -n 's/^host: //p')
+step "cargo build --target $HOST_TARGET, static (the container image's binary)"
+target_flags_var="CARGO_TARGET_$(echo "$HOST_TARGET" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+env "$target_flags_var=-C target-feature=+crt-static" CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_DEV_STRIP=symbols \
+    cargo build --locked --bin systemmanager --target "$HOST_TARGET"
+SM_STATIC_BIN=$ROOT/target/$HOST_TARGET/debug/systemmanager
+export SM_STATIC_BIN
 
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

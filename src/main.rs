@@ -71,6 +71,15 @@ enum Command {
         #[command(subcommand)]
         action: TailscaleAction,
     },
+    /// Ask a running server's GET /healthz; exit 0 when it answers 200 (container healthchecks).
+    Healthcheck {
+        /// The server's HTTP address (a bare port means loopback).
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8080", value_parser = parse_listen_address)]
+        http: SocketAddr,
+        /// Ask over this unix socket instead.
+        #[arg(long, value_name = "PATH")]
+        unix: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +218,13 @@ fn main() -> ExitCode {
                 format,
                 &mut std::io::stdout(),
             ))
+        }
+        Command::Healthcheck { http, unix } => {
+            let target = match &unix {
+                Some(path) => commands::healthcheck::Target::Unix(path),
+                None => commands::healthcheck::Target::Tcp(http),
+            };
+            report(commands::healthcheck::check(&target))
         }
         Command::Serve {
             http,
