@@ -70,8 +70,9 @@ pub struct SecurityConfig {
     pub admin_tier: bool,
     /// The role of local OS users: whoever starts a stdio server, and unix-socket peers.
     pub local_role: String,
-    /// Where bearer tokens are stored (hashes only). Default: `/var/lib/systemmanager/tokens.json`
-    /// for root, `$XDG_STATE_HOME/systemmanager/tokens.json` for other users.
+    /// Where bearer tokens are stored (hashes only). Default: `tokens.json` in
+    /// [`default_state_dir`] (`$STATE_DIRECTORY` under systemd, `/var/lib/systemmanager` for
+    /// root, `$XDG_STATE_HOME/systemmanager` for other users).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
 }

@@ -57,11 +57,17 @@ def unit_box(tmp_path_factory, binary):
             return state.stdout.strip() in ("running", "degraded")
 
         wait_until(booted, timeout=60, interval=0.2)
-        subprocess.run(["docker", "cp", str(binary), f"{name}:{INSIDE}"], check=True, capture_output=True)
-        subprocess.run(["docker", "cp", str(UNIT), f"{name}:/etc/systemd/system/systemmanager.service"], check=True, capture_output=True)
+        # scripts/install.sh as a user runs it: the binary, the unit, the user, the config, a token.
+        box.run("mkdir", "-p", "/opt/sm/scripts")
+        subprocess.run(["docker", "cp", str(binary), f"{name}:/opt/sm/systemmanager"], check=True, capture_output=True)
+        subprocess.run(["docker", "cp", str(ROOT / "scripts" / "install.sh"), f"{name}:/opt/sm/scripts/install.sh"], check=True, capture_output=True)
+        subprocess.run(["docker", "cp", str(ROOT / "packaging"), f"{name}:/opt/sm/packaging"], check=True, capture_output=True)
+        installed = subprocess.run(["docker", "exec", name, "/opt/sm/scripts/install.sh", "--binary", "/opt/sm/systemmanager"],
+                                   capture_output=True, text=True, timeout=120)
+        assert installed.returncode == 0, installed.stderr
+        box.token = installed.stdout.strip()
+        box.install_log = installed.stderr
         subprocess.run(["docker", "cp", str(NODE_EXPORTER_UNIT), f"{name}:/etc/systemd/system/node_exporter.service"], check=True, capture_output=True)
-        # What scripts/install.sh does: a system user for the service.
-        box.run("useradd", "--system", "--home-dir", "/var/lib/systemmanager", "--shell", "/usr/sbin/nologin", "systemmanager")
         box.run("systemctl", "daemon-reload")
         yield box
     finally:
@@ -91,15 +97,30 @@ async def socket_session(socket: Path, token: str):
             yield session
 
 
+def test_install_sh_installs_enables_and_starts_the_unit(unit_box):
+    box = unit_box
+    assert box.token.startswith("sm") and "\n" not in box.token, box.token
+    shown = box.show("systemmanager.service", "ActiveState", "UnitFileState", "FragmentPath")
+    assert shown == {"ActiveState": "active", "UnitFileState": "enabled",
+                     "FragmentPath": "/etc/systemd/system/systemmanager.service"}, shown
+    assert box.run("stat", "-c", "%U %a", "/var/lib/systemmanager").split() == ["systemmanager", "700"]
+    assert box.run(INSIDE, "config", "check").startswith("# configuration OK; source: /etc/systemmanager/config.toml")
+    # Run again: the tokens are kept (no second token), the service still runs.
+    again = subprocess.run(["docker", "exec", box.name, "/opt/sm/scripts/install.sh", "--binary", "/opt/sm/systemmanager"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == "", again
+    assert box.run(INSIDE, "token", "list").count(" active") == 1
+
+
 async def test_the_unit_is_active_only_once_ready_and_serves_mcp_on_its_socket(unit_box):
     box = unit_box
-    # Type=notify: `systemctl start` returns once the server said READY=1, after binding.
-    box.run("systemctl", "start", "systemmanager.service")
+    # Type=notify: `systemctl restart` returns once the server said READY=1, after binding.
+    box.run("systemctl", "restart", "systemmanager.service")
     shown = box.show("systemmanager.service", "ActiveState", "SubState", "Type", "StatusText", "MainPID", "User")
     assert (shown["ActiveState"], shown["SubState"], shown["Type"]) == ("active", "running", "notify"), shown
     assert shown["StatusText"] == "serving MCP on unix:/run/systemmanager/mcp.sock", shown
     assert (unit_box.shared / "mcp.sock").is_socket()
-    # Root creates a token with the plain command; the file belongs to the service's user.
+    # Root creates tokens with the plain command; the file belongs to the service's user.
     token = box.run(INSIDE, "token", "create", "--name", "deploy-test", "--role", "viewer").strip()
     owner = box.run("stat", "-c", "%U %a", "/var/lib/systemmanager/tokens.json").split()
     assert owner == ["systemmanager", "600"], owner
@@ -184,3 +205,34 @@ def test_the_unit_scores_better_than_node_exporters_example(unit_box):
     print(f"systemd-analyze security: systemmanager.service {ours}, node_exporter.service {theirs}")
     assert ours < theirs, (ours, theirs)
     assert ours <= 2.5, ours
+
+
+def test_the_drop_ins_load_and_grant_what_they_say(unit_box):
+    box = unit_box
+    box.run("groupadd", "--system", "docker", check=False)
+    drop_ins = ROOT / "packaging" / "systemmanager.service.d"
+    try:
+        for conf in sorted(drop_ins.glob("*.conf")):
+            drop_in(box, conf.name, conf.read_text())
+        box.run("systemctl", "restart", "systemmanager.service")
+        shown = box.show("systemmanager.service", "ActiveState", "SupplementaryGroups", "AmbientCapabilities",
+                         "PrivateDevices", "DevicePolicy", "MainPID")
+        assert shown["ActiveState"] == "active", shown
+        assert shown["SupplementaryGroups"].split() == ["systemd-journal", "docker"], shown
+        assert sorted(shown["AmbientCapabilities"].split()) == ["cap_dac_read_search", "cap_kill", "cap_sys_ptrace"]
+        assert (shown["PrivateDevices"], shown["DevicePolicy"]) == ("no", "closed")
+        # CAP_DAC_READ_SEARCH (2), CAP_KILL (5), CAP_SYS_PTRACE (19), and nothing else: those of
+        # them this container's systemd may give at all (Docker's default set has only KILL).
+        def capabilities(pid: str, kind: str) -> int:
+            status = box.run("cat", f"/proc/{pid}/status")
+            return int(re.search(rf"^{kind}:\s+([0-9a-f]+)$", status, re.M).group(1), 16)
+
+        wanted = (1 << 2) | (1 << 5) | (1 << 19)
+        assert capabilities(shown["MainPID"], "CapEff") == wanted & capabilities("1", "CapBnd") != 0
+        warnings = box.run("journalctl", "-b", "--no-pager", "-u", "systemmanager.service", "-p", "warning")
+        assert "Unknown key" not in warnings and "Failed to parse" not in warnings, warnings
+    finally:
+        for conf in drop_ins.glob("*.conf"):
+            box.run("rm", "-f", f"{DROP_INS}/{conf.name}")
+        box.run("systemctl", "daemon-reload")
+        box.run("systemctl", "restart", "systemmanager.service")
