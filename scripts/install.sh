@@ -41,6 +41,15 @@ done
 [ -d /run/systemd/system ] || fail "systemd is not running here; see docs/deploy.md for the container or a manual start"
 [ -x "$BINARY" ] || fail "no binary at $BINARY: build it (cargo build --release --locked) or pass --binary PATH"
 "$BINARY" --version >/dev/null || fail "$BINARY does not run on this host"
+# The token's role, checked before anything is installed: a token made in a scratch directory.
+config=/etc/systemmanager/config.toml
+[ -e "$config" ] || config=$SOURCE/packaging/config.toml
+if ! grep -q '^[[:space:]]*token_file' "$config"; then   # (a set token_file is the real one)
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    STATE_DIRECTORY=$scratch "$BINARY" --config "$config" token create --name probe --role "$TOKEN_ROLE" \
+        >/dev/null 2>"$scratch/error" || fail "--token-role $TOKEN_ROLE: $(cat "$scratch/error")"
+fi
 
 say "binary: /usr/local/bin/systemmanager ($("$BINARY" --version))"
 install -m 0755 "$BINARY" /usr/local/bin/systemmanager.new
@@ -77,4 +86,8 @@ if ! /usr/local/bin/systemmanager token list 2>/dev/null | grep -q ' active'; th
     say "token: $TOKEN_NAME (role $TOKEN_ROLE); its secret is printed once, below"
     /usr/local/bin/systemmanager token create --name "$TOKEN_NAME" --role "$TOKEN_ROLE"
 fi
-say "done: MCP over Streamable HTTP on unix:/run/systemmanager/mcp.sock; docs/deploy.md goes on from here"
+if ((START)); then
+    say "done: MCP over Streamable HTTP on unix:/run/systemmanager/mcp.sock; docs/deploy.md goes on from here"
+else
+    say "done: installed, not started (systemctl enable --now systemmanager); docs/deploy.md goes on from here"
+fi

@@ -45,8 +45,13 @@ pub(crate) async fn get(
         .map_err(|error| format!("tailscaled's answer: {error}"))?
         .to_bytes();
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
-        return Err(format!("tailscaled answered {status}: {}", text.trim()));
+        // Quoted, but not a whole page of it.
+        let text: String = String::from_utf8_lossy(&body)
+            .trim()
+            .chars()
+            .take(200)
+            .collect();
+        return Err(format!("tailscaled answered {status}: {text}"));
     }
     Ok(body)
 }

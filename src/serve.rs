@@ -76,10 +76,14 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         && let Some(address) = config.metrics.listen
     {
         let exporter = Arc::new(crate::metrics::Exporter::new(gate.metrics(), &config.host));
-        let (bound, serving) =
-            crate::transport::http::serve_metrics(address, exporter, stages.stop_accepting.clone())
-                .await
-                .with_context(|| format!("cannot listen on {address} for metrics.listen"))?;
+        let (bound, serving) = crate::transport::http::serve_metrics(
+            address,
+            exporter,
+            &config,
+            stages.stop_accepting.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot listen on {address} for metrics.listen"))?;
         tracing::info!("serving Prometheus metrics on http://{bound}/metrics");
         listeners.spawn(async move { log_failure("metrics", serving.await) });
     }

@@ -44,8 +44,8 @@ pub(crate) fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Gives `file` the owner and group of `directory` when they differ from ours and we may
-/// (root); otherwise leaves it ours.
-fn hand_to_directory_owner(file: &File, directory: &Path) -> io::Result<()> {
+/// (root); otherwise leaves it ours. Errors: `chown` fails.
+pub(crate) fn hand_to_directory_owner(file: &File, directory: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     if !rustix::process::geteuid().is_root() {
         return Ok(());

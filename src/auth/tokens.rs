@@ -297,6 +297,11 @@ fn update<T>(
         .truncate(false)
         .mode(0o600)
         .open(&lock_path)?;
+    // Root running `token create` in a service user's state directory: the lock stays usable
+    // by that user, like the token file itself.
+    if let Some(directory) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::state_file::hand_to_directory_owner(&lock, directory)?;
+    }
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
     let (tokens, _) = read_tokens(path)?;
     let mut file = TokenFile { version: 1, tokens };

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 
 from policy import require
 from sdk import call, connect
-from servers import free_port
+from servers import TOKEN_RELOAD_WAIT, free_port
 from waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -61,10 +62,11 @@ def deployment(image, tmp_path_factory):
            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid)}
     base = [compose, "--project-name", project, "--file", str(directory / "compose.yaml")]
     try:
-        token = run(*base, "run", "--rm", "--no-deps", "systemmanager", "token", "create",
-                    "--name", "deploy", "--role", "viewer", env=env).strip().splitlines()[-1]
         run(*base, "up", "-d", "--no-build", env=env)
         container = run(*base, "ps", "-q", "systemmanager", env=env).strip()
+        # As docs/deploy.md says: a token made inside the running container, on the volume.
+        token = run(*base, "exec", "-T", "systemmanager", "/usr/local/bin/systemmanager", "token", "create",
+                    "--name", "deploy", "--role", "viewer", env=env).strip().splitlines()[-1]
         url = f"http://127.0.0.1:{port}/mcp"
 
         def healthy():
@@ -73,6 +75,7 @@ def deployment(image, tmp_path_factory):
             return probe.returncode == 0
 
         wait_until(healthy, timeout=30, interval=0.3)
+        time.sleep(TOKEN_RELOAD_WAIT)  # the server rereads its token file at most once a second
         yield {"url": url, "token": token, "container": container}
     finally:
         subprocess.run([*base, "down", "--volumes", "--timeout", "5"], capture_output=True, env=env, timeout=120)
@@ -127,6 +130,9 @@ async def test_it_reports_the_host_not_the_container(deployment):
     root = next(fs for fs in disks["filesystems"] if fs["mount_point"] == "/")
     df = subprocess.run(["df", "--output=size", "-B1", "/"], capture_output=True, text=True, check=True)
     assert root["size_bytes"] == int(df.stdout.split()[1])
+    # Read-only as the host mounted it, not as this read-only container sees it.
+    options = subprocess.run(["findmnt", "-no", "OPTIONS", "/"], capture_output=True, text=True, check=True)
+    assert root["read_only"] == ("ro" in options.stdout.strip().split(",")), (root, options.stdout)
     # The Docker socket is reachable through the group compose.yaml adds.
     assert any(row["id"].startswith(deployment["container"][:12]) for row in containers["containers"]), containers
 
@@ -134,7 +140,7 @@ async def test_it_reports_the_host_not_the_container(deployment):
 def test_its_state_lives_on_the_volume_and_the_healthcheck_answers(deployment):
     answer = httpx2.get(deployment["url"].removesuffix("/mcp") + "/healthz", timeout=5)
     assert answer.status_code == 200
-    # The token file written by `compose run ... token create` is there for the server, which
+    # The token file written by `compose exec ... token create` is there for the server, which
     # answers the token (the MCP test above), and the audit log beside it grows.
     listing = run("docker", "exec", deployment["container"], "/usr/local/bin/systemmanager", "token", "list")
     assert "deploy" in listing and "viewer" in listing

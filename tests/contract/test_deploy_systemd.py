@@ -112,6 +112,16 @@ def test_install_sh_installs_enables_and_starts_the_unit(unit_box):
     assert box.run(INSIDE, "token", "list").count(" active") == 1
 
 
+def test_install_sh_checks_the_token_role_before_installing(unit_box):
+    box = unit_box
+    refused = subprocess.run(["docker", "exec", box.name, "/opt/sm/scripts/install.sh", "--binary",
+                              "/opt/sm/systemmanager", "--token-role", "emperor"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "--token-role emperor" in refused.stderr and "no role is named" in refused.stderr, refused.stderr
+    assert "==> binary" not in refused.stderr  # nothing was installed first
+    assert box.run(INSIDE, "token", "list").count(" active") == 1
+
+
 async def test_the_unit_is_active_only_once_ready_and_serves_mcp_on_its_socket(unit_box):
     box = unit_box
     # Type=notify: `systemctl restart` returns once the server said READY=1, after binding.

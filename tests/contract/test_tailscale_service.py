@@ -6,6 +6,7 @@ documented shapes)."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
@@ -26,11 +27,10 @@ def service_config(binary, *arguments: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("arguments", "endpoint", "target"),
     [
-        ((), "tcp:443", "tls-terminated-tcp://127.0.0.1:8080"),
-        (("--listen", "9000"), "tcp:443", "tls-terminated-tcp://127.0.0.1:9000"),
         (("--listen", "127.0.0.1:8443", "--backend-tls"), "tcp:443", "https+insecure://127.0.0.1:8443"),
-        (("--port", "8443"), "tcp:8443", "tls-terminated-tcp://127.0.0.1:8080"),
+        (("--listen", "[::1]:8443", "--backend-tls", "--port", "8443"), "tcp:8443", "https+insecure://[::1]:8443"),
         (("--port", "80"), "tcp:80", "http://127.0.0.1:8080"),
+        (("--port", "80", "--listen", "9000"), "tcp:80", "http://127.0.0.1:9000"),
         (("--port", "80", "--unix", "/run/systemmanager/mcp.sock"), "tcp:80", "http://unix:/run/systemmanager/mcp.sock"),
     ],
 )
@@ -39,9 +39,42 @@ def test_the_file_passes_tailscaleds_rules(binary, arguments, endpoint, target):
     assert done.returncode == 0, done.stderr
     document = serveconf.check(done.stdout)
     assert document["services"] == {"svc:systemmanager": {"endpoints": {endpoint: target}}}
-    # The CLI form is in the comments, with TLS in front of the plain-HTTP server.
-    if "--backend-tls" not in arguments and endpoint != "tcp:80":
-        assert f"tailscale serve --service=svc:systemmanager --https={endpoint[4:]} http://" in done.stdout
+    # The CLI form is in the comments.
+    assert "//   tailscale serve --service=svc:systemmanager --http" in done.stdout
+
+
+@pytest.mark.parametrize("arguments", [(), ("--listen", "9000"), ("--unix", "/run/systemmanager/mcp.sock")])
+def test_tls_in_front_of_plain_http_is_the_cli_forms_job(binary, arguments):
+    """No file form puts TLS in front of a plain-HTTP server safely: http:// would be plain HTTP
+    on 443, and a raw forward (tls-terminated-tcp://) would let callers forge X-Forwarded-For."""
+    done = service_config(binary, "--service", "svc:systemmanager", *arguments)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "tailscale serve --service=svc:systemmanager --https=443 http://" in done.stderr
+    assert "19724" in done.stderr and "X-Forwarded-For" in done.stderr
+
+
+def test_the_cli_line_is_safe_to_paste(binary, tmp_path):
+    odd = "/run/my sock/it's $(touch pwned).sock"
+    done = service_config(binary, "--service", "svc:mcp", "--unix", odd, "--format", "cli")
+    assert done.returncode == 0, done.stderr
+    words = shlex.split(done.stdout)
+    assert words == ["tailscale", "serve", "--service=svc:mcp", "--https=443", f"http://unix:{odd}"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("--unix", "relative.sock", "--port", "80"),
+        ("--unix", "/run/a\n\"x\": 1", "--port", "80"),
+        ("--listen", "127.0.0.1:0", "--port", "80"),
+        ("--listen", "0.0.0.0:8080", "--port", "80"),
+        ("--listen", "10.1.2.3:8080", "--port", "80"),
+        ("--port", "0"),
+    ],
+)
+def test_backends_tailscale_cannot_reach_safely_are_refused(binary, arguments):
+    done = service_config(binary, "--service", "svc:systemmanager", *arguments)
+    assert done.returncode != 0 and done.stdout == "", done
 
 
 def test_the_cli_form(binary):
@@ -50,16 +83,9 @@ def test_the_cli_form(binary):
     assert done.stdout == "tailscale serve --service=svc:mcp --https=443 http://unix:/run/systemmanager/mcp.sock\n"
 
 
-def test_a_unix_socket_behind_443_is_refused_in_file_form_with_the_cli_line(binary):
-    done = service_config(binary, "--service", "svc:systemmanager", "--unix", "/run/systemmanager/mcp.sock")
-    assert done.returncode == 1 and done.stdout == ""
-    assert "--https=443 http://unix:/run/systemmanager/mcp.sock" in done.stderr
-    assert "19724" in done.stderr
-
-
 @pytest.mark.parametrize("name", ["systemmanager", "svc:", "svc:-mcp", "svc:mcp_1", "svc:a.b", "svc:" + "a" * 64])
 def test_bad_service_names_are_refused(binary, name):
-    done = service_config(binary, "--service", name)
+    done = service_config(binary, "--service", name, "--port", "80")
     assert done.returncode != 0 and done.stdout == ""
     assert "svc:NAME" in done.stderr or "DNS label" in done.stderr
 

@@ -201,8 +201,10 @@ impl DiskUsageCollector {
             available_bytes: available,
             used_percent: percent(used, available),
             inodes,
+            // The host's mount table says; statvfs would report this server's own view, which
+            // a hardened unit (ProtectSystem=strict) or a read-only /host bind makes read-only.
             read_only: mount.mount_options.contains_key("ro")
-                || stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+                || mount.super_options.contains_key("ro"),
         })
     }
 }

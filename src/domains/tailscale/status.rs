@@ -184,7 +184,7 @@ struct PeerStatus {
     #[serde(rename = "TailscaleIPs")]
     tailscale_ips: Option<Vec<String>>,
     tags: Option<Vec<String>>,
-    online: bool,
+    online: Option<bool>,
     cap_map: Option<BTreeMap<String, Value>>,
 }
 
@@ -203,7 +203,7 @@ impl PeerStatus {
             os: self.os.clone(),
             ips: self.tailscale_ips.clone().unwrap_or_default(),
             tags: self.tags.clone().unwrap_or_default(),
-            online: self.online,
+            online: self.online.unwrap_or(false),
         }
     }
 
@@ -302,7 +302,7 @@ fn summarize(status: Status, prefs: &Prefs) -> TailscaleStatus {
     let mut online: Vec<Node> = status
         .peer
         .values()
-        .filter(|peer| peer.online)
+        .filter(|peer| peer.online == Some(true))
         .map(PeerStatus::node)
         .collect();
     online.sort_by(|a, b| a.dns_name.cmp(&b.dns_name));

@@ -140,22 +140,45 @@ pub(crate) async fn scrape_metrics(exporter: Arc<Exporter>) -> axum::response::R
     }
 }
 
-/// The listener `metrics.listen` names: `/metrics` and `/healthz`, no credentials.
+/// The listener `metrics.listen` names: `/metrics` and `/healthz`, no credentials, but the
+/// same Host check as every listener (a browser page on a rebound name reads nothing).
 pub(crate) async fn serve_metrics(
     address: SocketAddr,
     exporter: Arc<Exporter>,
+    config: &Config,
     stop: CancellationToken,
 ) -> io::Result<(
     SocketAddr,
     futures::future::BoxFuture<'static, io::Result<()>>,
 )> {
+    use axum::response::IntoResponse as _;
     use futures::FutureExt as _;
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    let routes = Router::new().route("/healthz", get(healthz)).route(
-        "/metrics",
-        get(move || scrape_metrics(Arc::clone(&exporter))),
+    let policy = Arc::new(OriginPolicy {
+        allowed_hosts: config.http.allowed_hosts.clone(),
+        allowed_origins: config.http.allowed_origins.clone(),
+    });
+    let host_check = axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let policy = Arc::clone(&policy);
+            async move {
+                match policy.check(request.uri(), request.headers()) {
+                    Ok(()) => next.run(request).await,
+                    Err(refusal) => {
+                        (axum::http::StatusCode::FORBIDDEN, refusal.to_string()).into_response()
+                    }
+                }
+            }
+        },
     );
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/metrics",
+            get(move || scrape_metrics(Arc::clone(&exporter))),
+        )
+        .layer(host_check);
     let serving = axum::serve(listener, routes)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .into_future()
