@@ -81,8 +81,6 @@ shellcheck scripts/*.sh scripts/testbed/*.sh scripts/bench/*.sh
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --all-targets --quiet -- -D warnings
-step "cargo clippy --features nvml (the optional NVIDIA code compiles and is clean)"
-cargo clippy --locked --features nvml --quiet -- -D warnings
 
 # --- what the tests need beyond the tools: the Node clients, the Docker Engine -------------------
 

@@ -27,8 +27,10 @@ pub fn registry(config: &Config) -> Registry {
     storage::register(&mut registry, config);
     let users = Arc::new(shared::users::UserNames::new(&config.host.rootfs));
     network::register(&mut registry, config, &users);
-    hardware::register(&mut registry, config);
-    process::register(&mut registry, config, &users);
+    // NVML, loaded once for the GPU facts and the GPU memory of processes.
+    let nvidia = Arc::new(shared::nvidia::Nvidia::default());
+    hardware::register(&mut registry, config, &nvidia, &users);
+    process::register(&mut registry, config, &users, &nvidia);
     files::register(&mut registry, config, &users);
     docker::register(&mut registry, config);
     services::register(&mut registry, config);

@@ -13,6 +13,7 @@ HOST_READ_TOOLS = [
     "network_connections",
     "network_routes",
     "hardware_info",
+    "gpu_processes",
     "process_list",
     "process_get",
     "process_tree",

@@ -1,10 +1,13 @@
 //! Vendor, device and class names from the `pci.ids` and `usb.ids` databases (pciutils' and
 //! usbutils' files, under `[host] rootfs`), as `lspci` and `lsusb` name things.
 //!
-//! The format is simple (a vendor at column 0, its devices indented by a tab, a `C` section of
-//! classes) and no maintained crate reads both files, so it is parsed here. The files are
-//! large (1.3 MB): a lookup scans once for every id not yet known and remembers the answers.
-//! Without the files, devices carry their numeric ids only.
+//! The host's own file comes first: it is what `lspci` shows there, and distributions update it.
+//! Its format is simple (a vendor at column 0, its devices indented by a tab, a `C` section of
+//! classes) and no maintained crate reads an arbitrary file of it, so it is parsed here; the
+//! files are large (1.3 MB): a lookup scans once for every id not yet known and remembers the
+//! answers. Where the host has no file (minimal images, many datacenter hosts) or the file has
+//! no name for an id, the databases built into the binary answer (the `pci-ids` and `usb-ids`
+//! crates, generated from the same repositories at build time).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,23 +21,66 @@ pub(crate) enum Id {
     Class(u8, Option<u8>),
 }
 
-/// One database file and the names already found in it.
+/// Which built-in database backs a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Embedded {
+    Pci,
+    Usb,
+}
+
+impl Embedded {
+    fn name(self, id: Id) -> Option<&'static str> {
+        match (self, id) {
+            (Embedded::Pci, Id::Vendor(vendor)) => {
+                <pci_ids::Vendor as pci_ids::FromId<u16>>::from_id(vendor).map(|v| v.name())
+            }
+            (Embedded::Pci, Id::Device(vendor, device)) => {
+                pci_ids::Device::from_vid_pid(vendor, device).map(|d| d.name())
+            }
+            (Embedded::Pci, Id::Class(class, None)) => {
+                <pci_ids::Class as pci_ids::FromId<u8>>::from_id(class).map(|c| c.name())
+            }
+            (Embedded::Pci, Id::Class(class, Some(subclass))) => {
+                pci_ids::Subclass::from_cid_sid(class, subclass).map(|s| s.name())
+            }
+            (Embedded::Usb, Id::Vendor(vendor)) => {
+                <usb_ids::Vendor as usb_ids::FromId<u16>>::from_id(vendor).map(|v| v.name())
+            }
+            (Embedded::Usb, Id::Device(vendor, device)) => {
+                usb_ids::Device::from_vid_pid(vendor, device).map(|d| d.name())
+            }
+            (Embedded::Usb, Id::Class(class, None)) => {
+                <usb_ids::Class as usb_ids::FromId<u8>>::from_id(class).map(|c| c.name())
+            }
+            (Embedded::Usb, Id::Class(_, Some(_))) => None,
+        }
+    }
+}
+
+/// One database file, the built-in database behind it, and the names already found.
 pub(crate) struct IdDatabase {
     path: Option<PathBuf>,
+    embedded: Embedded,
     known: Mutex<HashMap<Id, Option<String>>>,
 }
 
 impl IdDatabase {
-    /// The first of `candidates` (relative to `rootfs`) that exists.
-    pub(crate) fn find(rootfs: &Path, candidates: &[&str]) -> Self {
+    /// The first of `candidates` (relative to `rootfs`) that exists, backed by `embedded`.
+    pub(crate) fn find(rootfs: &Path, candidates: &[&str], embedded: Embedded) -> Self {
         let path = candidates
             .iter()
             .map(|candidate| rootfs.join(candidate))
             .find(|path| path.is_file());
         Self {
             path,
+            embedded,
             known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The host's file, when it has one (else names come from the built-in database).
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// Names for `ids`, in the same order; `None` where the database has no name (or there is
@@ -55,7 +101,11 @@ impl IdDatabase {
                 .unwrap_or_default();
             let found = scan(&text, &missing);
             for id in missing {
-                known.insert(id, found.get(&id).cloned());
+                let name = found
+                    .get(&id)
+                    .cloned()
+                    .or_else(|| self.embedded.name(id).map(str::to_string));
+                known.insert(id, name);
             }
         }
         ids.iter()
@@ -150,5 +200,24 @@ mod tests {
         assert!(!found.contains_key(&Id::Device(0x8086, 0x0d57)));
         assert_eq!(found[&Id::Class(0x02, Some(0x00))], "Ethernet controller");
         assert_eq!(found[&Id::Class(0xff, None)], "Unassigned class");
+    }
+
+    #[test]
+    fn without_a_file_the_built_in_database_names_devices() {
+        let nowhere = IdDatabase::find(Path::new("/nonexistent"), &["pci.ids"], Embedded::Pci);
+        assert!(nowhere.file().is_none());
+        let names = nowhere.names(&[
+            Id::Vendor(0x10de),
+            Id::Device(0x10de, 0x2335),
+            Id::Class(0x03, Some(0x02)),
+        ]);
+        assert_eq!(names[0].as_deref(), Some("NVIDIA Corporation"));
+        assert_eq!(names[1].as_deref(), Some("GH100 [H200 SXM 141GB]"));
+        assert_eq!(names[2].as_deref(), Some("3D controller"));
+        let usb = IdDatabase::find(Path::new("/nonexistent"), &["usb.ids"], Embedded::Usb);
+        assert_eq!(
+            usb.names(&[Id::Vendor(0x1d6b)])[0].as_deref(),
+            Some("Linux Foundation")
+        );
     }
 }

@@ -1,13 +1,16 @@
-//! The `hardware` domain and its one tool, `hardware_info`: what the host is made of — CPU, memory, block, PCI and USB devices,
-//! temperature sensors and GPUs — read from `/proc` and `/sys` (`[host]`), named from the
-//! pci.ids and usb.ids databases when the host has them.
+//! The `hardware` domain: `hardware_info`, what the host is made of — CPU, memory, block, PCI
+//! and USB devices, temperature sensors and GPUs — read from `/proc` and `/sys` (`[host]`) and
+//! NVIDIA's NVML, named from the pci.ids and usb.ids databases (the host's, else built in); and
+//! `gpu_processes` (gpu_processes.rs).
 
 pub(crate) mod cpu;
 pub(crate) mod devices;
 pub(crate) mod gpu;
+pub(crate) mod gpu_processes;
 pub(crate) mod ids;
 pub(crate) mod sensors;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use procfs::Meminfo;
@@ -17,14 +20,26 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, HostConfig};
 use crate::domains::shared::cached::Cached;
 use crate::domains::shared::kernel;
+use crate::domains::shared::nvidia::Nvidia;
+use crate::domains::shared::users::UserNames;
 use crate::render;
 use crate::tool::{Collect, Declaration, Domain, Registry, Render, ToolContext, ToolError};
 
 use cpu::CpuDetails;
-use ids::IdDatabase;
+use ids::{Embedded, IdDatabase};
 
-pub(crate) fn register(registry: &mut Registry, config: &Config) {
-    registry.register_collector(Inventory::new(config.host.clone()));
+pub(crate) fn register(
+    registry: &mut Registry,
+    config: &Config,
+    nvidia: &Arc<Nvidia>,
+    users: &Arc<UserNames>,
+) {
+    registry.register_collector(Inventory::new(config.host.clone(), Arc::clone(nvidia)));
+    registry.register_collector(gpu_processes::GpuProcesses::new(
+        config.host.clone(),
+        Arc::clone(nvidia),
+        Arc::clone(users),
+    ));
 }
 
 pub(crate) static HARDWARE_INFO: Declaration = Declaration::read(
@@ -34,9 +49,11 @@ pub(crate) static HARDWARE_INFO: Declaration = Declaration::read(
     "What the host is made of: CPU (vendor, model, sockets/cores/threads, \
      frequency range, caches, notable feature flags, virtualization), memory size, \
      block devices (size, model, rotational), PCI and USB devices (ids, names, \
-     drivers), temperature sensors with high and critical points, and GPUs (with \
-     memory, load and temperature where the driver reports them). `sections` picks \
-     parts.",
+     drivers), temperature sensors with high and critical points, and GPUs: every PCI \
+     display controller, with NVIDIA's view through NVML (name, UUID, memory, busy and \
+     memory-controller %, temperature, power and limit, clocks, fan, performance state, \
+     throttle reasons, ECC errors, persistence and MIG mode, driver and CUDA versions) and \
+     sysfs's for other drivers. `sections` picks parts.",
 )
 .paged("ask for fewer `sections`");
 
@@ -76,6 +93,9 @@ pub(crate) struct HardwareInfo {
     pub sensors: Option<Vec<sensors::Sensor>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<gpu::Gpu>>,
+    /// NVIDIA's driver, where NVML answered (with the gpu section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvidia: Option<gpu::NvidiaDriver>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -101,13 +121,14 @@ pub(crate) struct Inventory {
     online_memory: Cached<Option<u64>>,
     pci: Cached<Vec<devices::PciDevice>>,
     usb: Cached<Vec<devices::UsbDevice>>,
+    nvidia: Arc<Nvidia>,
 }
 
 /// How long the slowly changing facts are kept; hotplugged devices show within this time.
 const INVENTORY_KEPT: Duration = Duration::from_secs(60);
 
 impl Inventory {
-    pub(crate) fn new(host: HostConfig) -> Self {
+    pub(crate) fn new(host: HostConfig, nvidia: Arc<Nvidia>) -> Self {
         Self {
             pci_ids: IdDatabase::find(
                 &host.rootfs,
@@ -116,6 +137,7 @@ impl Inventory {
                     "usr/share/hwdata/pci.ids",
                     "usr/share/pci.ids",
                 ],
+                Embedded::Pci,
             ),
             usb_ids: IdDatabase::find(
                 &host.rootfs,
@@ -124,12 +146,14 @@ impl Inventory {
                     "usr/share/hwdata/usb.ids",
                     "var/lib/usbutils/usb.ids",
                 ],
+                Embedded::Usb,
             ),
             host,
             cpu: Cached::new(INVENTORY_KEPT),
             online_memory: Cached::new(INVENTORY_KEPT),
             pci: Cached::new(INVENTORY_KEPT),
             usb: Cached::new(INVENTORY_KEPT),
+            nvidia,
         }
     }
 
@@ -171,8 +195,17 @@ impl Inventory {
         if wanted(Section::Sensors) {
             info.sensors = Some(sensors::temperatures(sys));
         }
+        if (wanted(Section::Pci) || wanted(Section::Gpu)) && self.pci_ids.file().is_none() {
+            info.notes.push(
+                "PCI names come from the database built into this binary: the host has no \
+                 pci.ids (pciutils' or hwdata's)"
+                    .into(),
+            );
+        }
         if wanted(Section::Gpu) {
-            info.gpus = Some(gpu::gpus(sys, &self.pci_ids, &mut info.notes));
+            let (gpus, nvidia) = gpu::gpus(sys, &self.pci_ids, &self.nvidia, &mut info.notes);
+            info.gpus = Some(gpus);
+            info.nvidia = nvidia;
         }
         Ok(info)
     }
@@ -279,11 +312,14 @@ impl Render for HardwareInfo {
             lines.push(line);
         }
         for gpu in self.gpus.iter().flatten() {
+            lines.push(gpu::render(gpu));
+        }
+        if let Some(nvidia) = &self.nvidia {
             lines.push(format!(
-                "gpu {} {} {}",
-                render::text(&gpu.card),
-                render::text(gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id)),
-                render::text(gpu.model.as_deref().unwrap_or(&gpu.device_id))
+                "nvidia driver {}, CUDA {} ({})",
+                render::text(nvidia.driver_version.as_deref().unwrap_or("?")),
+                render::text(nvidia.cuda_version.as_deref().unwrap_or("?")),
+                render::text(&nvidia.library)
             ));
         }
         lines.extend(

@@ -19,6 +19,7 @@ use super::fingerprint::{self, Fingerprints};
 use super::table;
 use crate::bounded::Bounded;
 use crate::domains::shared::kernel;
+use crate::domains::shared::nvidia::Nvidia;
 use crate::domains::shared::secret_names::is_secret_key;
 use crate::domains::shared::users::{UserNames, name_of};
 use crate::render;
@@ -125,6 +126,9 @@ pub(crate) struct ProcessMemory {
     /// The largest RSS it has had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// GPU memory it holds, summed over NVIDIA GPUs (NVML); only for processes on a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -330,6 +334,7 @@ fn grouped(memberships: Vec<(Vec<String>, String)>) -> Vec<CgroupMembership> {
 pub(crate) struct ProcessInspector {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
+    nvidia: Arc<Nvidia>,
     /// The answer gives out a start time: what it was given out for goes here.
     fingerprints: Arc<Fingerprints>,
 }
@@ -338,11 +343,13 @@ impl ProcessInspector {
     pub(crate) fn new(
         usage: Arc<ProcessUsage>,
         users: Arc<UserNames>,
+        nvidia: Arc<Nvidia>,
         fingerprints: Arc<Fingerprints>,
     ) -> Self {
         Self {
             usage,
             users,
+            nvidia,
             fingerprints,
         }
     }
@@ -445,6 +452,7 @@ impl ProcessInspector {
                 virtual_bytes: stat.virtual_bytes,
                 swap_bytes: kib(status.as_ref().and_then(|s| s.vmswap)),
                 peak_rss_bytes: kib(status.as_ref().and_then(|s| s.vmhwm)),
+                gpu_bytes: self.nvidia.memory_by_pid().get(&pid).copied(),
             },
             threads: stat.threads,
             nice: stat.nice,

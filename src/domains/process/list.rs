@@ -11,6 +11,7 @@ use super::cpu_percent::{CpuBasis, ProcessUsage};
 use super::fingerprint::{self, Fingerprints};
 use super::table::{self, ProcessStat};
 use crate::domains::shared::kernel::{self, tenths};
+use crate::domains::shared::nvidia::Nvidia;
 use crate::domains::shared::paging::{PageInfo, PageRequest};
 use crate::domains::shared::users::{Table, UserNames, name_of};
 use crate::render;
@@ -189,6 +190,10 @@ pub(crate) struct ProcessRow {
     /// The first 12 characters of the container id, for processes in a container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// GPU memory it holds, summed over NVIDIA GPUs (bytes): only for processes on a GPU, where
+    /// NVIDIA's driver (NVML) is there; `gpu_processes` has it per GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_bytes: Option<u64>,
 }
 
 impl Render for ProcessList {
@@ -256,6 +261,7 @@ fn render_row(row: &ProcessRow) -> String {
 pub(crate) struct ProcessLister {
     usage: Arc<ProcessUsage>,
     users: Arc<UserNames>,
+    nvidia: Arc<Nvidia>,
     /// Rows that show a start time give it out: what it was given out for goes here.
     fingerprints: Arc<Fingerprints>,
 }
@@ -288,11 +294,13 @@ impl ProcessLister {
     pub(crate) fn new(
         usage: Arc<ProcessUsage>,
         users: Arc<UserNames>,
+        nvidia: Arc<Nvidia>,
         fingerprints: Arc<Fingerprints>,
     ) -> Self {
         Self {
             usage,
             users,
+            nvidia,
             fingerprints,
         }
     }
@@ -397,10 +405,14 @@ impl ProcessLister {
         if fields.contains(&Field::StartTime) && fingerprint::same_pid_namespace(&proc) {
             context.fingerprints = Some(&self.fingerprints);
         }
-        let mut processes = rows
+        let mut processes: Vec<ProcessRow> = rows
             .into_iter()
             .map(|candidate| context.row(candidate, fields, &users))
             .collect();
+        let on_gpu = self.nvidia.memory_by_pid();
+        for row in &mut processes {
+            row.gpu_memory_bytes = on_gpu.get(&row.pid).copied();
+        }
         let mut notes: Vec<String> = page.note.clone().into_iter().collect();
         notes.extend(page.fit(&mut processes, &mut page_info, cap));
         let (cpu_basis, window_seconds) = meter.basis();
@@ -553,6 +565,7 @@ impl<'a> RowContext<'a> {
                 .then(|| kernel::process_start_time(self.boot, stat.start_ticks)),
             command: command.flatten(),
             container,
+            gpu_memory_bytes: None,
         }
     }
 }

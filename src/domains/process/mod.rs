@@ -12,10 +12,16 @@ pub(crate) mod tree;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::domains::shared::nvidia::Nvidia;
 use crate::domains::shared::users::UserNames;
 use crate::tool::Registry;
 
-pub(crate) fn register(registry: &mut Registry, config: &Config, users: &Arc<UserNames>) {
+pub(crate) fn register(
+    registry: &mut Registry,
+    config: &Config,
+    users: &Arc<UserNames>,
+    nvidia: &Arc<Nvidia>,
+) {
     let usage = cpu_percent::ProcessUsage::new(config.host.proc.clone(), &config.sampler);
     // The start times list and get give out, and what each was given out for: signal holds a
     // caller's start time to them.
@@ -23,11 +29,13 @@ pub(crate) fn register(registry: &mut Registry, config: &Config, users: &Arc<Use
     registry.register_collector(list::ProcessLister::new(
         Arc::clone(&usage),
         Arc::clone(users),
+        Arc::clone(nvidia),
         Arc::clone(&fingerprints),
     ));
     registry.register_collector(get::ProcessInspector::new(
         Arc::clone(&usage),
         Arc::clone(users),
+        Arc::clone(nvidia),
         Arc::clone(&fingerprints),
     ));
     registry.register_collector(tree::ProcessTreeBuilder::new(usage, Arc::clone(users)));

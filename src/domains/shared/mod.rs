@@ -4,6 +4,7 @@
 pub(crate) mod cached;
 pub(crate) mod filesystems;
 pub(crate) mod kernel;
+pub(crate) mod nvidia;
 pub(crate) mod paging;
 pub(crate) mod pressure;
 pub(crate) mod sampling;
