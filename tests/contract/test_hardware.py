@@ -197,8 +197,8 @@ async def test_sensors_and_gpus_of_a_host_that_has_them(binary, fake_sys):
     # This machine has no NVIDIA driver: one note says what was looked for, nothing fails.
     assert not Path("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1").exists()
     [note] = info["notes"]
-    assert note.startswith("NVIDIA's NVML library is not installed (looked for libnvidia-ml.so.1"), note
-    assert "/usr/local/nvidia/lib64/libnvidia-ml.so.1" in note
+    assert note.startswith("NVIDIA's NVML library is not installed (looked for /usr/lib/x86_64-linux-gnu/"), note
+    assert "/usr/local/nvidia/lib64/libnvidia-ml.so.1, libnvidia-ml.so.1)" in note
 
 
 async def test_a_host_without_pci_ids_gets_names_from_the_built_in_database(binary, fake_sys, tmp_path):
@@ -214,8 +214,10 @@ async def test_a_host_without_pci_ids_gets_names_from_the_built_in_database(bina
 async def test_gpu_processes_without_nvidia_says_what_is_missing(binary):
     async with stdio_session(binary) as session:
         result = await session.call_tool("gpu_processes", {})
-    assert result.is_error is True
-    assert "NVML library is not installed" in result.content[0].text
+    assert result.is_error is False
+    assert result.structured_content["gpus"] == []
+    [note] = result.structured_content["notes"]
+    assert note.startswith("NVIDIA's NVML library is not installed"), note
 
 
 async def test_an_unknown_section_is_refused_with_the_valid_ones(binary):

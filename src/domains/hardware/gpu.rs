@@ -83,10 +83,15 @@ pub(crate) struct Gpu {
 /// Clock speeds, MHz: now and the maximum.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub(crate) struct Clocks {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub graphics_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sm_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub graphics_max_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_max_mhz: Option<u32>,
 }
 
@@ -94,17 +99,23 @@ pub(crate) struct Clocks {
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub(crate) struct EccErrors {
     pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volatile_corrected: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volatile_uncorrected: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate_corrected: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate_uncorrected: Option<u64>,
 }
 
 /// The driver's versions, when NVML answered.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub(crate) struct NvidiaDriver {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub driver_version: Option<String>,
     /// The newest CUDA version the driver supports (`12.8`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cuda_version: Option<String>,
     /// Where NVML was found.
     pub library: String,
@@ -155,14 +166,23 @@ pub(crate) fn from_sysfs(sys: &Path, ids: &IdDatabase) -> Vec<Gpu> {
         })
         .unwrap_or_default();
     addresses.sort();
-    let mut gpus: Vec<Gpu> = addresses
-        .iter()
-        .filter_map(|address| {
-            let device = sys.join("bus/pci/devices").join(address);
-            let class = hex(&device.join("class"))?;
-            ((class >> 16) as u8 == DISPLAY_CLASS).then(|| describe(&device, class, ids))
-        })
-        .collect();
+    let mut gpus: Vec<Gpu> = Vec::new();
+    for address in &addresses {
+        let device = sys.join("bus/pci/devices").join(address);
+        let Some(class) = hex(&device.join("class")) else {
+            continue;
+        };
+        if (class >> 16) as u8 != DISPLAY_CLASS {
+            continue;
+        }
+        let gpu = describe(&device, class, ids);
+        // Two links to one device are one GPU.
+        if gpu.pci_address.is_some() && gpus.iter().any(|seen| seen.pci_address == gpu.pci_address)
+        {
+            continue;
+        }
+        gpus.push(gpu);
+    }
     // DRM cards whose device is not a PCI display controller seen above.
     let mut cards: Vec<String> = std::fs::read_dir(sys.join("class/drm"))
         .map(|entries| {
@@ -176,6 +196,10 @@ pub(crate) fn from_sysfs(sys: &Path, ids: &IdDatabase) -> Vec<Gpu> {
     cards.sort_by_key(|name| name[4..].parse::<u32>().unwrap_or(u32::MAX));
     for card in cards {
         let device = sys.join("class/drm").join(&card).join("device");
+        // A card with no device behind it is not hardware to report.
+        if !device.exists() {
+            continue;
+        }
         let address = resolved_name(&device);
         if address
             .as_deref()
@@ -328,11 +352,18 @@ pub(crate) fn gpus(
     let mut gpus = from_sysfs(sys, ids);
     let has_nvidia = gpus.iter().any(|gpu| gpu.vendor_id == NVIDIA);
     match nvidia.get() {
-        Ok(loaded) => {
-            let (facts, driver) = nvml::read(&loaded);
-            merge(&mut gpus, facts, ids);
-            (gpus, Some(driver))
-        }
+        Ok(loaded) => match nvml::read(&loaded, notes) {
+            Ok((facts, driver)) => {
+                merge(&mut gpus, facts, ids);
+                (gpus, Some(driver))
+            }
+            // Loaded, but the driver stopped answering: say so, and load it afresh next time.
+            Err(why) => {
+                nvidia.forget(why.clone());
+                notes.push(why);
+                (gpus, None)
+            }
+        },
         Err(why) => {
             if has_nvidia {
                 notes.push(why);
@@ -345,16 +376,24 @@ pub(crate) fn gpus(
 /// One line for the text answer: address, names, and NVML's figures where there are some.
 pub(crate) fn render(gpu: &Gpu) -> String {
     use crate::render;
+    let vendor = gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id);
+    let model = gpu.model.as_deref().unwrap_or(&gpu.device_id);
+    // NVML's names carry the vendor already ("NVIDIA H200").
+    let vendor_word = vendor.split_whitespace().next().unwrap_or(vendor);
+    let name = if model.starts_with(vendor_word) {
+        model.to_string()
+    } else {
+        format!("{vendor} {model}")
+    };
     let mut line = format!(
-        "gpu {} {} {}",
+        "gpu {} {}",
         render::text(
             gpu.pci_address
                 .as_deref()
                 .or(gpu.card.as_deref())
                 .unwrap_or("?")
         ),
-        render::text(gpu.vendor.as_deref().unwrap_or(&gpu.vendor_id)),
-        render::text(gpu.model.as_deref().unwrap_or(&gpu.device_id))
+        render::text(&name)
     );
     if let (Some(used), Some(total)) = (gpu.memory_used_bytes, gpu.memory_total_bytes) {
         line.push_str(&format!(
@@ -393,8 +432,21 @@ mod nvml {
     use super::{Clocks, EccErrors, NvidiaDriver, NvmlFacts, normalize_address};
     use crate::domains::shared::nvidia::Loaded;
 
-    pub(super) fn read(loaded: &Loaded) -> (Vec<NvmlFacts>, NvidiaDriver) {
+    /// NVML's facts for every GPU it can reach, and the driver's versions; a GPU it cannot
+    /// reach (fallen off the bus) is a note. Errors: NVML does not say how many GPUs there are
+    /// (the driver is gone, or not the library's version).
+    pub(super) fn read(
+        loaded: &Loaded,
+        notes: &mut Vec<String>,
+    ) -> Result<(Vec<NvmlFacts>, NvidiaDriver), String> {
         let nvml = &loaded.nvml;
+        let count = nvml.device_count().map_err(|error| {
+            format!(
+                "NVIDIA's NVML ({}) does not answer: {error}; GPUs show their PCI and sysfs \
+                 facts only",
+                loaded.library
+            )
+        })?;
         let cuda = nvml.sys_cuda_driver_version().ok().map(|version| {
             format!(
                 "{}.{}",
@@ -407,9 +459,14 @@ mod nvml {
             cuda_version: cuda,
             library: loaded.library.clone(),
         };
-        let count = nvml.device_count().unwrap_or(0);
         let facts = (0..count)
-            .filter_map(|index| nvml.device_by_index(index).ok())
+            .filter_map(|index| match nvml.device_by_index(index) {
+                Ok(device) => Some(device),
+                Err(error) => {
+                    notes.push(format!("NVML cannot reach GPU {index}: {error}"));
+                    None
+                }
+            })
             .map(|device| {
                 let pci = device.pci_info().ok();
                 let memory = device.memory_info().ok();
@@ -474,7 +531,7 @@ mod nvml {
                 }
             })
             .collect();
-        (facts, driver)
+        Ok((facts, driver))
     }
 
     fn milliwatts(value: u32) -> f64 {

@@ -23,12 +23,15 @@ pub(crate) static GPU_PROCESSES: Declaration = Declaration::read(
     "What is using each NVIDIA GPU, like nvidia-smi's process table: per GPU (PCI address, \
      UUID, model, memory used of total), each process with its pid, name, user, kind \
      (compute or graphics) and the GPU memory it holds there (bytes). Needs NVIDIA's driver \
-     (NVML); elsewhere it says what is missing.",
+     (NVML); elsewhere the list is empty and a note says what is missing.",
 );
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct GpuProcessList {
     pub gpus: Vec<GpuUse>,
+    /// Why there is nothing to list, where NVML is missing or does not answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -60,6 +63,11 @@ pub(crate) struct GpuProcess {
     /// the rights, or Windows' WDDM).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_memory_bytes: Option<u64>,
+    /// The MIG GPU instance and compute instance it runs in, on a GPU in MIG mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_instance_id: Option<u32>,
 }
 
 impl Render for GpuProcessList {
@@ -87,8 +95,13 @@ impl Render for GpuProcessList {
             }
         }
         if lines.is_empty() {
-            return "no NVIDIA GPU".into();
+            lines.push("no NVIDIA GPU".into());
         }
+        lines.extend(
+            self.notes
+                .iter()
+                .map(|note| format!("({})", render::sentence(note))),
+        );
         lines.join("\n")
     }
 }
@@ -117,11 +130,26 @@ impl Collect for GpuProcesses {
     const DECLARATION: &'static Declaration = &GPU_PROCESSES;
 
     fn collect(&self, _: NoArguments, _: &ToolContext) -> Result<GpuProcessList, ToolError> {
-        let loaded = self.nvidia.get().map_err(ToolError::unavailable)?;
+        let nothing = |why: String| GpuProcessList {
+            gpus: Vec::new(),
+            notes: vec![why],
+        };
+        let loaded = match self.nvidia.get() {
+            Ok(loaded) => loaded,
+            Err(why) => return Ok(nothing(why)),
+        };
         let nvml = &loaded.nvml;
-        let count = nvml
-            .device_count()
-            .map_err(|error| ToolError::unavailable(format!("NVML: {error}")))?;
+        let count = match nvml.device_count() {
+            Ok(count) => count,
+            Err(error) => {
+                let why = format!(
+                    "NVIDIA's NVML ({}) does not answer: {error}",
+                    loaded.library
+                );
+                self.nvidia.forget(why.clone());
+                return Ok(nothing(why));
+            }
+        };
         let table = self.users.table();
         let mut gpus = Vec::new();
         for index in 0..count {
@@ -146,6 +174,8 @@ impl Collect for GpuProcesses {
                             UsedGpuMemory::Used(bytes) => Some(bytes),
                             UsedGpuMemory::Unavailable => None,
                         },
+                        gpu_instance_id: process.gpu_instance_id,
+                        compute_instance_id: process.compute_instance_id,
                     });
                 }
             }
@@ -162,7 +192,10 @@ impl Collect for GpuProcesses {
                 processes,
             });
         }
-        Ok(GpuProcessList { gpus })
+        Ok(GpuProcessList {
+            gpus,
+            notes: Vec::new(),
+        })
     }
 }
 

@@ -191,6 +191,9 @@ impl Render for ProcessDetails {
             render::bytes(self.memory.virtual_bytes),
             render::count(self.threads, "thread", "threads")
         ));
+        if let Some(gpu) = self.memory.gpu_bytes {
+            lines.push(format!("gpu memory {}", render::bytes(gpu)));
+        }
         if let Some(files) = &self.open_files {
             match files.limit {
                 Some(limit) => lines.push(format!("open files {} of {limit}", files.count)),
@@ -452,7 +455,7 @@ impl ProcessInspector {
                 virtual_bytes: stat.virtual_bytes,
                 swap_bytes: kib(status.as_ref().and_then(|s| s.vmswap)),
                 peak_rss_bytes: kib(status.as_ref().and_then(|s| s.vmhwm)),
-                gpu_bytes: self.nvidia.memory_by_pid().get(&pid).copied(),
+                gpu_bytes: self.nvidia.memory_by_pid().get(&pid).copied().flatten(),
             },
             threads: stat.threads,
             nice: stat.nice,

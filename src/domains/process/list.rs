@@ -228,6 +228,9 @@ fn render_row(row: &ProcessRow) -> String {
     if let Some(rss) = row.rss_bytes {
         parts.push(render::bytes(rss));
     }
+    if let Some(gpu) = row.gpu_memory_bytes {
+        parts.push(format!("gpu {}", render::bytes(gpu)));
+    }
     if let Some(threads) = row.threads {
         parts.push(render::count(threads, "thread", "threads"));
     }
@@ -411,7 +414,7 @@ impl ProcessLister {
             .collect();
         let on_gpu = self.nvidia.memory_by_pid();
         for row in &mut processes {
-            row.gpu_memory_bytes = on_gpu.get(&row.pid).copied();
+            row.gpu_memory_bytes = on_gpu.get(&row.pid).copied().flatten();
         }
         let mut notes: Vec<String> = page.note.clone().into_iter().collect();
         notes.extend(page.fit(&mut processes, &mut page_info, cap));
