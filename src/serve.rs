@@ -85,6 +85,14 @@ pub async fn run(config: Config, transports: Transports) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {address} for metrics.listen"))?;
         tracing::info!("serving Prometheus metrics on http://{bound}/metrics");
+        if !bound.ip().is_loopback() {
+            // Allowed (a Prometheus on a trusted network), but not by accident.
+            tracing::warn!(
+                "metrics.listen {bound} is beyond loopback and asks no credential: anyone who \
+                 reaches it reads the host's figures; firewall it, or leave metrics.listen unset \
+                 to serve /metrics behind the /mcp credential"
+            );
+        }
         listeners.spawn(async move { log_failure("metrics", serving.await) });
     }
 
