@@ -10,7 +10,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from policy import require
 from sdk import tolerate_anyio_unix_close_race
 from servers import TOKEN_RELOAD_WAIT
-from test_services import IMAGE, Box
+from test_services import Box, start_systemd_container
 from waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -36,27 +34,11 @@ DROP_INS = "/etc/systemd/system/systemmanager.service.d"
 
 @pytest.fixture(scope="module")
 def unit_box(tmp_path_factory, binary):
-    image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
-    require(image.returncode == 0, f"the systemd image {IMAGE} (scripts/testbed/systemd.sh builds it)")
-    name = f"sm-unit-{uuid.uuid4().hex[:8]}"
+    # The unit's RuntimeDirectory=, where its socket is, seen from the test too.
     runtime = tmp_path_factory.mktemp("unit-runtime")
-    subprocess.run(
-        [
-            "docker", "run", "-d", "--name", name, "--cgroupns=private", "--cap-add", "SYS_ADMIN",
-            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-            # The unit's RuntimeDirectory=, where its socket is, seen from the test too.
-            "-v", f"{runtime}:/run/systemmanager", IMAGE, "/sbin/init",
-        ],
-        check=True, capture_output=True,
-    )
-    box = Box(name, runtime)
+    box = start_systemd_container("sm-unit", runtime, "/run/systemmanager")
+    name = box.name
     try:
-        def booted():
-            state = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"], capture_output=True, text=True)
-            return state.stdout.strip() in ("running", "degraded")
-
-        wait_until(booted, timeout=60, interval=0.2)
         # scripts/install.sh as a user runs it: the binary, the unit, the user, the config, a token.
         box.run("mkdir", "-p", "/opt/sm/scripts")
         subprocess.run(["docker", "cp", str(binary), f"{name}:/opt/sm/systemmanager"], check=True, capture_output=True)

@@ -123,31 +123,43 @@ class Box:
         return [record for record in map(json.loads, text.splitlines()) if record.get("event") != "log"]
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory, binary):
+def start_systemd_container(prefix: str, shared: Path, inside: str) -> Box:
+    """A container of the systemd image, named `prefix-RANDOM`, booted (running or degraded),
+    with `shared` mounted at `inside`. Its own cgroup namespace: with the host's (docker's
+    default on this cgroup v1 host), the systemd inside leaves every container started
+    meanwhile without cgroup figures (docker stats shows 0 pids), which breaks the Docker tests
+    of a suite running beside this one."""
     image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
     require(image.returncode == 0, f"the systemd image {IMAGE} (scripts/testbed/systemd.sh builds it)")
-    name = f"sm-systemd-{uuid.uuid4().hex[:8]}"
-    shared = tmp_path_factory.mktemp("systemd-shared")
-    # Its own cgroup namespace: with the host's (docker's default on this cgroup v1 host), the
-    # systemd inside leaves every container started meanwhile without cgroup figures (docker
-    # stats shows 0 pids), which breaks the Docker tests of a suite running beside this one.
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [
             "docker", "run", "-d", "--name", name, "--cgroupns=private", "--cap-add", "SYS_ADMIN",
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-            "-v", f"{shared}:/shared", IMAGE, "/sbin/init",
+            "-v", f"{shared}:{inside}", IMAGE, "/sbin/init",
         ],
         check=True, capture_output=True,
     )
-    container = Box(name, shared)
-    try:
-        def booted():
-            state = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"], capture_output=True, text=True)
-            return state.stdout.strip() in ("running", "degraded")
 
+    def booted():
+        state = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"], capture_output=True, text=True)
+        return state.stdout.strip() in ("running", "degraded")
+
+    try:
         wait_until(booted, timeout=60, interval=0.2)
+    except BaseException:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        raise
+    return Box(name, shared)
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory, binary):
+    shared = tmp_path_factory.mktemp("systemd-shared")
+    container = start_systemd_container("sm-systemd", shared, "/shared")
+    name = container.name
+    try:
         subprocess.run(["docker", "cp", str(binary), f"{name}:{INSIDE}"], check=True, capture_output=True)
         container.run("mkdir", "-p", "/etc/sm-test", "/var/lib/sm-test")
         for unit, text in UNITS.items():
