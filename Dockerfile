@@ -4,7 +4,7 @@
 #   docker build -t systemmanager .                   # compiles in a Rust image (needs a registry)
 #   docker build --target prebuilt -t systemmanager .   # from a static binary at ./systemmanager
 #
-# The final image is `FROM scratch`: one static binary (glibc linked statically; 21 MiB in a
+# The final image is `FROM scratch`: one static binary (glibc linked statically; 27 MiB in a
 # release build), no shell, no package manager, run as an unprivileged user.
 
 # --- the image's settings, shared by both ways of getting the binary ----------------------------
