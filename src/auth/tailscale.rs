@@ -43,6 +43,9 @@ struct Node {
     name: String,
     #[serde(default)]
     computed_name: String,
+    /// ACL tags: a tagged node (a CI runner, another server) has no user of its own.
+    #[serde(default)]
+    tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,7 +61,8 @@ pub enum TailnetRefusal {
     WhoisFailed { address: String, reason: String },
     #[error(
         "the tailnet caller {login} has no SystemManager role: grant it the `{capability}` \
-         capability with a role, or list the login in tailscale.logins"
+         capability with a role, or list the login in tailscale.logins (a tagged node: its \
+         tag in tailscale.tags)"
     )]
     NoRole { login: String, capability: String },
 }
@@ -69,6 +73,7 @@ pub struct TailnetIdentifier {
     service: Option<String>,
     capability: Option<String>,
     logins: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
     cache_for: Duration,
     cache: Mutex<HashMap<IpAddr, (Instant, WhoIs)>>,
     proxy_uid: u32,
@@ -81,6 +86,7 @@ impl TailnetIdentifier {
             service: config.service.clone(),
             capability: config.capability.clone(),
             logins: config.logins.clone(),
+            tags: config.tags.clone(),
             cache_for: Duration::from_secs(config.cache_seconds.get()),
             cache: Mutex::new(HashMap::new()),
             proxy_uid: config.proxy_uid,
@@ -115,8 +121,16 @@ impl TailnetIdentifier {
             .flatten()
             .filter_map(|grant| grant.get("role").and_then(Value::as_str));
         let listed = self.logins.get(&login).map(String::as_str);
+        // A tagged node's requests carry no user: its tags name its role.
+        let tagged = whois
+            .node
+            .tags
+            .iter()
+            .flatten()
+            .filter_map(|tag| self.tags.get(tag).map(String::as_str));
         let role = granted
             .chain(listed)
+            .chain(tagged)
             .filter_map(|name| {
                 let role = policy.role(name);
                 if role.is_none() {

@@ -178,6 +178,9 @@ pub struct TailscaleConfig {
     pub capability: Option<String>,
     /// Tailnet login names → role, for tailnets without capability grants.
     pub logins: BTreeMap<String, String>,
+    /// ACL tags → role, for tagged nodes (CI runners, other servers), which have no login of
+    /// their own: `"tag:ci" = "viewer"`. The highest role among a node's tags counts.
+    pub tags: BTreeMap<String, String>,
     /// How long a `whois` answer is reused for the same address.
     pub cache_seconds: Bounded<0, 300>,
     /// The user `tailscale serve` forwards as (tailscaled's; root unless it runs as another
@@ -195,6 +198,7 @@ impl Default for TailscaleConfig {
             service: None,
             capability: None,
             logins: BTreeMap::new(),
+            tags: BTreeMap::new(),
             cache_seconds: Bounded::constant(10),
             proxy_uid: 0,
         }
@@ -818,11 +822,15 @@ impl Config {
             ));
         }
         let tailscale = &self.tailscale;
-        if tailscale.enabled && tailscale.capability.is_none() && tailscale.logins.is_empty() {
+        if tailscale.enabled
+            && tailscale.capability.is_none()
+            && tailscale.logins.is_empty()
+            && tailscale.tags.is_empty()
+        {
             return Err((
                 "tailscale.enabled".into(),
-                "Tailscale identity needs a way to give roles: `capability` (app grants) or \
-                 `logins`"
+                "Tailscale identity needs a way to give roles: `capability` (app grants), \
+                 `logins` or `tags`"
                     .into(),
             ));
         }
@@ -830,6 +838,18 @@ impl Config {
             return Err((
                 format!("tailscale.logins.{login}"),
                 format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        if let Some((tag, role)) = tailscale.tags.iter().find(|(_, role)| !exists(role)) {
+            return Err((
+                format!("tailscale.tags.{tag}"),
+                format!("no role is named `{role}` (built-in: viewer, operator, admin)"),
+            ));
+        }
+        if let Some(tag) = tailscale.tags.keys().find(|tag| !tag.starts_with("tag:")) {
+            return Err((
+                format!("tailscale.tags.{tag}"),
+                format!("`{tag}` is not a Tailscale tag; they look like `tag:NAME`"),
             ));
         }
         if let Some(service) = &tailscale.service

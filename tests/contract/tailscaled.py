@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 
-def whois(login: str, node: str, address: str, grants: dict[str, list[dict]] | None = None) -> dict:
-    return {
+def whois(login: str, node: str, address: str, grants: dict[str, list[dict]] | None = None,
+          tags: list[str] | None = None) -> dict:
+    """A WhoIsResponse; a tagged node's has its Tags and the `tagged-devices` user profile."""
+    found = {
         "Node": {
             "ID": 7,
             "StableID": "nSTABLE7",
@@ -26,6 +28,9 @@ def whois(login: str, node: str, address: str, grants: dict[str, list[dict]] | N
         "UserProfile": {"ID": 3, "LoginName": login, "DisplayName": login.split("@")[0].title()},
         "CapMap": grants or {},
     }
+    if tags:
+        found["Node"]["Tags"] = tags
+    return found
 
 
 class FakeTailscaled:

@@ -33,6 +33,9 @@ def tailscaled(tmp_path):
             "100.64.0.2": whois("carol@example.com", "phone", "100.64.0.2", {CAPABILITY: [{"role": "viewer"}]}),
             "100.64.0.3": whois("dave@example.com", "desktop", "100.64.0.3", {"example.com/cap/other": [{"role": "admin"}]}),
             "fd7a:115c:a1e0::4": whois("erin@example.com", "tablet", "fd7a:115c:a1e0::4", {CAPABILITY: [{"role": "viewer"}]}),
+            # Tagged nodes: no user of their own (tailscaled says `tagged-devices`), no grant.
+            "100.64.0.7": whois("tagged-devices", "ci-runner", "100.64.0.7", tags=["tag:ci", "tag:linux"]),
+            "100.64.0.8": whois("tagged-devices", "printer", "100.64.0.8", tags=["tag:printer"]),
         },
     )
     yield daemon
@@ -43,7 +46,8 @@ def tailscale_config(daemon: FakeTailscaled, extra: str = "", proxy_uid: int = 0
     return (
         f'[tailscale]\nenabled = true\nsocket = "{daemon.path}"\nservice = "svc:systemmanager"\n'
         f'capability = "{CAPABILITY}"\ncache_seconds = 0\nproxy_uid = {proxy_uid}\n'
-        f'[tailscale.logins]\n"carol@example.com" = "operator"\n{extra}'
+        f'[tailscale.logins]\n"carol@example.com" = "operator"\n'
+        f'[tailscale.tags]\n"tag:ci" = "viewer"\n{extra}'
     )
 
 
@@ -82,6 +86,14 @@ def test_the_last_forwarded_address_is_the_one_trusted(server):
     # A client may claim anything first; tailscale serve appends the address it saw.
     answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.1, 100.64.0.2"}, auth=False)
     assert tool_names(answer.json()) == OPERATOR_TOOLS
+
+
+def test_a_tagged_node_gets_the_role_its_tag_maps_to(server, tailscaled):
+    answer = modern_list(server.url, {"X-Forwarded-For": "100.64.0.7"}, auth=False)
+    assert answer.status == 200, answer.body
+    assert tool_names(answer.json()) == READ_TOOLS
+    refused = modern_list(server.url, {"X-Forwarded-For": "100.64.0.8"}, auth=False)
+    assert refused.status == 403 and "tailscale.tags" in refused.body.decode(), refused.body
 
 
 def test_a_tailnet_user_without_a_role_is_forbidden(server):
