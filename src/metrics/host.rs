@@ -160,48 +160,45 @@ fn memory_bytes(encoder: &mut DescriptorEncoder, memory: &Meminfo) -> Encoded {
 }
 
 /// `node_pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total`: the kernel's `total=`
-/// stall time (µs) as seconds, as node_exporter's pressure collector reports it.
+/// stall time (µs) as seconds, as node_exporter's pressure collector reports it (CPU has no
+/// `full` line system-wide, so no `stalled` series).
 fn pressure_seconds(encoder: &mut DescriptorEncoder, proc: &Path) -> Encoded {
-    const SECONDS_PER_MICROSECOND: f64 = 1e-6;
-    if let Ok(cpu) = procfs::CpuPressure::from_file(proc.join("pressure/cpu")) {
-        let waiting = cpu.some.total as f64 * SECONDS_PER_MICROSECOND;
-        counter(
-            encoder,
-            "node_pressure_cpu_waiting_seconds",
-            "Total time in seconds that processes have waited for CPU time",
-            waiting,
-        )?;
+    let file = |resource: &str| proc.join("pressure").join(resource);
+    if let Ok(cpu) = procfs::CpuPressure::from_file(file("cpu")) {
+        stall_seconds(encoder, "cpu", "CPU time", cpu.some.total, None)?;
     }
-    if let Ok(memory) = procfs::MemoryPressure::from_file(proc.join("pressure/memory")) {
-        let waiting = memory.some.total as f64 * SECONDS_PER_MICROSECOND;
-        let stalled = memory.full.total as f64 * SECONDS_PER_MICROSECOND;
-        counter(
-            encoder,
-            "node_pressure_memory_waiting_seconds",
-            "Total time in seconds that processes have waited for memory",
-            waiting,
-        )?;
-        counter(
-            encoder,
-            "node_pressure_memory_stalled_seconds",
-            "Total time in seconds no process could make progress due to memory congestion",
-            stalled,
-        )?;
+    if let Ok(memory) = procfs::MemoryPressure::from_file(file("memory")) {
+        let full = Some(memory.full.total);
+        stall_seconds(encoder, "memory", "memory", memory.some.total, full)?;
     }
-    if let Ok(io) = procfs::IoPressure::from_file(proc.join("pressure/io")) {
-        let waiting = io.some.total as f64 * SECONDS_PER_MICROSECOND;
-        let stalled = io.full.total as f64 * SECONDS_PER_MICROSECOND;
+    if let Ok(io) = procfs::IoPressure::from_file(file("io")) {
+        stall_seconds(encoder, "io", "IO", io.some.total, Some(io.full.total))?;
+    }
+    Ok(())
+}
+
+/// The waiting (`some`) and, where the kernel reports it, stalled (`full`) series of one
+/// resource, from microseconds.
+fn stall_seconds(
+    encoder: &mut DescriptorEncoder,
+    resource: &str,
+    what: &str,
+    some_micros: u64,
+    full_micros: Option<u64>,
+) -> Encoded {
+    let seconds = |micros: u64| micros as f64 * 1e-6;
+    counter(
+        encoder,
+        &format!("node_pressure_{resource}_waiting_seconds"),
+        &format!("Total time in seconds that processes have waited for {what}"),
+        seconds(some_micros),
+    )?;
+    if let Some(full) = full_micros {
         counter(
             encoder,
-            "node_pressure_io_waiting_seconds",
-            "Total time in seconds that processes have waited due to IO congestion",
-            waiting,
-        )?;
-        counter(
-            encoder,
-            "node_pressure_io_stalled_seconds",
-            "Total time in seconds no process could make progress due to IO congestion",
-            stalled,
+            &format!("node_pressure_{resource}_stalled_seconds"),
+            &format!("Total time in seconds no process could make progress for want of {what}"),
+            seconds(full),
         )?;
     }
     Ok(())
